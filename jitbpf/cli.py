@@ -1,0 +1,141 @@
+"""The ``jitbpf`` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import conformance
+from .engines import available_engines, parse_engine
+from .errors import BpfError
+
+
+def _engines(name: str) -> list[str]:
+    return available_engines() if name == "all" else [name]
+
+
+def cmd_plugin(args: argparse.Namespace) -> int:
+    """bpf_conformance plugin protocol: program as hex bytes on stdin, memory as argument."""
+    words = [w for w in args.memory if not w.startswith("-")]
+    mem = conformance.parse_hex_bytes(" ".join(words)) if words else None
+    try:
+        code = conformance.parse_hex_bytes(sys.stdin.read())
+        from .program import from_bytes
+        result = from_bytes(code).program().compile(args.engine).run(mem, check=args.check)
+    except BpfError as e:
+        print(e.message, file=sys.stderr)
+        return 1
+    print(f"{result.r0:x}")
+    return 0
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    files = conformance.test_files(args.directory)
+    if not files:
+        print(f"no .data tests in {args.directory}", file=sys.stderr)
+        return 2
+    engines = _engines(args.engine)
+    for engine in engines:
+        parse_engine(engine)              # an unknown engine is one clear error, not 313 failures
+    failed_any = False
+    for engine in engines:
+        outcomes = conformance.run_directory(args.directory, engine, check=args.check)
+        failed = [o for o in outcomes if not o.passed]
+        for o in failed if not args.verbose else outcomes:
+            print(f"{'PASS' if o.passed else 'FAIL'} {engine} {o.test}: {o.detail}")
+        prefix = f"{engine}: " if args.engine == "all" else ""
+        print(f"{prefix}{len(outcomes) - len(failed)} passed, {len(failed)} failed, 0 skipped")
+        failed_any |= bool(failed)
+    return 1 if failed_any else 0
+
+
+def cmd_asm(args: argparse.Namespace) -> int:
+    from .asm import assemble_bytes
+    code = assemble_bytes(Path(args.file).read_text())
+    if args.output:
+        Path(args.output).write_bytes(code)
+    else:
+        sys.stdout.write(" ".join(f"{b:02x}" for b in code) + "\n")
+    return 0
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from .program import load
+    obj = load(args.file)
+    progs = [obj.program(args.section)] if args.section else list(obj.programs.values())
+    for prog in progs:
+        if len(progs) > 1:
+            print(f"{prog.name}:" if not prog.section else f"{prog.name} ({prog.section}):")
+        sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .program import load
+    obj = load(args.file)
+    prog = obj.program(args.section)
+    mem = None
+    if args.mem:
+        mem = Path(args.mem).read_bytes()
+    elif args.mem_hex is not None:
+        mem = bytes.fromhex(args.mem_hex)
+    result = prog.compile(args.engine).run(mem, check=args.check)
+    for line in result.trace:
+        print(f"trace: {line}")
+    print(f"r0 = {result.r0} (0x{result.r0:x})" + (" [checked against interp]" if args.check else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jitbpf", description="userspace eBPF toolchain and JIT compiler")
+    sub = p.add_subparsers(dest="command", required=True)
+    engine_help = f"engine: {', '.join(available_engines())}"
+
+    s = sub.add_parser("plugin", help="bpf_conformance plugin (program as hex on stdin)")
+    s.add_argument("--engine", default="interp", help=engine_help)
+    s.add_argument("--check", action="store_true", help="cross-check against interp")
+    s.add_argument("memory", nargs="*", help="input memory as hex bytes")
+    s.set_defaults(func=cmd_plugin)
+
+    s = sub.add_parser("conformance", help="run a directory of bpf_conformance .data tests")
+    s.add_argument("directory")
+    s.add_argument("--engine", default="interp", help=engine_help + ", or all")
+    s.add_argument("--check", action="store_true", help="cross-check every run against interp")
+    s.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    s.set_defaults(func=cmd_conformance)
+
+    s = sub.add_parser("asm", help="assemble a program to bytecode")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", help="write raw bytecode here (default: hex to stdout)")
+    s.set_defaults(func=cmd_asm)
+
+    s = sub.add_parser("disasm", help="disassemble bytecode, assembler text or an object")
+    s.add_argument("file")
+    s.add_argument("--section", help="program (name or section)")
+    s.add_argument("--style", choices=("asm", "kernel"), default="asm")
+    s.add_argument("--offsets", action="store_true", help="print +N offsets instead of labels")
+    s.set_defaults(func=cmd_disasm)
+
+    s = sub.add_parser("run", help="run a program and print r0")
+    s.add_argument("file")
+    s.add_argument("--section", help="program (name or section)")
+    s.add_argument("--engine", default="interp", help=engine_help)
+    s.add_argument("--mem", help="file whose bytes are the input memory (r1, r2 = address, length)")
+    s.add_argument("--mem-hex", help="input memory as hex")
+    s.add_argument("--check", action="store_true", help="cross-check against interp")
+    s.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BpfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+

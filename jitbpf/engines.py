@@ -1,0 +1,135 @@
+"""Engines by name, and the compiled-program object every engine returns.
+
+An engine name is ``BACKEND[-ARCH][@EXECUTOR]`` (see ARCHITECTURE.md):
+``interp``, ``llvm``, ``llvm-arm64``, ``llvm-x86_64@unicorn``, ``direct``,
+``direct-arm64``, ``direct-x86_64@unicorn``, ``kernel``. A backend module
+exposes ``make_engine(arch, executor, **options)`` returning an object with
+``compile(program) -> executable``; the executable is called with r1..r5 and
+returns r0, while the input regions are mapped in the program's runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import BpfEngineError, BpfMismatchError
+from .runtime import context
+
+HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
+    platform.machine().lower(), platform.machine().lower())
+ARCHES = ("x86_64", "arm64")
+EXECUTORS = ("native", "unicorn")
+
+#: backend name -> module providing make_engine(); imported on first use.
+BACKENDS: dict[str, str] = {
+    "interp": "jitbpf.interpreter",
+}
+
+#: The engines every command offers, in the order "all" runs them.
+ENGINE_NAMES = ["interp", "llvm", "llvm-arm64", "llvm-x86_64@unicorn",
+                "direct", "direct-arm64", "direct-x86_64@unicorn", "kernel"]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    backend: str
+    arch: str
+    executor: str
+
+    @property
+    def name(self) -> str:
+        return canonical_name(self)
+
+
+def parse_engine(name: str) -> EngineSpec:
+    """Split an engine name; the architecture defaults to the host, the executor to
+    native for the host architecture and unicorn otherwise."""
+    base, _, executor = name.partition("@")
+    backend, _, arch = base.partition("-")
+    arch = {"aarch64": "arm64", "amd64": "x86_64", "x86-64": "x86_64"}.get(arch, arch) or HOST_ARCH
+    if backend not in BACKENDS:
+        raise BpfEngineError(f"unknown engine '{name}' (known: {', '.join(available_engines())})")
+    if arch not in ARCHES:
+        raise BpfEngineError(f"unknown architecture '{arch}' in engine '{name}' (x86_64 or arm64)")
+    executor = executor or ("native" if arch == HOST_ARCH else "unicorn")
+    if executor not in EXECUTORS:
+        raise BpfEngineError(f"unknown executor '{executor}' in engine '{name}' (native or unicorn)")
+    if executor == "native" and arch != HOST_ARCH:
+        raise BpfEngineError(f"engine '{name}': {arch} code cannot run natively on this {HOST_ARCH} host")
+    return EngineSpec(backend, arch, executor)
+
+
+def canonical_name(spec: EngineSpec) -> str:
+    if spec.backend in ("interp", "kernel"):
+        return spec.backend
+    name = spec.backend if spec.arch == HOST_ARCH else f"{spec.backend}-{spec.arch}"
+    default_executor = "native" if spec.arch == HOST_ARCH else "unicorn"
+    return name if spec.executor == default_executor else f"{name}@{spec.executor}"
+
+
+def available_engines() -> list[str]:
+    """Engine names whose backend exists in this build (kernel only where registered)."""
+    return [n for n in ENGINE_NAMES if n.partition("-")[0].partition("@")[0] in BACKENDS]
+
+
+def get_engine(name: str, **options: Any):
+    spec = parse_engine(name)
+    module = importlib.import_module(BACKENDS[spec.backend])
+    return module.make_engine(spec, **options)
+
+
+@dataclass
+class Result:
+    r0: int
+    engine: str
+    memory: bytes | None = None            # the input memory after the run
+    trace: list[str] = field(default_factory=list)   # bpf_trace_printk lines of this run
+
+    def __int__(self) -> int:
+        return self.r0
+
+
+class CompiledProgram:
+    """A program compiled for one engine; ``run`` executes it with a context."""
+
+    def __init__(self, program, engine_name: str, executable: Callable[..., int], engine: Any):
+        self.program = program
+        self.engine_name = engine_name
+        self.executable = executable
+        self.engine = engine
+
+    def invoke(self, inv: context.Invocation) -> int:
+        """Run with a prepared invocation (its regions mapped for the duration)."""
+        with self.program.runtime.mapped(*inv.regions):
+            return self.executable(*inv.args)
+
+    def run(self, mem: bytes | None = None, *, check: bool = False) -> Result:
+        rt = self.program.runtime
+        first_trace = len(rt.trace_lines)
+        inv = context.raw_memory(mem)
+        r0 = self.invoke(inv)
+        result = Result(r0, self.engine_name, inv.memory_after(), rt.trace_lines[first_trace:])
+        if check and self.engine_name != "interp":
+            self._check(result, mem)
+        return result
+
+    def _check(self, result: Result, mem: bytes | None) -> None:
+        reference = self.program.compile("interp").run(mem)
+        problems = []
+        if reference.r0 != result.r0:
+            problems.append(f"r0 0x{result.r0:x} != interp 0x{reference.r0:x}")
+        if reference.memory != result.memory:
+            problems.append("memory after the run differs from interp")
+        if problems:
+            raise BpfMismatchError(f"{self.engine_name}: " + "; ".join(problems))
+
+    def __call__(self, *args: int) -> int:
+        return self.executable(*args)
+
+
+def compile_program(program, engine: str = "interp", **options: Any) -> CompiledProgram:
+    eng = get_engine(engine, **options)
+    return CompiledProgram(program, canonical_name(parse_engine(engine)), eng.compile(program), eng)

@@ -1,0 +1,162 @@
+"""The loaded object model: an Object holds programs, maps and the shared runtime.
+
+Programs come from assembler text, raw bytecode or (elf.py) clang objects; in
+every case a :class:`Program` is a validated list of instruction slots plus
+what backends need to resolve: function entries, lddw pseudo values (maps,
+global data) and kfunc names. ``Program.compile(engine)`` returns a
+:class:`~jitbpf.engines.CompiledProgram` whose ``run`` any engine executes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from . import isa
+from .errors import BpfEngineError
+from .isa import Insn, OpInfo
+from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .engines import CompiledProgram
+
+
+@dataclass(eq=False)
+class Program:
+    name: str
+    insns: list[Insn]
+    obj: "Object"
+    section: str = ""
+    specs: list[OpInfo | None] = field(default_factory=list)
+    kfuncs: dict[int, str] = field(default_factory=dict)    # slot of a kfunc call -> its name
+    prog_type: str = "raw"        # raw, xdp, socket, tc, kprobe, tracepoint, syscall, ...
+    line_info: dict[int, str] = field(default_factory=dict)  # slot -> "file.c:line"
+
+    def __post_init__(self) -> None:
+        if not self.specs:
+            self.specs = isa.validate(self.insns)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.obj.runtime
+
+    @cached_property
+    def functions(self) -> list[int]:
+        """Entry slots of the BPF functions in this program, the main function (0) first."""
+        entries = {0}
+        for pc, insn in enumerate(self.insns):
+            spec = self.specs[pc]
+            if spec is not None and (spec.kind == "call" and insn.src == isa.CALL_LOCAL
+                                     or spec.kind == "lddw" and insn.src == isa.Pseudo.FUNC):
+                entries.add(pc + 1 + insn.imm)
+        return sorted(entries)
+
+    def function_ranges(self) -> list[tuple[int, int]]:
+        """(start, end) slot ranges, one per function, in slot order."""
+        starts = self.functions
+        return [(s, starts[i + 1] if i + 1 < len(starts) else len(self.insns)) for i, s in enumerate(starts)]
+
+    def lddw_value(self, pc: int) -> int:
+        """The run-time 64-bit value an lddw loads (constants, map handles, value addresses).
+
+        Function pointers (Pseudo.FUNC) are engine specific and resolved by each engine.
+        """
+        insn = self.insns[pc]
+        if insn.src == isa.Pseudo.IMM64:
+            return insn.imm64
+        if insn.src == isa.Pseudo.FUNC:
+            raise BpfEngineError("function pointers are resolved by the engine", pc=pc)
+        return self.obj.resolve_pseudo(insn, pc)
+
+    def compile(self, engine: str = "interp", **options: Any) -> "CompiledProgram":
+        from .engines import compile_program
+        return compile_program(self, engine, **options)
+
+    def disassemble(self, style: str = "asm", labels: bool = True) -> str:
+        from .disasm import disassemble_text
+        return disassemble_text(self.insns, style, labels)
+
+    def source_line(self, pc: int) -> str | None:
+        return self.line_info.get(pc)
+
+
+class Object:
+    """Programs that share maps, helpers and memory (one clang object, or one assembled program)."""
+
+    def __init__(self, runtime: Runtime | None = None, path: str | None = None):
+        self.runtime = runtime if runtime is not None else Runtime()
+        self.path = path
+        self.programs: dict[str, Program] = {}
+        self.map_list: list[Any] = []           # by index: the fd / idx of lddw pseudo sources
+        self.sections: dict[str, Any] = {}
+        self.license = ""
+
+    @property
+    def maps(self) -> dict[str, Any]:
+        return self.runtime.maps
+
+    def add_program(self, name: str, insns: list[Insn], **kw: Any) -> Program:
+        prog = Program(name, insns, self, **kw)
+        self.programs[name] = prog
+        return prog
+
+    def program(self, name: str | None = None) -> Program:
+        """A program by name or section name; with no name, the only (or first) program."""
+        if name is None:
+            if not self.programs:
+                raise BpfEngineError("the object holds no programs")
+            return next(iter(self.programs.values()))
+        if name in self.programs:
+            return self.programs[name]
+        for prog in self.programs.values():
+            if prog.section == name:
+                return prog
+        raise BpfEngineError(f"no program '{name}' (have: {', '.join(self.programs) or 'none'})")
+
+    def resolve_pseudo(self, insn: Insn, pc: int) -> int:
+        """Map handles and map-value addresses for lddw pseudo sources 1, 2, 5 and 6."""
+        src = insn.src
+        if src == isa.Pseudo.BTF_ID:
+            raise BpfEngineError("lddw of a kernel BTF variable (pseudo btf_id) is not supported", pc=pc)
+        index = insn.imm
+        if not 0 <= index < len(self.map_list):
+            raise BpfEngineError(f"lddw refers to map {index}, but the object has {len(self.map_list)} maps",
+                                 pc=pc)
+        m = self.map_list[index]
+        if src in (isa.Pseudo.MAP_FD, isa.Pseudo.MAP_IDX):
+            return m.address
+        return m.value_address(insn.next_imm)
+
+
+def from_insns(insns: list[Insn], name: str = "prog", runtime: Runtime | None = None) -> Object:
+    obj = Object(runtime)
+    obj.add_program(name, insns)
+    return obj
+
+
+def from_bytes(code: bytes, name: str = "prog", runtime: Runtime | None = None) -> Object:
+    """An object holding one program given as raw bytecode."""
+    return from_insns(isa.decode(code), name, runtime)
+
+
+def assemble(text: str, name: str = "prog", runtime: Runtime | None = None) -> Object:
+    """An object holding one program given as assembler text (see jitbpf.asm)."""
+    from .asm import assemble as _assemble
+    return from_insns(_assemble(text), name, runtime)
+
+
+def load(path: str, runtime: Runtime | None = None) -> Object:
+    """Load a clang object (ELF), assembler text (.asm/.s) or raw bytecode, by content."""
+    from pathlib import Path
+    data = Path(path).read_bytes()
+    name = Path(path).name.split(".")[0]
+    if data[:4] == b"\x7fELF":
+        from .elf import load_elf
+        return load_elf(path, runtime)
+    if Path(path).suffix in (".asm", ".s", ".txt"):
+        obj = assemble(data.decode(), name, runtime)
+    else:
+        obj = from_bytes(data, name, runtime)
+    obj.path = str(path)
+    return obj

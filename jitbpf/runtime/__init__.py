@@ -1,0 +1,56 @@
+"""The runtime every engine shares: address space, helpers, maps, trace output.
+
+One :class:`Runtime` belongs to a loaded object; all engines compiled from it
+see the same maps and memory, so a cross-check can compare them.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ..errors import BpfRuntimeError
+from .helpers import Helper, HelperRegistry, default_registry, monotonic_ns
+from .memory import AddressSpace, HostBuffer, Region
+
+__all__ = ["Runtime", "AddressSpace", "HostBuffer", "Region", "Helper", "HelperRegistry"]
+
+
+class Runtime:
+    def __init__(self, helpers: HelperRegistry | None = None, seed: int = 0):
+        self.memory = AddressSpace()
+        self.helpers = helpers if helpers is not None else default_registry()
+        self.maps: dict = {}                 # name -> map (see runtime.maps)
+        self.trace_lines: list[str] = []     # bpf_trace_printk output
+        self.rng = random.Random(seed)
+        self.fixed_clock_ns: int | None = None
+        # Set by the engine while a program runs: calls a BPF function pointer
+        # (bpf_loop and friends): invoke(pointer, r1..r5) -> r0.
+        self.invoke: Callable[..., int] | None = None
+        # Socket-buffer contexts of the current run: ctx address -> (data address, length),
+        # for LD_ABS/LD_IND.
+        self.skb_packets: dict[int, tuple[int, int]] = {}
+
+    def clock_ns(self) -> int:
+        return self.fixed_clock_ns if self.fixed_clock_ns is not None else monotonic_ns()
+
+    def call_helper(self, id: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
+        return self.helpers.get(id).func(self, r1, r2, r3, r4, r5) & 0xFFFF_FFFF_FFFF_FFFF
+
+    def skb_window(self, ctx: int, pc: int | None = None) -> tuple[int, int]:
+        try:
+            return self.skb_packets[ctx]
+        except KeyError:
+            raise BpfRuntimeError("LD_ABS/LD_IND need r6 to be a socket-buffer context", pc=pc) from None
+
+    @contextmanager
+    def mapped(self, *regions: Region) -> Iterator[None]:
+        """Make regions visible to the program (and helpers) for the duration of a run."""
+        for r in regions:
+            self.memory.add(r)
+        try:
+            yield
+        finally:
+            for r in regions:
+                self.memory.remove(r)

@@ -1,0 +1,153 @@
+"""Host memory that BPF programs address, shared by every engine.
+
+Everything a program can point to (input memory, packets, contexts, map storage,
+global data, stacks) lives in page-aligned anonymous mmaps at stable host
+addresses. Pointer values are therefore the same in every engine: native code
+dereferences them directly, unicorn maps the same pages at the same guest
+addresses (``mem_map_ptr``), and the interpreter reads them through
+:class:`AddressSpace`, which bounds-checks every access against the registered
+regions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from dataclasses import dataclass, field
+
+from ..errors import BpfRuntimeError
+
+PAGE_SIZE = mmap.PAGESIZE
+
+
+def page_round(n: int) -> int:
+    return max(PAGE_SIZE, (n + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE)
+
+
+class HostBuffer:
+    """A zero-filled, page-aligned block of host memory with a stable address.
+
+    ``size`` is what the user asked for; ``capacity`` the mapped length (whole pages).
+    """
+
+    def __init__(self, size: int, data: bytes | None = None):
+        self.size = size
+        self.capacity = page_round(size)
+        self._mmap = mmap.mmap(-1, self.capacity, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._anchor = ctypes.c_char.from_buffer(self._mmap)
+        self.address = ctypes.addressof(self._anchor)
+        self.view = memoryview(self._mmap)[:size]
+        if data is not None:
+            if len(data) > size:
+                raise ValueError(f"{len(data)} bytes do not fit a {size}-byte buffer")
+            self.view[: len(data)] = data
+
+    def __len__(self) -> int:
+        return self.size
+
+    def bytes(self) -> bytes:
+        return bytes(self.view)
+
+    def clear(self) -> None:
+        ctypes.memset(self.address, 0, self.size)
+
+
+@dataclass(eq=False)
+class Region:
+    """A named, bounds-checked window of host memory a program may access."""
+
+    name: str
+    address: int
+    size: int
+    view: memoryview
+    writable: bool = True
+    owner: object = field(default=None, repr=False)   # keeps the backing memory alive
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+    def contains(self, address: int, size: int) -> bool:
+        return self.address <= address and address + size <= self.end
+
+    @classmethod
+    def of(cls, name: str, buf: HostBuffer, writable: bool = True) -> "Region":
+        return cls(name, buf.address, buf.size, buf.view, writable, buf)
+
+
+class AddressSpace:
+    """The set of regions a program may touch; every interpreter access goes through it."""
+
+    def __init__(self, regions: list[Region] | None = None):
+        self.regions: list[Region] = []
+        self._last: Region | None = None
+        for r in regions or ():
+            self.add(r)
+
+    def add(self, region: Region) -> Region:
+        if region.size > 0:
+            self.regions.append(region)
+        return region
+
+    def remove(self, region: Region) -> None:
+        self.regions = [r for r in self.regions if r is not region]
+        if self._last is region:
+            self._last = None
+
+    def find(self, address: int, size: int) -> Region | None:
+        last = self._last
+        if last is not None and last.address <= address and address + size <= last.address + last.size:
+            return last
+        for r in self.regions:
+            if r.address <= address and address + size <= r.address + r.size:
+                self._last = r
+                return r
+        return None
+
+    def _region(self, address: int, size: int, write: bool, pc: int | None) -> Region:
+        r = self.find(address, size)
+        if r is None:
+            verb = "write" if write else "read"
+            raise BpfRuntimeError(
+                f"out-of-bounds {verb} of {size} byte{'s' if size != 1 else ''} at 0x{address:x}"
+                f"{self._nearest(address)}", pc=pc)
+        if write and not r.writable:
+            raise BpfRuntimeError(f"write of {size} bytes to read-only {r.name} at 0x{address:x}", pc=pc)
+        return r
+
+    def _nearest(self, address: int) -> str:
+        for r in self.regions:
+            if r.address - 64 <= address < r.end + 64:
+                return f" (near {r.name} [0x{r.address:x}, 0x{r.end:x}))"
+        return " (no mapped region)"
+
+    def load(self, address: int, size: int, pc: int | None = None) -> int:
+        r = self._region(address, size, False, pc)
+        off = address - r.address
+        return int.from_bytes(r.view[off:off + size], "little")
+
+    def store(self, address: int, size: int, value: int, pc: int | None = None) -> None:
+        r = self._region(address, size, True, pc)
+        off = address - r.address
+        r.view[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+    def read(self, address: int, size: int, pc: int | None = None) -> bytes:
+        if size == 0:
+            return b""
+        r = self._region(address, size, False, pc)
+        off = address - r.address
+        return bytes(r.view[off:off + size])
+
+    def write(self, address: int, data: bytes, pc: int | None = None) -> None:
+        if not data:
+            return
+        r = self._region(address, len(data), True, pc)
+        off = address - r.address
+        r.view[off:off + len(data)] = data
+
+    def read_cstr(self, address: int, limit: int, pc: int | None = None) -> bytes:
+        """Bytes up to (not including) a NUL, at most ``limit`` bytes, within one region."""
+        r = self._region(address, 1, False, pc)
+        off = address - r.address
+        chunk = bytes(r.view[off:off + min(limit, r.size - off)])
+        return chunk.split(b"\0", 1)[0]

@@ -1,0 +1,1 @@
+"""Static verifier: CFG, abstract interpretation, verifier log."""

@@ -31,13 +31,12 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
-    files = conformance.test_files(args.directory)
-    if not files:
-        print(f"no .data tests in {args.directory}", file=sys.stderr)
-        return 2
     engines = _engines(args.engine)
     for engine in engines:
         parse_engine(engine)              # an unknown engine is one clear error, not 313 failures
+    if not conformance.test_files(args.directory):
+        print(f"error: no .data tests in {args.directory}", file=sys.stderr)
+        return 2
     failed_any = False
     for engine in engines:
         outcomes = conformance.run_directory(args.directory, engine, check=args.check)

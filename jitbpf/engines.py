@@ -103,8 +103,13 @@ class CompiledProgram:
 
     def invoke(self, inv: context.Invocation) -> int:
         """Run with a prepared invocation (its regions mapped for the duration)."""
-        with self.program.runtime.mapped(*inv.regions):
-            return self.executable(*inv.args)
+        rt = self.program.runtime
+        outer, rt.current_engine = rt.current_engine, self.engine_name
+        try:
+            with rt.mapped(*inv.regions):
+                return self.executable(*inv.args)
+        finally:
+            rt.current_engine = outer
 
     def run(self, mem: bytes | None = None, *, check: bool = False) -> Result:
         rt = self.program.runtime

@@ -146,11 +146,12 @@ class Interpreter:
         self.stack.clear()
         try:
             with rt.mapped(self.stack_region):
-                return self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.stack.address + self.stack.size])
+                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.stack.address + self.stack.size])
         except _Abort as abort:
-            return abort.r0
+            r0 = abort.r0
         finally:
             rt.invoke = outer_invoke
+        return rt.finish_unwind(r0)
 
     def invoke(self, pointer: int, *args: int) -> int:
         """Call a BPF function pointer (from lddw func) from a helper, e.g. bpf_loop.
@@ -282,6 +283,8 @@ class Interpreter:
 
         def h(r):
             r[0] = func(rt, r[1], r[2], r[3], r[4], r[5]) & MASK64
+            if rt.pending_exit is not None:        # e.g. a successful bpf_tail_call
+                raise _Abort(r[0])
             return nxt
         return h
 
@@ -296,6 +299,8 @@ class Interpreter:
             if target not in rt.helpers:
                 raise BpfRuntimeError(f"callx to 0x{target:x}: neither a helper id nor a function", pc=pc)
             r[0] = rt.helpers.get(target).func(rt, r[1], r[2], r[3], r[4], r[5]) & MASK64
+            if rt.pending_exit is not None:
+                raise _Abort(r[0])
             return nxt
         return h
 

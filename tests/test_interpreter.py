@@ -276,3 +276,13 @@ def test_ld_abs_and_ind_read_network_order_and_abort_out_of_bounds():
         fn = jitbpf.assemble(load + tail).program().compile()
         fn.program.runtime.skb_packets[packet.args[0]] = (packet.args[0], 8)
         assert fn.invoke(packet) == expected
+
+
+def test_helper_can_end_the_program():
+    """The unwind protocol bpf_tail_call uses: the helper sets the exit value, the
+    instructions after the call never run."""
+    obj = jitbpf.assemble("mov %r6, 1\ncall 3000\nmov %r0, 99\nexit")
+    obj.runtime.helpers.register(3000, "end_now", lambda rt, *_: rt.end_program(1234) or 0)
+    assert obj.program().compile().run().r0 == 1234
+    assert obj.program().compile().run().r0 == 1234     # the unwind state was cleared
+    assert not obj.runtime.unwinding

@@ -31,6 +31,44 @@ class Runtime:
         # Socket-buffer contexts of the current run: ctx address -> (data address, length),
         # for LD_ABS/LD_IND.
         self.skb_packets: dict[int, tuple[int, int]] = {}
+        # Ending the whole program from inside a helper (bpf_tail_call's "does not return",
+        # or a helper error under native code, where exceptions cannot unwind JIT frames):
+        # the helper sets a pending exit or error and the 8-byte cell at unwind_address to 1;
+        # compiled code tests that cell after every helper call and returns at once, and the
+        # engine then calls finish_unwind().
+        self.unwind_cell = HostBuffer(8)
+        self.pending_exit: int | None = None
+        self.pending_error: BaseException | None = None
+        self.current_engine: str | None = None    # name of the engine running right now
+
+    @property
+    def unwind_address(self) -> int:
+        return self.unwind_cell.address
+
+    @property
+    def unwinding(self) -> bool:
+        return self.pending_exit is not None or self.pending_error is not None
+
+    def end_program(self, r0: int) -> None:
+        """Make the running program return ``r0`` as soon as the current helper returns."""
+        self.pending_exit = r0 & 0xFFFF_FFFF_FFFF_FFFF
+        self.unwind_cell.view[:8] = (1).to_bytes(8, "little")
+
+    def fail_program(self, error: BaseException) -> None:
+        """Make the running program stop and raise ``error`` (used by native executors)."""
+        if self.pending_error is None:
+            self.pending_error = error
+        self.unwind_cell.view[:8] = (1).to_bytes(8, "little")
+
+    def finish_unwind(self, r0: int) -> int:
+        """Called by an engine when the program returned: raise a pending error, or
+        return the pending exit value instead of r0; clears the unwind state."""
+        error, exit_value = self.pending_error, self.pending_exit
+        self.pending_error = self.pending_exit = None
+        self.unwind_cell.view[:8] = bytes(8)
+        if error is not None:
+            raise error
+        return r0 if exit_value is None else exit_value
 
     def clock_ns(self) -> int:
         return self.fixed_clock_ns if self.fixed_clock_ns is not None else monotonic_ns()

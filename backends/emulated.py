@@ -1,0 +1,209 @@
+"""Run x86_64 or arm64 images inside unicorn, on any host.
+
+Identity mapping keeps pointers equal to the other engines': the image, the
+helper stubs, the stack and every memory region of the runtime live in host
+``HostBuffer`` pages that are mapped into the emulator at their own host
+addresses with ``mem_map_ptr`` (the emulator reads and writes the very same
+bytes). Regions are re-synchronised before each run, so buffers that come and go
+between runs (input memory, packets) are never left mapped after they are freed.
+
+Helpers are 16-byte stubs holding a ``ret``; a code hook on the stub page runs the
+Python helper with the argument registers and writes the result register, then
+the ``ret`` returns to the caller. A helper error, or a helper ending the program
+(tail call), stops the emulation at once. Callbacks into BPF (bpf_loop) start a
+nested emulation from inside the hook. Invalid accesses become BpfRuntimeError
+with the faulting address and, where known, the BPF instruction.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from unicorn import (UC_ARCH_ARM64, UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_MEM_INVALID, UC_MEM_FETCH_UNMAPPED,
+                     UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
+                     UC_MODE_64, UC_MODE_ARM, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc,
+                     UcError)
+from unicorn import arm64_const as A
+from unicorn import x86_const as X
+
+from jitbpf.errors import BpfEngineError, BpfRuntimeError
+from jitbpf.runtime import HostBuffer, Region, Runtime
+
+from . import abi
+from .link import Image
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    uc_arch: int
+    uc_mode: int
+    args: tuple[int, ...]
+    ret: int
+    sp: int
+    pc: int
+    link: int | None          # link register (arm64) or None (x86_64 pushes the return address)
+    ret_insn: bytes
+
+
+ARCHES = {
+    "x86_64": ArchSpec(UC_ARCH_X86, UC_MODE_64,
+                       (X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX, X.UC_X86_REG_RCX, X.UC_X86_REG_R8),
+                       X.UC_X86_REG_RAX, X.UC_X86_REG_RSP, X.UC_X86_REG_RIP, None, b"\xc3"),
+    "arm64": ArchSpec(UC_ARCH_ARM64, UC_MODE_ARM,
+                      (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2, A.UC_ARM64_REG_X3,
+                       A.UC_ARM64_REG_X4),
+                      A.UC_ARM64_REG_X0, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC, A.UC_ARM64_REG_X30,
+                      bytes.fromhex("c0035fd6")),
+}
+STACK_SIZE = 1 << 20
+STUB_SLOT = 16
+DEFAULT_MAX_INSTRUCTIONS = 200_000_000
+_ACCESS = {UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
+           UC_MEM_FETCH_UNMAPPED: "jump to unmapped memory", UC_MEM_READ_PROT: "read of protected memory",
+           UC_MEM_WRITE_PROT: "write to read-only memory"}
+
+
+class EmulatedCode:
+    """An Image loaded into a unicorn instance; call it with r1..r5."""
+
+    def __init__(self, image: Image, rt: Runtime, entry: str = abi.ENTRY,
+                 function_symbols: list[str] | None = None,
+                 max_instructions: int = DEFAULT_MAX_INSTRUCTIONS):
+        if image.arch not in ARCHES:
+            raise BpfEngineError(f"unicorn executor: unsupported architecture {image.arch}")
+        self.image, self.rt, self.spec = image, rt, ARCHES[image.arch]
+        self.max_instructions = max_instructions
+        self.uc = Uc(self.spec.uc_arch, self.spec.uc_mode)
+        self.code = HostBuffer(len(image))
+        self.stub_names: list[str] = []
+        self.stubs = HostBuffer(4096)
+        self.stack = HostBuffer(STACK_SIZE)
+        self.stack_region = Region.of("emulator stack", self.stack)
+        self.unwind_region = Region.of("unwind cell", rt.unwind_cell, writable=False)
+        self.code.view[:] = image.load(self.code.address, self._resolve)
+        self.halt = self.stubs.address + self.stubs.size - STUB_SLOT
+        for slot in range(0, self.stubs.size, STUB_SLOT):
+            self.stubs.view[slot:slot + len(self.spec.ret_insn)] = self.spec.ret_insn
+        for buf, prot in ((self.code, UC_PROT_ALL), (self.stubs, UC_PROT_READ | UC_PROT_EXEC)):
+            self.uc.mem_map_ptr(buf.address, buf.capacity, prot, buf.address)
+        self.uc.hook_add(UC_HOOK_CODE, self._on_stub, begin=self.stubs.address, end=self.halt - 1)
+        self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_fault)
+        self.entry_address = image.address_of(self.code.address, entry)
+        names = function_symbols if function_symbols is not None else [entry]
+        self.functions = {image.address_of(self.code.address, n) for n in names}
+        self.mapped: dict[tuple[int, int], int] = {}     # (address, size) of runtime pages -> prot
+        self.fault: str | None = None
+        self.helper_error: BaseException | None = None
+        self._pc_keys = [off for off, _ in image.pc_map]
+
+    # ---------------------------------------------------------------- linking
+    def _resolve(self, name: str) -> int:
+        address = abi.runtime_symbol(self.rt, name)
+        if address is not None:
+            return address
+        abi.helper_for_symbol(self.rt, name)            # fails early for an unknown helper
+        if name not in self.stub_names:
+            if (len(self.stub_names) + 2) * STUB_SLOT > 4096:
+                raise BpfEngineError("too many distinct helpers for the emulator's stub page")
+            self.stub_names.append(name)
+        return self.stubs.address + STUB_SLOT * self.stub_names.index(name)
+
+    # ---------------------------------------------------------------- memory
+    def _sync_regions(self) -> None:
+        """Map every runtime region's pages; unmap pages whose regions are gone."""
+        wanted: dict[tuple[int, int], int] = {}
+        for region in [*self.rt.memory.regions, self.stack_region, self.unwind_region]:
+            owner = region.owner
+            if not isinstance(owner, HostBuffer):
+                continue
+            prot = UC_PROT_READ | (UC_PROT_WRITE if region.writable else 0)
+            key = (owner.address, owner.capacity)
+            wanted[key] = wanted.get(key, 0) | prot
+        for key in [k for k in self.mapped if wanted.get(k) != self.mapped[k]]:
+            self.uc.mem_unmap(*key)
+            del self.mapped[key]
+        for key, prot in wanted.items():
+            if key not in self.mapped:
+                self.uc.mem_map_ptr(key[0], key[1], prot, key[0])
+                self.mapped[key] = prot
+
+    # ---------------------------------------------------------------- hooks
+    def _on_stub(self, uc: Uc, address: int, size: int, _data) -> None:
+        name = self.stub_names[(address - self.stubs.address) // STUB_SLOT]
+        args = [uc.reg_read(r) for r in self.spec.args]
+        try:
+            result = abi.helper_for_symbol(self.rt, name).func(self.rt, *args) & abi.MASK64
+        except BaseException as exc:           # noqa: BLE001 - re-raised after the emulation stops
+            self.rt.fail_program(exc)
+            result = 0
+        uc.reg_write(self.spec.ret, result)
+        if self.rt.unwinding:
+            uc.emu_stop()
+
+    def _on_fault(self, uc: Uc, access: int, address: int, size: int, value: int, _data) -> bool:
+        pc = uc.reg_read(self.spec.pc)
+        where = self.bpf_slot(pc - self.code.address)
+        self.fault = (f"{_ACCESS.get(access, 'invalid access')} at 0x{address:x} ({size} bytes)"
+                      f" by native code at 0x{pc:x}" + (f", BPF instruction {where}" if where is not None else ""))
+        return False
+
+    def bpf_slot(self, offset: int) -> int | None:
+        """The BPF instruction slot a native offset belongs to, if the backend recorded it."""
+        i = bisect.bisect_right(self._pc_keys, offset) - 1
+        return self.image.pc_map[i][1] if i >= 0 and self._pc_keys else None
+
+    # ---------------------------------------------------------------- running
+    def _start(self, address: int, args: tuple[int, ...], sp: int) -> int:
+        uc, spec = self.uc, self.spec
+        for reg, value in zip(spec.args, [*args, 0, 0, 0, 0, 0]):
+            uc.reg_write(reg, value & abi.MASK64)
+        sp &= ~0xF
+        if spec.link is None:                      # x86_64: the call pushed the return address
+            sp -= 8
+            self.stack.view[sp - self.stack.address:sp - self.stack.address + 8] = self.halt.to_bytes(8, "little")
+        else:
+            uc.reg_write(spec.link, self.halt)
+        uc.reg_write(spec.sp, sp)
+        self.fault = None
+        try:
+            uc.emu_start(address, self.halt, count=self.max_instructions)
+        except UcError as e:
+            raise BpfRuntimeError(f"native fault: {self.fault or e}") from None
+        pc = uc.reg_read(spec.pc)
+        if pc != self.halt and not self.rt.unwinding:
+            raise BpfRuntimeError(f"emulation stopped after {self.max_instructions} native instructions "
+                                  f"(at 0x{pc:x}): the program does not terminate in time")
+        return uc.reg_read(spec.ret)
+
+    def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
+        rt = self.rt
+        outer_invoke = rt.invoke
+        rt.invoke = self.invoke
+        try:
+            with rt.mapped(self.stack_region):
+                self._sync_regions()
+                r0 = self._start(self.entry_address, (r1, r2, r3, r4, r5), self.stack.address + self.stack.size)
+        except BpfRuntimeError:
+            rt.finish_unwind(0)            # a helper's error, if any, explains the fault better
+            raise
+        finally:
+            rt.invoke = outer_invoke
+        return rt.finish_unwind(r0)
+
+    def invoke(self, pointer: int, *args: int) -> int:
+        """Run a BPF callback (from inside a helper hook) in a nested emulation."""
+        if pointer not in self.functions:
+            raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function of this program")
+        saved = self.uc.context_save()
+        sp = self.uc.reg_read(self.spec.sp) - 256          # below the caller's frame and red zone
+        try:
+            return self._start(pointer, args, sp)
+        finally:
+            self.uc.context_restore(saved)
+
+    def address(self, symbol: str) -> int:
+        return self.image.address_of(self.code.address, symbol)
+
+    def code_bytes(self) -> bytes:
+        return self.code.bytes()

@@ -1,0 +1,288 @@
+"""A small static linker: sections + relocations -> one loadable :class:`Image`.
+
+Both code generators end here. The LLVM backend hands over the ELF relocatable
+object that LLVM emits (``link_elf``); the direct JITs build their sections and
+relocations themselves (``link``). Relocations are kept symbolic in the Image
+and applied by ``Image.load(base, resolve)`` for whatever address the executor
+chose (host mmap for native runs, any address inside unicorn), binding external
+symbols (helpers ``bpf_*``, ``jitbpf_unwind``) through ``resolve``.
+
+Calls to external symbols go through stubs the linker appends (x86_64:
+``jmp [rip]``; arm64: ``ldr x16, #8; br x16``) followed by the 64-bit target,
+because helpers live anywhere in the address space while ``call rel32`` /
+``bl`` reach only +-2 GiB / +-128 MiB. A GOT holds addresses for GOT-relative
+relocations. Layout: executable and read-only sections first, then a page
+boundary and writable sections, so native code can be mapped W^X.
+
+Supported relocation types (the ones LLVM emits for small-model code):
+x86_64: R_X86_64_64, PC32, PLT32, GOTPCREL, GOTPCRELX, REX_GOTPCRELX, 32, 32S, PC64;
+aarch64: ABS64, ABS32, PREL32, PREL64, CALL26, JUMP26, ADR_PREL_PG_HI21, ADR_PREL_LO21,
+ADD_ABS_LO12_NC, LDST{8,16,32,64,128}_ABS_LO12_NC, ADR_GOT_PAGE, LD64_GOT_LO12_NC,
+CONDBR19, TSTBR14.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+from jitbpf.errors import BpfEngineError
+
+PAGE = 4096
+
+# ELF relocation numbers, by architecture.
+X86_64_RELOCS = {1: "abs64", 2: "pc32", 4: "plt32", 9: "gotpcrel", 10: "abs32", 11: "abs32s",
+                 24: "pc64", 41: "gotpcrel", 42: "gotpcrel"}
+AARCH64_RELOCS = {257: "abs64", 258: "abs32", 260: "prel64", 261: "prel32", 274: "adr_lo21",
+                  275: "adr_page", 277: "add_lo12", 278: "ldst8_lo12", 279: "tstbr14",
+                  280: "condbr19", 282: "jump26", 283: "call26", 284: "ldst16_lo12",
+                  285: "ldst32_lo12", 286: "ldst64_lo12", 299: "ldst128_lo12",
+                  311: "got_page", 312: "got_lo12"}
+ELF_MACHINES = {62: "x86_64", 183: "arm64"}
+STUB_SIZE = {"x86_64": 16, "arm64": 16}
+CALL_KINDS = frozenset({"plt32", "call26", "jump26"})
+GOT_KINDS = frozenset({"gotpcrel", "got_page", "got_lo12"})
+
+
+@dataclass
+class Section:
+    name: str
+    data: bytes
+    align: int = 16
+    writable: bool = False
+    executable: bool = False
+
+
+@dataclass
+class Reloc:
+    """Patch ``kind`` at ``section + offset`` with ``symbol + addend``.
+
+    ``symbol`` is a section name, a symbol defined in the image, or an external name.
+    """
+
+    section: str
+    offset: int
+    kind: str
+    symbol: str
+    addend: int = 0
+
+
+@dataclass
+class Image:
+    """Position-independent machine code with its relocations still symbolic."""
+
+    arch: str
+    blob: bytes                                    # every section, stubs and GOT, laid out
+    symbols: dict[str, int]                        # defined symbol -> offset in blob
+    relocs: list[tuple[int, str, str, int]]        # (offset, kind, symbol, addend), symbol resolved at load
+    externals: list[str]                           # names resolve() must bind
+    writable_from: int                             # offset where writable data starts (page aligned)
+    code_ranges: list[tuple[int, int]] = field(default_factory=list)   # executable (start, end)
+    pc_map: list[tuple[int, int]] = field(default_factory=list)       # (blob offset, BPF slot)
+
+    def __len__(self) -> int:
+        return len(self.blob)
+
+    def address_of(self, base: int, name: str) -> int:
+        return base + self.symbols[name]
+
+    def load(self, base: int, resolve: Callable[[str], int]) -> bytes:
+        """The blob relocated for address ``base``; externals are bound through ``resolve``."""
+        out = bytearray(self.blob)
+        bound: dict[str, int] = {}
+        for name in self.externals:
+            address = resolve(name)
+            if address is None:
+                raise BpfEngineError(f"unresolved symbol '{name}'")
+            bound[name] = address
+        for slot_name, offset in self.symbols.items():
+            if slot_name.startswith(("__stub$", "__got$")):
+                target = slot_name.split("$", 1)[1]
+                value = bound[target] if target in bound else base + self.symbols[target]
+                at = offset + (8 if slot_name.startswith("__stub$") else 0)
+                struct.pack_into("<Q", out, at, value)
+        for offset, kind, symbol, addend in self.relocs:
+            if kind in CALL_KINDS and f"__stub${symbol}" in self.symbols:
+                target = base + self.symbols[f"__stub${symbol}"]
+            elif kind in GOT_KINDS:
+                target = base + self.symbols[f"__got${symbol}"]
+            elif symbol in self.symbols:
+                target = base + self.symbols[symbol]
+            else:
+                target = bound[symbol]
+            _apply(out, offset, base + offset, kind, target + addend)
+        return bytes(out)
+
+
+def _check_range(value: int, bits: int, signed: bool, what: str) -> None:
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    if not lo <= value < hi:
+        raise BpfEngineError(f"relocation {what} out of range ({value:#x})")
+
+
+def _patch32(out: bytearray, offset: int, mask: int, bits: int) -> None:
+    word = struct.unpack_from("<I", out, offset)[0]
+    struct.pack_into("<I", out, offset, (word & ~mask & 0xFFFFFFFF) | (bits & mask))
+
+
+def _apply(out: bytearray, offset: int, place: int, kind: str, value: int) -> None:
+    """Patch one relocation: ``value`` is S + A (stub or GOT slot already substituted for S)."""
+    if kind == "abs64":
+        struct.pack_into("<Q", out, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
+    elif kind in ("abs32", "abs32s"):
+        _check_range(value, 32, kind == "abs32s", kind)
+        struct.pack_into("<I", out, offset, value & 0xFFFFFFFF)
+    elif kind in ("pc32", "plt32", "gotpcrel", "prel32"):
+        _check_range(value - place, 32, True, kind)
+        struct.pack_into("<i", out, offset, value - place)
+    elif kind in ("pc64", "prel64"):
+        struct.pack_into("<q", out, offset, value - place)
+    elif kind in ("call26", "jump26"):
+        delta = value - place
+        _check_range(delta, 28, True, kind)
+        _patch32(out, offset, 0x03FFFFFF, delta >> 2)
+    elif kind in ("condbr19",):
+        delta = value - place
+        _check_range(delta, 21, True, kind)
+        _patch32(out, offset, 0x00FFFFE0, (delta >> 2) << 5)
+    elif kind in ("tstbr14",):
+        delta = value - place
+        _check_range(delta, 16, True, kind)
+        _patch32(out, offset, 0x0007FFE0, (delta >> 2) << 5)
+    elif kind in ("adr_page", "got_page"):
+        delta = (value & ~0xFFF) - (place & ~0xFFF)
+        _check_range(delta, 33, True, kind)
+        imm = delta >> 12
+        _patch32(out, offset, 0x60FFFFE0, ((imm & 3) << 29) | (((imm >> 2) & 0x7FFFF) << 5))
+    elif kind == "adr_lo21":
+        delta = value - place
+        _check_range(delta, 21, True, kind)
+        _patch32(out, offset, 0x60FFFFE0, ((delta & 3) << 29) | (((delta >> 2) & 0x7FFFF) << 5))
+    elif kind == "add_lo12":
+        _patch32(out, offset, 0x003FFC00, (value & 0xFFF) << 10)
+    elif kind.startswith("ldst") or kind == "got_lo12":
+        scale = {"ldst8_lo12": 0, "ldst16_lo12": 1, "ldst32_lo12": 2, "ldst64_lo12": 3,
+                 "ldst128_lo12": 4, "got_lo12": 3}[kind]
+        lo12 = value & 0xFFF
+        if lo12 & ((1 << scale) - 1):
+            raise BpfEngineError(f"relocation {kind}: misaligned target {value:#x}")
+        _patch32(out, offset, 0x003FFC00, (lo12 >> scale) << 10)
+    else:
+        raise BpfEngineError(f"unsupported relocation kind {kind}")
+
+
+def link(arch: str, sections: list[Section], symbols: dict[str, tuple[str, int]], relocs: list[Reloc],
+         pc_map: list[tuple[str, int, int]] | None = None) -> Image:
+    """Lay out sections, add stubs and GOT slots for external symbols, keep relocations.
+
+    ``symbols`` maps a defined name to (section, offset); ``pc_map`` optionally maps
+    (section, offset) of native code to BPF slots for disassembly listings.
+    """
+    if arch not in STUB_SIZE:
+        raise BpfEngineError(f"unsupported architecture {arch}")
+    section_names = {s.name for s in sections}
+    defined = set(symbols) | section_names
+    externals = sorted({r.symbol for r in relocs if r.symbol not in defined})
+    needs_stub = sorted({r.symbol for r in relocs if r.symbol in externals and r.kind in CALL_KINDS})
+    needs_got = sorted({r.symbol for r in relocs if r.kind in GOT_KINDS})
+
+    blob = bytearray()
+    placed: dict[str, int] = {}
+
+    def place(section: Section) -> None:
+        pad = (-len(blob)) % max(section.align, 1)
+        blob.extend(b"\0" * pad)
+        placed[section.name] = len(blob)
+        blob.extend(section.data)
+
+    read_only = [s for s in sections if not s.writable]
+    writable = [s for s in sections if s.writable]
+    code_ranges = []
+    for s in read_only:
+        place(s)
+        if s.executable:
+            code_ranges.append((placed[s.name], placed[s.name] + len(s.data)))
+    offsets: dict[str, int] = dict(placed)
+    stub_start = len(blob) + (-len(blob)) % 16
+    blob.extend(b"\0" * (stub_start - len(blob)))
+    for name in needs_stub:
+        offsets[f"__stub${name}"] = len(blob)
+        blob.extend(_stub_code(arch) + b"\0" * 8)
+    if needs_stub:
+        code_ranges.append((stub_start, len(blob)))
+    blob.extend(b"\0" * ((-len(blob)) % 8))
+    for name in needs_got:
+        offsets[f"__got${name}"] = len(blob)
+        blob.extend(b"\0" * 8)
+    writable_from = len(blob) + (-len(blob)) % PAGE if writable else len(blob)
+    if writable:
+        blob.extend(b"\0" * (writable_from - len(blob)))
+        for s in writable:
+            place(s)
+            offsets[s.name] = placed[s.name]
+    for name, (section, off) in symbols.items():
+        offsets[name] = placed[section] + off
+    image_relocs = [(placed[r.section] + r.offset, r.kind, r.symbol, r.addend) for r in relocs]
+    native_pc_map = [(placed[sec] + off, slot) for sec, off, slot in (pc_map or [])]
+    return Image(arch, bytes(blob), offsets, image_relocs, externals, writable_from, code_ranges,
+                 native_pc_map)
+
+
+def _stub_code(arch: str) -> bytes:
+    if arch == "x86_64":
+        return bytes.fromhex("ff2502000000") + b"\x0f\x0b"          # jmp [rip+2]; ud2; .quad target
+    return struct.pack("<II", 0x58000050, 0xD61F0200)                # ldr x16, #8; br x16; .quad target
+
+
+def link_elf(data: bytes, pc_map: list[tuple[str, int, int]] | None = None) -> Image:
+    """Link an ELF relocatable object (as LLVM emits it) into an Image."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    elf = ELFFile(io.BytesIO(data))
+    arch = ELF_MACHINES.get(elf["e_machine"] if isinstance(elf["e_machine"], int)
+                            else {"EM_X86_64": 62, "EM_AARCH64": 183}.get(elf["e_machine"], 0))
+    if arch is None:
+        raise BpfEngineError(f"unsupported ELF machine {elf['e_machine']}")
+    kinds = X86_64_RELOCS if arch == "x86_64" else AARCH64_RELOCS
+    sections: list[Section] = []
+    index_to_name: dict[int, str] = {}
+    for i, sec in enumerate(elf.iter_sections()):
+        flags = sec["sh_flags"]
+        if not flags & 0x2 or sec.name.startswith(".eh_frame"):       # SHF_ALLOC only, no unwind tables
+            continue
+        body = bytes(sec["sh_size"]) if sec["sh_type"] == "SHT_NOBITS" else sec.data()
+        sections.append(Section(sec.name, body, max(sec["sh_addralign"], 1),
+                                writable=bool(flags & 0x1), executable=bool(flags & 0x4)))
+        index_to_name[i] = sec.name
+    symbols: dict[str, tuple[str, int]] = {}
+    symtab = elf.get_section_by_name(".symtab")
+    for sym in symtab.iter_symbols() if symtab else ():
+        shndx = sym["st_shndx"]
+        if isinstance(shndx, int) and shndx in index_to_name and sym.name and \
+                sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE"):
+            symbols[sym.name] = (index_to_name[shndx], sym["st_value"])
+    relocs: list[Reloc] = []
+    for sec in elf.iter_sections():
+        if not isinstance(sec, RelocationSection):
+            continue
+        target_index = sec["sh_info"]
+        if target_index not in index_to_name:
+            continue
+        target = index_to_name[target_index]
+        table = elf.get_section(sec["sh_link"])
+        for r in sec.iter_relocations():
+            kind = kinds.get(r["r_info_type"])
+            if kind is None:
+                raise BpfEngineError(f"unsupported {arch} relocation type {r['r_info_type']} in {target}")
+            sym = table.get_symbol(r["r_info_sym"])
+            if sym["st_info"]["type"] == "STT_SECTION":
+                name = index_to_name.get(sym["st_shndx"])
+                if name is None:
+                    raise BpfEngineError(f"relocation against a non-loaded section in {target}")
+            else:
+                name = sym.name
+            relocs.append(Reloc(target, r["r_offset"], kind, name, r["r_addend"]))
+    return link(arch, sections, symbols, relocs, pc_map)

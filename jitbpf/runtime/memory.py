@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import weakref
 from dataclasses import dataclass, field
 
 from ..errors import BpfRuntimeError
@@ -28,15 +29,25 @@ class HostBuffer:
     """A zero-filled, page-aligned block of host memory with a stable address.
 
     ``size`` is what the user asked for; ``capacity`` the mapped length (whole pages).
+    ``low=True`` places it below 4 GiB: the UAPI ``xdp_md`` / ``__sk_buff`` hold packet
+    pointers in u32 fields, so packet buffers must have 32-bit addresses for a plain
+    u32 load of ``ctx->data`` to be the pointer in every engine.
     """
 
-    def __init__(self, size: int, data: bytes | None = None):
+    def __init__(self, size: int, data: bytes | None = None, *, low: bool = False):
         self.size = size
         self.capacity = page_round(size)
-        self._mmap = mmap.mmap(-1, self.capacity, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        self._anchor = ctypes.c_char.from_buffer(self._mmap)
-        self.address = ctypes.addressof(self._anchor)
-        self.view = memoryview(self._mmap)[:size]
+        if low:
+            self.address = _mmap_low(self.capacity)
+            array = (ctypes.c_char * self.capacity).from_address(self.address)
+            array._owner = self                   # a live view keeps the mapping alive
+            weakref.finalize(self, _libc.munmap, self.address, self.capacity)
+            self.view = memoryview(array).cast("B")[:size]
+        else:
+            self._mmap = mmap.mmap(-1, self.capacity, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            self._anchor = ctypes.c_char.from_buffer(self._mmap)
+            self.address = ctypes.addressof(self._anchor)
+            self.view = memoryview(self._mmap)[:size]
         if data is not None:
             if len(data) > size:
                 raise ValueError(f"{len(data)} bytes do not fit a {size}-byte buffer")
@@ -50,6 +61,34 @@ class HostBuffer:
 
     def clear(self) -> None:
         ctypes.memset(self.address, 0, self.size)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FIXED_NOREPLACE = 0x100000
+_LOW_START, _LOW_END = 0x1000_0000, 0x1_0000_0000
+_low_cursor = _LOW_START
+
+
+def _mmap_low(capacity: int) -> int:
+    """Anonymous read/write pages below 4 GiB: probe hint addresses with
+    MAP_FIXED_NOREPLACE (works on x86_64 and arm64 alike, unlike MAP_32BIT)."""
+    global _low_cursor
+    prot = mmap.PROT_READ | mmap.PROT_WRITE
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED_NOREPLACE
+    for _ in range((_LOW_END - _LOW_START) >> 24):
+        hint = _low_cursor if _low_cursor + capacity <= _LOW_END else _LOW_START
+        _low_cursor = hint + capacity
+        addr = _libc.mmap(hint, capacity, prot, flags, -1, 0)
+        if addr is None or addr == ctypes.c_void_p(-1).value:
+            _low_cursor = hint + (1 << 24)        # occupied: skip ahead 16 MiB
+            continue
+        if addr == hint:
+            return addr
+        _libc.munmap(addr, capacity)              # an old kernel ignored the hint
+    raise BpfRuntimeError(f"cannot map {capacity} bytes below 4 GiB for a packet buffer")
 
 
 @dataclass(eq=False)

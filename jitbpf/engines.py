@@ -26,6 +26,7 @@ EXECUTORS = ("native", "unicorn")
 #: backend name -> module providing make_engine(); imported on first use.
 BACKENDS: dict[str, str] = {
     "interp": "jitbpf.interpreter",
+    "kernel": "jitbpf.kernel",
 }
 
 #: The engines every command offers, in the order "all" runs them.
@@ -71,8 +72,14 @@ def canonical_name(spec: EngineSpec) -> str:
 
 
 def available_engines() -> list[str]:
-    """Engine names whose backend exists in this build (kernel only where registered)."""
-    return [n for n in ENGINE_NAMES if n.partition("-")[0].partition("@")[0] in BACKENDS]
+    """Engine names whose backend exists in this build; ``kernel`` only where bpf(2) works."""
+    names = [n for n in ENGINE_NAMES if n.partition("-")[0].partition("@")[0] in BACKENDS]
+    return [n for n in names if n != "kernel" or _kernel_works()]
+
+
+def _kernel_works() -> bool:
+    from .kernel.syscall import kernel_available      # one cached probe per process
+    return kernel_available()
 
 
 def get_engine(name: str, **options: Any):

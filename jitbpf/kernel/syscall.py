@@ -12,6 +12,7 @@ import functools
 import mmap
 import os
 import platform
+import re
 from dataclasses import dataclass
 
 from ..errors import BpfEngineError, BpfVerifierError
@@ -471,23 +472,32 @@ def _prog_load(code, prog_type, options: LoadOptions, log_level: int, log) -> in
 
 
 def _last_line(log: str) -> str:
-    """The verifier's complaint: the last log line that is not a statistics line."""
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    """The verifier's complaint: the log lines after the last instruction or state
+    line, without the statistics, joined by "; "."""
     skip = ("processed ", "verification time", "stack depth", "max_states_per_insn", "mark_precise",
             "-- END PROG LOAD LOG --")
-    for line in reversed(lines):
-        if not line.startswith(skip):
-            return line
-    return ""
+    complaint: list[str] = []
+    for line in reversed([ln.strip() for ln in log.splitlines() if ln.strip()]):
+        if line.startswith(skip):
+            continue
+        head = line.split(":", 1)[0]
+        if head.isdigit() or line.startswith("from ") or line.startswith("; "):
+            break
+        complaint.insert(0, line)
+    return "; ".join(complaint)
 
 
 def _failing_pc(log: str) -> int | None:
-    """The instruction index of the last instruction line ("N: (xx) ...") in the log."""
+    """The instruction index of the last instruction line ("N: (xx) ...") in the log,
+    else the first "insn N" the complaint mentions (CFG errors print no instructions)."""
     pc = None
     for line in log.splitlines():
         head, sep, rest = line.partition(": (")
         if sep and head.strip().isdigit():
             pc = int(head)
+    if pc is None:
+        found = re.search(r"\binsn (\d+)", _last_line(log))
+        pc = int(found.group(1)) if found else None
     return pc
 
 

@@ -1,0 +1,271 @@
+"""The host kernel as an engine and oracle: the bpf(2) layer, the ``kernel`` engine
+on raw-memory programs and the conformance suite, verifier logs through our API,
+and clang objects run in the kernel and in ``interp`` side by side.
+
+Everything that needs bpf(2) skips where it is not permitted.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+
+import jitbpf
+from jitbpf import isa
+from jitbpf.conformance import load_test, run_test
+from jitbpf.kernel import syscall as sc
+
+from conftest import CONFORMANCE_TESTS, conformance_files, run_asm
+from strategies import ALU_JMP, valid_program
+
+needs_kernel = pytest.mark.skipif(not sc.kernel_available(), reason=str(sc.availability()))
+HERE = Path(__file__).resolve().parent
+KNOWN_REJECTIONS_FILE = HERE / "kernel_known_rejections.txt"
+
+
+def known_rejections() -> dict[str, str]:
+    """test name -> the kernel verifier's message, from kernel_known_rejections.txt."""
+    table = {}
+    for line in KNOWN_REJECTIONS_FILE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, message = line.split(None, 1)
+            table[name] = message.strip()
+    return table
+
+
+def u32(x: int) -> bytes:
+    return x.to_bytes(4, "little")
+
+
+# --------------------------------------------------------------------------- availability
+
+def test_unavailable_kernel_is_a_clear_error(monkeypatch):
+    """Where bpf(2) is not allowed, the engine is not offered and asking for it says why."""
+    monkeypatch.setenv("JITBPF_KERNEL", "0")
+    sc.availability.cache_clear()
+    try:
+        assert "kernel" not in jitbpf.available_engines()
+        assert "interp" in jitbpf.available_engines()
+        with pytest.raises(jitbpf.BpfEngineError, match=r"bpf\(2\) not permitted"):
+            jitbpf.assemble("mov %r0, 1\nexit").program().compile("kernel")
+    finally:
+        monkeypatch.delenv("JITBPF_KERNEL")
+        sc.availability.cache_clear()
+
+
+@needs_kernel
+def test_kernel_is_listed_where_bpf_works():
+    assert "kernel" in jitbpf.available_engines()
+
+
+# --------------------------------------------------------------------------- the bpf(2) layer
+
+@needs_kernel
+def test_array_map_syscalls_and_mmap():
+    m = sc.create_map("array", 4, 12, 3, sc.F_MMAPABLE, "t_array")
+    try:
+        assert m.lookup(u32(1)) == bytes(12)                 # arrays are zero-filled
+        m.update(u32(1), b"hello, world")
+        assert m.lookup(u32(1)) == b"hello, world"
+        assert m.lookup(u32(3)) is None                      # past max_entries
+        assert list(m.keys()) == [u32(0), u32(1), u32(2)]
+        # the mmap'ed values are 8-byte aligned: element 1 starts at 16
+        assert bytes(m.view[16:28]) == b"hello, world"
+        m.view[32:36] = b"\x01\x02\x03\x04"
+        assert m.lookup(u32(2))[:4] == b"\x01\x02\x03\x04"
+        with pytest.raises(sc.KernelError, match="delete from map 't_array'"):
+            m.delete(u32(0))                                  # array elements cannot be deleted
+    finally:
+        m.close()
+
+
+@needs_kernel
+def test_hash_map_syscalls():
+    m = sc.create_map("hash", 8, 4, 4, 0, "t_hash")
+    try:
+        assert m.next_key(None) is None
+        for k in (5, 6, 7):
+            m.update(struct.pack("<Q", k), u32(k * 100))
+        assert sorted(m.items()) == [(struct.pack("<Q", k), u32(k * 100)) for k in (5, 6, 7)]
+        assert m.delete(struct.pack("<Q", 6)) and not m.delete(struct.pack("<Q", 6))
+        with pytest.raises(sc.KernelError, match="File exists"):
+            m.update(struct.pack("<Q", 5), u32(1), sc.NOEXIST)
+        m.update(struct.pack("<Q", 8), u32(1))
+        m.update(struct.pack("<Q", 9), u32(1))                # 4 entries: full
+        with pytest.raises(sc.KernelError, match="E2BIG"):
+            m.update(struct.pack("<Q", 10), u32(1))
+    finally:
+        m.close()
+
+
+def _code(text: str) -> bytes:
+    from jitbpf.asm import assemble_bytes
+    return assemble_bytes(text)
+
+
+@needs_kernel
+def test_prog_load_info_and_test_run_with_repeat():
+    code = _code("mov %r0, 7\nadd %r0, 35\nexit")
+    fd = sc.load_program(code, "socket_filter", sc.LoadOptions(name="t_info"))
+    try:
+        info = sc.prog_info(fd)
+        assert info.xlated == code                         # nothing for the kernel to rewrite here
+        assert info.name == "t_info" and info.type == sc.PROG_TYPES["socket_filter"]
+        assert info.jited and sum(info.jited_func_lens) == len(info.jited) and len(info.jited_ksyms) == 1
+        run = sc.test_run(fd, bytes(14), repeat=50, data_out_size=0)
+        assert run.retval == 42 and run.duration_ns >= 0
+        assert sc.prog_info(fd).run_cnt in (0, 50)         # counted only with bpf_stats_enabled
+    finally:
+        import os
+        os.close(fd)
+
+
+@needs_kernel
+def test_rejected_program_shows_the_verifier_log():
+    with pytest.raises(sc.KernelVerifierError) as err:
+        sc.load_program(_code("exit"), "socket_filter")
+    assert "R0 !read_ok" in err.value.log and "0: (95) exit" in err.value.log
+    assert err.value.pc == 0 and str(err.value).endswith("R0 !read_ok")
+
+
+@needs_kernel
+def test_load_with_log_grows_the_buffer(monkeypatch):
+    monkeypatch.setattr(sc, "LOG_START", 64)               # far too small for this log
+    text = "\n".join(["mov %r0, 1"] * 40 + ["exit"])
+    fd, log = sc.load_with_log(_code(text), "socket_filter", log_level=2)
+    import os
+    os.close(fd)
+    assert len(log) > 64 and "processed 41 insns" in log
+
+
+@needs_kernel
+def test_btf_load_accepts_valid_and_rejects_garbage():
+    # the smallest valid BTF: header, one type (int, 32 bits, signed), strings "\0int\0"
+    strings = b"\0int\0"
+    types = struct.pack("<III", 1, 1 << 24, 4) + struct.pack("<I", (1 << 24) | 32)
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    import os
+    os.close(sc.load_btf(header + types + strings))
+    with pytest.raises(sc.KernelVerifierError, match="BTF"):
+        sc.load_btf(header[:8] + bytes(40))
+
+
+# --------------------------------------------------------------------------- the engine, raw memory
+
+@needs_kernel
+def test_full_64bit_r0_and_memory_come_back():
+    text = """
+        lddw %r0, 0x123456789abcdef0
+        stb [%r1+2], 0x7f
+        ldxb %r3, [%r1]
+        add %r3, %r2
+        stxb [%r1+3], %r3
+        exit
+    """
+    res = run_asm(text, bytes([5, 0, 0, 0]), engine="kernel")
+    assert res.r0 == 0x123456789ABCDEF0
+    assert res.memory == bytes([5, 0, 0x7F, 5 + 4])
+
+
+@needs_kernel
+def test_only_exits_of_the_main_function_are_wrapped():
+    """The callee's exit returns to main; main's exit gives the 64-bit r0."""
+    text = """
+        mov %r6, 3
+        call local double
+        lsh %r0, 32
+        add %r0, %r6
+        exit
+    double:
+        mov %r0, %r1
+        lddw %r0, 0x100000000
+        exit
+    """
+    assert run_asm(text, engine="kernel").r0 == (0x100000000 << 32 | 3) & isa.MASK64
+
+
+@needs_kernel
+def test_helper_ktime_and_repeat():
+    text = "call 5\nmov %r6, %r0\ncall 5\nsub %r0, %r6\nexit"
+    fn = jitbpf.assemble(text).program().compile("kernel", repeat=10)
+    assert fn.run().r0 < 10**9                       # the second reading is not before the first
+    assert fn.executable.last_run.duration_ns >= 0
+
+
+@needs_kernel
+def test_one_kernel_program_per_memory_length():
+    fn = jitbpf.assemble("ldxb %r0, [%r1]\nadd %r0, %r2\nexit").program().compile("kernel")
+    assert fn.run(b"\x10").r0 == 0x11
+    assert fn.run(b"\x20\x00\x00").r0 == 0x23
+    assert fn.run(b"\x30").r0 == 0x31
+    assert sorted(fn.executable.loads) == [1, 3]
+
+
+@needs_kernel
+def test_out_of_bounds_access_is_rejected_with_our_instruction_index():
+    """The memory map is exactly as long as the memory, so the verifier catches the
+    overrun; the error names the program's own instruction, not the wrapped one."""
+    fn = jitbpf.assemble("mov %r0, 0\nldxw %r0, [%r1+2]\nexit").program().compile("kernel")
+    assert fn.run(bytes(6)).r0 == 0
+    with pytest.raises(jitbpf.BpfVerifierError) as err:
+        fn.run(bytes(5))
+    assert err.value.pc == 1
+    assert "invalid access to map value" in err.value.message
+    assert "off=2 size=4" in err.value.log
+
+
+@needs_kernel
+def test_cfg_errors_name_our_instruction():
+    with pytest.raises(jitbpf.BpfVerifierError, match="unreachable insn") as err:
+        jitbpf.assemble("mov %r0, 0\nexit\nmov %r0, 1\nexit").program().compile("kernel").run()
+    assert err.value.pc == 2
+
+
+@needs_kernel
+def test_check_mode_compares_with_interp():
+    res = jitbpf.assemble("ldxdw %r0, [%r1]\nexit").program().compile("kernel").run(bytes(range(8)), check=True)
+    assert res.r0 == 0x0706050403020100
+
+
+# --------------------------------------------------------------------------- conformance
+
+KNOWN = known_rejections()
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", conformance_files(CONFORMANCE_TESTS), ids=lambda p: p.stem)
+def test_conformance_kernel(path):
+    """Every conformance test passes in the kernel, or is a listed rejection that the
+    kernel verifier still refuses with the listed message."""
+    outcome = run_test(load_test(path), "kernel")
+    if path.stem in KNOWN:
+        assert not outcome.passed, f"{path.stem} passes now: remove it from {KNOWN_REJECTIONS_FILE.name}"
+        assert outcome.detail.endswith(KNOWN[path.stem]), outcome.detail
+    else:
+        assert outcome.passed, outcome.detail
+
+
+def test_known_rejections_name_real_tests():
+    names = {p.stem for p in conformance_files(CONFORMANCE_TESTS)}
+    if names:
+        assert set(KNOWN) <= names
+
+
+@needs_kernel
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_program(max_len=10, kinds=ALU_JMP, forward_only=True))
+def test_random_programs_agree_with_interp(insns):
+    """Terminating ALU/jump programs: where the kernel verifier accepts them, the
+    kernel's JIT computes the interpreter's r0 (r10 left out: stack addresses differ)."""
+    assume(all(isa.FP not in (i.dst, i.src) for i in insns if not i.is_lddw))
+    prog = jitbpf.from_insns(insns).program()
+    expected = prog.compile("interp").run().r0
+    try:
+        got = prog.compile("kernel").run().r0
+    except jitbpf.BpfVerifierError as e:
+        assume(not any(m in e.message for m in ("invalid shift", "div by zero", "unreachable insn")))
+        raise
+    assert got == expected

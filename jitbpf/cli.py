@@ -66,7 +66,14 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     for prog in progs:
         if len(progs) > 1:
             print(f"{prog.name}:" if not prog.section else f"{prog.name} ({prog.section}):")
-        sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
+        if args.engine == "kernel":
+            from .kernel.listing import listing
+            info = prog.compile("kernel").executable.info(args.mem_size)
+            sys.stdout.write(listing(info, args.style))
+        elif args.engine:
+            raise BpfError(f"disasm --engine: only 'kernel' shows native code so far, not '{args.engine}'")
+        else:
+            sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
     return 0
 
 
@@ -114,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--section", help="program (name or section)")
     s.add_argument("--style", choices=("asm", "kernel"), default="asm")
     s.add_argument("--offsets", action="store_true", help="print +N offsets instead of labels")
+    s.add_argument("--engine", help="show what an engine made of it (kernel: xlated and JITed code)")
+    s.add_argument("--mem-size", type=int, default=4096,
+                   help="memory length a raw-memory program is loaded for (default 4096)")
     s.set_defaults(func=cmd_disasm)
 
     s = sub.add_parser("run", help="run a program and print r0")

@@ -269,3 +269,24 @@ def test_random_programs_agree_with_interp(insns):
         assume(not any(m in e.message for m in ("invalid shift", "div by zero", "unreachable insn")))
         raise
     assert got == expected
+
+
+# --------------------------------------------------------------------------- disasm --engine kernel
+
+@needs_kernel
+def test_cli_disasm_shows_xlated_and_jited_code(tmp_path, capsys):
+    from jitbpf.cli import main
+    src = tmp_path / "prog.asm"
+    src.write_text("mov %r6, %r1\ncall local f\ncall 5\nexit\nf:\nldxb %r0, [%r1]\nexit\n")
+    assert main(["disasm", "--engine", "kernel", "--mem-size", "4", str(src)]) == 0
+    out = capsys.readouterr().out
+    xlated = out[out.index("xlated"):out.index("jited")]
+    # 11 prologue slots, 6 program slots, and main's one exit grown to 4 slots
+    assert xlated.splitlines()[0].startswith(f"xlated ({11 + 6 - 1 + 4} slots")
+    assert "bpf_ktime_get_ns" in xlated
+    target = xlated.split("call local ")[1].split()[0]           # the callee's label...
+    assert f"{target}:\n" in xlated and "ldxb %r0, [%r1]" in xlated.split(f"{target}:\n")[1]
+    jited = out[out.index("jited"):]
+    assert "function 0 at 0x" in jited and "function 1 at 0x" in jited
+    from jitbpf.engines import HOST_ARCH
+    assert ("push" if HOST_ARCH == "x86_64" else "stp") in jited  # a real native prologue

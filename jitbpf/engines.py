@@ -113,33 +113,82 @@ class CompiledProgram:
         rt = self.program.runtime
         outer, rt.current_engine = rt.current_engine, self.engine_name
         try:
-            with rt.mapped(*inv.regions):
+            with inv.active(rt):
                 return self.executable(*inv.args)
         finally:
             rt.current_engine = outer
 
-    def run(self, mem: bytes | None = None, *, check: bool = False) -> Result:
+    def run(self, mem: bytes | None = None, *, packet: bytes | None = None, ctx: bytes | None = None,
+            check: bool = False) -> Result:
+        """Run once with the context of the program's type (see runtime.context): ``mem``
+        for raw programs, ``packet`` (+ optional ``ctx`` fields) for XDP and socket-buffer
+        programs, ``ctx`` bytes for the others. ``check=True`` also runs ``interp`` from
+        the same state and compares r0, the memory after the run and every map."""
+        inv = context.for_program(self.program.prog_type, mem, packet, ctx)
+        if check and self.engine_name != "interp":
+            return self._checked(inv)
+        return self._run(inv)
+
+    def _run(self, inv: context.Invocation) -> Result:
         rt = self.program.runtime
         first_trace = len(rt.trace_lines)
-        inv = context.raw_memory(mem)
         r0 = self.invoke(inv)
-        result = Result(r0, self.engine_name, inv.memory_after(), rt.trace_lines[first_trace:])
-        if check and self.engine_name != "interp":
-            self._check(result, mem)
-        return result
+        return Result(r0, self.engine_name, inv.memory_after(), rt.trace_lines[first_trace:])
 
-    def _check(self, result: Result, mem: bytes | None) -> None:
-        reference = self.program.compile("interp").run(mem)
+    def _checked(self, inv: context.Invocation) -> Result:
+        """Run interp, restore every map, the invocation's memory and the random state,
+        then run this engine; the clock stands still for both runs unless fixed."""
+        rt = self.program.runtime
+        maps = list(rt.maps.values())
+        saved = ([m.snapshot() for m in maps], inv.snapshot(), rt.rng.getstate(), len(rt.trace_lines))
+        frozen = rt.fixed_clock_ns is None
+        if frozen:
+            rt.fixed_clock_ns = rt.clock_ns()
+        try:
+            reference = self.program.compile("interp")._run(inv)
+            expected = [m.contents() for m in maps]
+            for m, state in zip(maps, saved[0]):
+                m.restore(state)
+            inv.restore(saved[1])
+            rt.rng.setstate(saved[2])
+            del rt.trace_lines[saved[3]:]
+            result = self._run(inv)
+        finally:
+            if frozen:
+                rt.fixed_clock_ns = None
         problems = []
         if reference.r0 != result.r0:
             problems.append(f"r0 0x{result.r0:x} != interp 0x{reference.r0:x}")
         if reference.memory != result.memory:
-            problems.append("memory after the run differs from interp")
+            problems.append("memory after the run differs from interp" + _first_difference(
+                result.memory, reference.memory))
+        for m, want in zip(maps, expected):
+            got = m.contents()
+            if got != want:
+                problems.append(f"map '{m.name}' differs from interp" + _first_difference(got, want))
         if problems:
             raise BpfMismatchError(f"{self.engine_name}: " + "; ".join(problems))
+        return result
 
     def __call__(self, *args: int) -> int:
         return self.executable(*args)
+
+
+def _first_difference(got: Any, want: Any) -> str:
+    """Where two memories or map contents first differ, for mismatch messages."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        for k in sorted(set(got) | set(want), key=repr):
+            if got.get(k) != want.get(k):
+                show = (lambda v: v.hex() if isinstance(v, bytes) else repr(v))
+                key = k.hex() if isinstance(k, bytes) else repr(k)
+                return f" (key {key}: {show(got.get(k))} != interp {show(want.get(k))})"
+        return ""
+    if isinstance(got, bytes) and isinstance(want, bytes):
+        if len(got) != len(want):
+            return f" ({len(got)} bytes != interp {len(want)})"
+        i = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+        return f" (first at byte {i}: {got[i:i + 8].hex()} != interp {want[i:i + 8].hex()})"
+    return f" ({got!r} != interp {want!r})"
 
 
 def compile_program(program, engine: str = "interp", **options: Any) -> CompiledProgram:

@@ -6,8 +6,10 @@ see the same maps and memory, so a cross-check can compare them.
 
 from __future__ import annotations
 
+import os
 import random
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..errors import BpfRuntimeError
@@ -17,11 +19,28 @@ from .memory import AddressSpace, HostBuffer, Region
 __all__ = ["Runtime", "AddressSpace", "HostBuffer", "Region", "Helper", "HelperRegistry"]
 
 
+@dataclass
+class Task:
+    """The 'current task' helpers such as bpf_get_current_pid_tgid report."""
+
+    pid: int = os.getpid()
+    tgid: int = os.getpid()
+    uid: int = os.getuid()
+    gid: int = os.getgid()
+    comm: bytes = b"jitbpf"
+
+
 class Runtime:
-    def __init__(self, helpers: HelperRegistry | None = None, seed: int = 0):
+    def __init__(self, helpers: HelperRegistry | None = None, seed: int = 0, num_cpus: int = 4):
         self.memory = AddressSpace()
         self.helpers = helpers if helpers is not None else default_registry()
         self.maps: dict = {}                 # name -> map (see runtime.maps)
+        self.maps_by_address: dict = {}      # map handle (header address) -> map
+        self.num_cpus = num_cpus             # virtual CPUs of percpu maps
+        self.cpu = 0                         # the CPU programs run on (bpf_get_smp_processor_id)
+        self.task = Task()
+        self.tail_call_depth = 0             # bpf_tail_call chain length of the current run
+        self.compiled: dict = {}             # (program, engine) -> CompiledProgram, for tail calls
         self.trace_lines: list[str] = []     # bpf_trace_printk output
         self.rng = random.Random(seed)
         self.fixed_clock_ns: int | None = None
@@ -31,6 +50,8 @@ class Runtime:
         # Socket-buffer contexts of the current run: ctx address -> (data address, length),
         # for LD_ABS/LD_IND.
         self.skb_packets: dict[int, tuple[int, int]] = {}
+        # Context objects of the current run by ctx address (XDP frames for bpf_xdp_adjust_*).
+        self.contexts: dict[int, object] = {}
         # Ending the whole program from inside a helper (bpf_tail_call's "does not return",
         # or a helper error under native code, where exceptions cannot unwind JIT frames):
         # the helper sets a pending exit or error and the 8-byte cell at unwind_address to 1;
@@ -69,6 +90,20 @@ class Runtime:
         if error is not None:
             raise error
         return r0 if exit_value is None else exit_value
+
+    def add_map(self, m) -> None:
+        """Register a map: by name, by handle, and its storage as memory regions."""
+        self.maps[m.name] = m
+        self.maps_by_address[m.address] = m
+        for region in m.regions:
+            self.memory.add(region)
+
+    def map_at(self, address: int, pc: int | None = None):
+        """The map whose handle is ``address`` (what lddw map_fd loaded)."""
+        m = self.maps_by_address.get(address)
+        if m is None:
+            raise BpfRuntimeError(f"0x{address:x} is not a map", pc=pc)
+        return m
 
     def clock_ns(self) -> int:
         return self.fixed_clock_ns if self.fixed_clock_ns is not None else monotonic_ns()

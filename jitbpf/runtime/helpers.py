@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import BpfEngineError
+from ..errors import BpfEngineError, BpfRuntimeError
 
 HelperFunc = Callable[..., int]
 
@@ -77,13 +77,414 @@ class HelperRegistry:
 
 
 DEFAULT = HelperRegistry()
+MASK32, MASK64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
+MAX_TAIL_CALLS = 33          # Linux MAX_TAIL_CALL_CNT
+MAX_LOOPS = 1 << 23          # bpf_loop's limit
+HZ = 250                     # for bpf_jiffies64
+EAGAIN = 11
 
 
-def _ktime_get_ns(rt, *_args) -> int:
-    return rt.clock_ns()
+def helper(id: int, name: str, args: tuple[str, ...] = (), ret: str = "integer"):
+    """Register the decorated function in DEFAULT as Linux helper ``id``."""
+    return DEFAULT.register(id, name, args=args, ret=ret)
 
 
-DEFAULT.register(5, "ktime_get_ns", _ktime_get_ns)
+def _s32(x: int) -> int:
+    x &= MASK32
+    return x - (1 << 32) if x >> 31 else x
+
+
+def _err(errno: int) -> int:
+    return -errno & MASK64
+
+
+def _maps():
+    from . import maps          # maps imports memory only; imported lazily to keep this module light
+    return maps
+
+
+# ------------------------------------------------------------------ maps
+
+@helper(1, "map_lookup_elem", ("const_map_ptr", "ptr_to_map_key"), "ptr_to_map_value_or_null")
+def map_lookup_elem(rt, map_, key, *_):
+    m = rt.map_at(map_)
+    return m._lookup(rt.memory.read(key, m.key_size), rt.cpu)
+
+
+@helper(2, "map_update_elem", ("const_map_ptr", "ptr_to_map_key", "ptr_to_map_value", "anything"))
+def map_update_elem(rt, map_, key, value, flags, _):
+    m = rt.map_at(map_)
+    k = rt.memory.read(key, m.key_size) if m.key_size else b""
+    return m._update(k, rt.memory.read(value, m.value_size), flags, rt.cpu if m.percpu else None) & MASK64
+
+
+@helper(3, "map_delete_elem", ("const_map_ptr", "ptr_to_map_key"))
+def map_delete_elem(rt, map_, key, *_):
+    m = rt.map_at(map_)
+    return m._delete(rt.memory.read(key, m.key_size)) & MASK64
+
+
+@helper(195, "map_lookup_percpu_elem", ("const_map_ptr", "ptr_to_map_key", "anything"),
+        "ptr_to_map_value_or_null")
+def map_lookup_percpu_elem(rt, map_, key, cpu, *_):
+    m = rt.map_at(map_)
+    if not m.percpu or cpu >= m.ncpus:
+        return 0
+    return m._lookup(rt.memory.read(key, m.key_size), cpu)
+
+
+@helper(87, "map_push_elem", ("const_map_ptr", "ptr_to_map_value", "anything"))
+def map_push_elem(rt, map_, value, flags, *_):
+    m = rt.map_at(map_)
+    if not hasattr(m, "_push"):
+        return _err(22)
+    return m._push(rt.memory.read(value, m.value_size), flags) & MASK64
+
+
+def _take(rt, map_, value, remove):
+    m = rt.map_at(map_)
+    if not hasattr(m, "_take"):
+        return _err(22)
+    v = m._take(remove)
+    if v is None:
+        return _err(2)
+    rt.memory.write(value, v)
+    return 0
+
+
+@helper(88, "map_pop_elem", ("const_map_ptr", "ptr_to_uninit_map_value"))
+def map_pop_elem(rt, map_, value, *_):
+    return _take(rt, map_, value, True)
+
+
+@helper(89, "map_peek_elem", ("const_map_ptr", "ptr_to_uninit_map_value"))
+def map_peek_elem(rt, map_, value, *_):
+    m = rt.map_at(map_)
+    if hasattr(m, "_peek"):                      # bloom filter: is the value (maybe) present?
+        return m._peek(rt.memory.read(value, m.value_size)) & MASK64
+    return _take(rt, map_, value, False)
+
+
+@helper(164, "for_each_map_elem", ("const_map_ptr", "ptr_to_func", "ptr_to_stack_or_null", "anything"))
+def for_each_map_elem(rt, map_, callback, ctx, flags, _):
+    if flags:
+        return _err(22)
+    m = rt.map_at(map_)
+    return m.for_each(lambda k, v: rt.invoke(callback, map_, k, v, ctx) or rt.unwinding, rt.cpu)
+
+
+@helper(12, "tail_call", ("ptr_to_ctx", "const_map_ptr", "anything"))
+def tail_call(rt, ctx, map_, index, *_):
+    """Run the target on the running engine and end the caller with its r0 (never returns
+    on success); fails (returns, the caller goes on) for an empty slot or after 33 calls."""
+    m = rt.map_at(map_)
+    if not isinstance(m, _maps().ProgArrayMap):
+        raise BpfRuntimeError(f"bpf_tail_call: map '{m.name}' is a {m.type_name}, not a prog_array")
+    target = m.program_at(index)
+    if target is None or rt.tail_call_depth >= MAX_TAIL_CALLS:
+        return _err(2)
+    engine = rt.current_engine or "interp"
+    compiled = rt.compiled.get((target, engine))
+    if compiled is None:
+        compiled = rt.compiled[(target, engine)] = target.compile(engine)
+    rt.tail_call_depth += 1
+    try:
+        r0 = compiled.executable(ctx)
+    finally:
+        rt.tail_call_depth -= 1
+    rt.end_program(r0)
+    return 0
+
+
+# ------------------------------------------------------------------ ring buffer
+
+@helper(131, "ringbuf_reserve", ("const_map_ptr", "const_alloc_size", "anything"), "ptr_to_alloc_mem_or_null")
+def ringbuf_reserve(rt, map_, size, flags, *_):
+    m = rt.map_at(map_)
+    return 0 if flags or not hasattr(m, "reserve") else m.reserve(size)
+
+
+def _ringbuf_of(rt, address):
+    for m in rt.maps.values():
+        if hasattr(m, "contains_record") and m.contains_record(address):
+            return m
+    raise BpfRuntimeError(f"0x{address:x} is not a ring buffer record")
+
+
+@helper(132, "ringbuf_submit", ("ptr_to_alloc_mem", "anything"), "void")
+def ringbuf_submit(rt, data, *_):
+    _ringbuf_of(rt, data).commit(data, False)
+    return 0
+
+
+@helper(133, "ringbuf_discard", ("ptr_to_alloc_mem", "anything"), "void")
+def ringbuf_discard(rt, data, *_):
+    _ringbuf_of(rt, data).commit(data, True)
+    return 0
+
+
+@helper(130, "ringbuf_output", ("const_map_ptr", "ptr_to_mem", "const_size", "anything"))
+def ringbuf_output(rt, map_, data, size, flags, _):
+    m = rt.map_at(map_)
+    payload = rt.memory.read(data, size)
+    record = m.reserve(size) if hasattr(m, "reserve") else 0
+    if not record:
+        return _err(EAGAIN)
+    rt.memory.write(record, payload)
+    m.commit(record, False)
+    return 0
+
+
+@helper(134, "ringbuf_query", ("const_map_ptr", "anything"))
+def ringbuf_query(rt, map_, flags, *_):
+    m = rt.map_at(map_)
+    return m.query(flags) if hasattr(m, "query") else 0
+
+
+# ------------------------------------------------------------------ memory and strings
+
+def _probe_read(rt, dst, size, src, *_):
+    try:
+        data = rt.memory.read(src, size & MASK32)
+    except BpfRuntimeError:
+        rt.memory.write(dst, bytes(size & MASK32))
+        return _err(14)
+    rt.memory.write(dst, data)
+    return 0
+
+
+def _probe_read_str(rt, dst, size, src, *_):
+    size &= MASK32
+    if size == 0:
+        return 0
+    try:
+        s = rt.memory.read_cstr(src, size - 1)
+        if len(s) < size - 1 and rt.memory.read(src + len(s), 1) != b"\0":
+            raise BpfRuntimeError("string runs off its region")
+    except BpfRuntimeError:
+        rt.memory.write(dst, bytes(size))
+        return _err(14)
+    rt.memory.write(dst, s + b"\0")
+    return len(s) + 1
+
+
+for _id, _name in ((4, "probe_read"), (112, "probe_read_user"), (113, "probe_read_kernel")):
+    DEFAULT.register(_id, _name, _probe_read, args=("ptr_to_uninit_mem", "const_size", "anything"))
+for _id, _name in ((45, "probe_read_str"), (114, "probe_read_user_str"), (115, "probe_read_kernel_str")):
+    DEFAULT.register(_id, _name, _probe_read_str, args=("ptr_to_uninit_mem", "const_size", "anything"))
+
+
+@helper(182, "strncmp", ("ptr_to_mem", "const_size", "ptr_to_const_str"))
+def strncmp(rt, s1, s1_sz, s2, *_):
+    a = rt.memory.read(s1, s1_sz & MASK32)
+    b = rt.memory.read_cstr(s2, len(a) + 1) + b"\0"
+    for c1, c2 in zip(a, b):
+        if c1 != c2:
+            return 1 if c1 > c2 else MASK64
+        if not c1:
+            break
+    return 0
+
+
+@helper(28, "csum_diff", ("ptr_to_mem_or_null", "const_size_or_zero", "ptr_to_mem_or_null",
+                          "const_size_or_zero", "anything"))
+def csum_diff(rt, from_, from_size, to, to_size, seed):
+    """One's complement sum of ~from and to (32-bit little-endian words) plus seed, folded
+    to 32 bits (what csum_partial returns on x86_64)."""
+    if (from_size | to_size) & 3 or from_size + to_size > 512:
+        return _err(22)
+    old, new = rt.memory.read(from_, from_size), rt.memory.read(to, to_size)
+    total = seed & MASK32
+    for i in range(0, from_size, 4):
+        total += ~int.from_bytes(old[i:i + 4], "little") & MASK32
+    for i in range(0, to_size, 4):
+        total += int.from_bytes(new[i:i + 4], "little")
+    while total >> 32:
+        total = (total & MASK32) + (total >> 32)
+    return total
+
+
+# ------------------------------------------------------------------ output
+
+def _sized_format(rt, address, size):
+    """A format given with its size (which counts the NUL), as trace_printk takes it."""
+    raw = rt.memory.read(address, size & MASK32)
+    return raw.split(b"\0", 1)[0] if b"\0" in raw else None
+
+
+def _format(rt, fmt, args):
+    from .bprintf import FormatError, bprintf
+    if fmt is None or args is None:
+        return None
+    try:
+        return bprintf(fmt, args, rt.memory)
+    except FormatError:
+        return None
+
+
+def _trace(rt, text):
+    if text is None:
+        return _err(22)
+    rt.trace_lines.extend(text.removesuffix("\n").split("\n"))
+    return len(text.encode("latin-1"))
+
+
+def _u64_array(rt, data, data_len):
+    if data_len & 7 or data_len > 8 * 12:
+        return None
+    raw = rt.memory.read(data, data_len)
+    return [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+
+
+@helper(6, "trace_printk", ("ptr_to_mem", "const_size"))
+def trace_printk(rt, fmt, fmt_size, a1, a2, a3):
+    return _trace(rt, _format(rt, _sized_format(rt, fmt, fmt_size), [a1, a2, a3]))
+
+
+@helper(177, "trace_vprintk", ("ptr_to_mem", "const_size", "ptr_to_mem_or_null", "const_size_or_zero"))
+def trace_vprintk(rt, fmt, fmt_size, data, data_len, _):
+    return _trace(rt, _format(rt, _sized_format(rt, fmt, fmt_size), _u64_array(rt, data, data_len)))
+
+
+@helper(165, "snprintf", ("ptr_to_mem_or_null", "const_size_or_zero", "ptr_to_const_str", "ptr_to_mem_or_null",
+                          "const_size_or_zero"))
+def snprintf(rt, out, out_size, fmt, data, data_len):
+    text = _format(rt, rt.memory.read_cstr(fmt, 1 << 16), _u64_array(rt, data, data_len))
+    if text is None:
+        return _err(22)
+    encoded = text.encode("latin-1")
+    out_size &= MASK32
+    if out_size:
+        rt.memory.write(out, encoded[:out_size - 1] + b"\0")
+    return len(encoded) + 1
+
+
+# ------------------------------------------------------------------ callbacks
+
+@helper(181, "loop", ("anything", "ptr_to_func", "ptr_to_stack_or_null", "anything"))
+def loop(rt, nr_loops, callback, ctx, flags, _):
+    if flags:
+        return _err(22)
+    nr_loops &= MASK32
+    if nr_loops > MAX_LOOPS:
+        return _err(7)
+    for i in range(nr_loops):
+        if rt.invoke(callback, i, ctx) & MASK64:
+            return i + 1
+        if rt.unwinding:
+            return 0
+    return nr_loops
+
+
+# ------------------------------------------------------------------ locks
+
+def _lock(rt, address, take):
+    held = rt.memory.load(address, 4)
+    if held == take:
+        what = "already held (deadlock)" if take else "not held"
+        raise BpfRuntimeError(f"bpf_spin_{'lock' if take else 'unlock'}: the lock at 0x{address:x} is {what}")
+    rt.memory.store(address, 4, take)
+    return 0
+
+
+@helper(93, "spin_lock", ("ptr_to_spin_lock",), "void")
+def spin_lock(rt, lock, *_):
+    return _lock(rt, lock, 1)
+
+
+@helper(94, "spin_unlock", ("ptr_to_spin_lock",), "void")
+def spin_unlock(rt, lock, *_):
+    return _lock(rt, lock, 0)
+
+
+# ------------------------------------------------------------------ time, randomness, task
+
+for _id, _name in ((5, "ktime_get_ns"), (125, "ktime_get_boot_ns"), (160, "ktime_get_coarse_ns"),
+                   (208, "ktime_get_tai_ns")):
+    DEFAULT.register(_id, _name, lambda rt, *_: rt.clock_ns())
+
+
+@helper(118, "jiffies64")
+def jiffies64(rt, *_):
+    return rt.clock_ns() // (1_000_000_000 // HZ)
+
+
+@helper(7, "get_prandom_u32")
+def get_prandom_u32(rt, *_):
+    return rt.rng.getrandbits(32)
+
+
+@helper(8, "get_smp_processor_id")
+def get_smp_processor_id(rt, *_):
+    return rt.cpu
+
+
+@helper(42, "get_numa_node_id")
+def get_numa_node_id(rt, *_):
+    return 0
+
+
+@helper(14, "get_current_pid_tgid")
+def get_current_pid_tgid(rt, *_):
+    return (rt.task.tgid << 32) | rt.task.pid
+
+
+@helper(15, "get_current_uid_gid")
+def get_current_uid_gid(rt, *_):
+    return (rt.task.gid << 32) | rt.task.uid
+
+
+@helper(16, "get_current_comm", ("ptr_to_uninit_mem", "const_size"))
+def get_current_comm(rt, buf, size, *_):
+    size &= MASK32
+    if size:
+        rt.memory.write(buf, rt.task.comm[:size - 1].ljust(size, b"\0"))
+    return 0
+
+
+# ------------------------------------------------------------------ packets
+
+def _frame(rt, ctx, what):
+    frame = rt.contexts.get(ctx)
+    if frame is None or not hasattr(frame, what):
+        raise BpfRuntimeError(f"bpf_{what} needs the program's context in r1")
+    return frame
+
+
+@helper(44, "xdp_adjust_head", ("ptr_to_ctx", "anything"))
+def xdp_adjust_head(rt, ctx, delta, *_):
+    return _frame(rt, ctx, "xdp_adjust_head").xdp_adjust_head(_s32(delta)) & MASK64
+
+
+@helper(54, "xdp_adjust_meta", ("ptr_to_ctx", "anything"))
+def xdp_adjust_meta(rt, ctx, delta, *_):
+    return _frame(rt, ctx, "xdp_adjust_meta").xdp_adjust_meta(_s32(delta)) & MASK64
+
+
+@helper(65, "xdp_adjust_tail", ("ptr_to_ctx", "anything"))
+def xdp_adjust_tail(rt, ctx, delta, *_):
+    return _frame(rt, ctx, "xdp_adjust_tail").xdp_adjust_tail(_s32(delta)) & MASK64
+
+
+@helper(26, "skb_load_bytes", ("ptr_to_ctx", "anything", "ptr_to_uninit_mem", "const_size"))
+def skb_load_bytes(rt, skb, offset, to, length, _):
+    data, size = rt.skb_window(skb)
+    offset &= MASK32
+    if length == 0 or offset + length > size:
+        rt.memory.write(to, bytes(length & MASK32))
+        return _err(14)
+    rt.memory.write(to, rt.memory.read(data + offset, length))
+    return 0
+
+
+@helper(9, "skb_store_bytes", ("ptr_to_ctx", "anything", "ptr_to_mem", "const_size", "anything"))
+def skb_store_bytes(rt, skb, offset, src, length, flags):
+    data, size = rt.skb_window(skb)
+    offset &= MASK32
+    if flags & ~3 or offset + length > size:
+        return _err(14) if not flags & ~3 else _err(22)
+    rt.memory.write(data + offset, rt.memory.read(src, length))
+    return 0
 
 
 def default_registry() -> HelperRegistry:

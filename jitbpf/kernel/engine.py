@@ -31,13 +31,23 @@ and trace output are not used), and ``callx`` does not exist in Linux.
 
 from __future__ import annotations
 
+import os
+import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from .. import isa
 from ..errors import BpfEngineError
 from ..isa import Insn, Pseudo
 from . import syscall as sc
 from .rewrite import Spliced, splice
+
+try:
+    from ..runtime.context import context_kind
+except ImportError:                  # before the runtime grew contexts: raw programs only
+    def context_kind(prog_type: str) -> str:
+        return "raw" if prog_type == "raw" else "struct"
 
 #: The kernel's lddw sources for our map references: everything goes through fd_array.
 _FD_ARRAY_SOURCE = {Pseudo.MAP_FD: Pseudo.MAP_IDX, Pseudo.MAP_IDX: Pseudo.MAP_IDX,
@@ -77,23 +87,50 @@ def wrap_exits(program, insns: list[Insn], r0_index: int, prologue: list[Insn]) 
     return splice(insns, prologue, exits)
 
 
+#: Our program types -> (kernel program type, prog_flags). Context programs run
+#: with their own context; "raw" uses the memory wrapper described above.
+PROGRAM_TYPES = {
+    "raw": ("socket_filter", 0), "socket": ("socket_filter", 0), "xdp": ("xdp", 0),
+    "tc": ("sched_cls", 0), "cgroup_skb": ("cgroup_skb", 0), "sk_skb": ("sk_skb", 0),
+    "flow_dissector": ("flow_dissector", 0), "syscall": ("syscall", sc.F_SLEEPABLE),
+    "raw_tp": ("raw_tracepoint", 0), "raw_tracepoint": ("raw_tracepoint", 0),
+}
+#: Kernel program types whose test run accepts repeat (the others run once per call).
+_REPEATABLE = {"socket_filter", "xdp", "sched_cls", "cgroup_skb", "sk_skb", "flow_dissector"}
+#: __sk_buff fields a test run may set (the kernel rejects the others when non-zero).
+_SKB_IN = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4), (176, 4))
+_SKB_OUT = ((8, 4), (32, 4), (48, 20), (152, 8))        # what the kernel reports back
+
+
 @dataclass
 class Loaded:
-    """One kernel program and the maps it owns."""
+    """One kernel program (and, for raw programs, the map holding the memory)."""
 
     fd: int
     spliced: Spliced
-    mem: sc.KernelMap | None
-    r0: sc.KernelMap
+    mem: sc.KernelMap | None = None
 
     def close(self) -> None:
         if self.fd >= 0:
-            import os
             os.close(self.fd)
             self.fd = -1
-        for m in (self.mem, self.r0):
-            if m is not None:
-                m.close()
+        if self.mem is not None:
+            self.mem.close()
+
+
+@contextmanager
+def pinned(cpu: int) -> Iterator[None]:
+    """Run on CPU ``cpu`` (the runtime's current CPU), so per-CPU map slots and
+    bpf_get_smp_processor_id agree with our runtime; unpinned if that CPU is not ours."""
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed or allowed == {cpu}:
+        yield
+        return
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 class KernelProgram:
@@ -101,44 +138,60 @@ class KernelProgram:
 
     def __init__(self, program, repeat: int = 1, log_level: int = 0):
         sc.require()
+        if program.prog_type not in PROGRAM_TYPES:
+            raise BpfEngineError(f"kernel: the kernel cannot test-run {program.prog_type} programs "
+                                 f"(it can: {', '.join(sorted(PROGRAM_TYPES))})")
+        from .objects import KernelMaps
         self.program = program
         self.runtime = program.runtime
         self.repeat = repeat
         self.log_level = log_level
-        self.loads: dict[int, Loaded] = {}
+        self.kernel_type, self.prog_flags = PROGRAM_TYPES[program.prog_type]
+        self.loads: dict[int | None, Loaded] = {}
         self.last_run: sc.TestRun | None = None
         self.last_log = ""
-        from .objects import KernelMaps
         self.maps = KernelMaps.of(program.obj)
         self.insns = map_references(program.insns)
 
     # ---------------------------------------------------------------- loading
-    def load(self, mem_len: int) -> Loaded:
-        """The kernel program for inputs of ``mem_len`` bytes (loaded on first use)."""
+    def load(self, mem_len: int | None = None) -> Loaded:
+        """The kernel program (for raw programs: for inputs of ``mem_len`` bytes),
+        loaded on first use and kept."""
+        if self.program.prog_type != "raw":
+            mem_len = None
         loaded = self.loads.get(mem_len)
         if loaded is None:
             loaded = self.loads[mem_len] = self._load(mem_len)
         return loaded
 
-    def _load(self, mem_len: int) -> Loaded:
-        base = len(self.maps.fds)
-        mem = sc.create_map("array", 4, mem_len, 1, sc.F_MMAPABLE, "jitbpf_mem") if mem_len else None
-        r0 = sc.create_map("array", 4, 8, 1, sc.F_MMAPABLE, "jitbpf_r0")
-        prologue = (_mov(0, 0) + (_map_value(1, base) if mem else _mov(1, 0)) + _mov(2, mem_len)
-                    + [i for reg in range(3, 10) for i in _mov(reg, 0)])
-        spliced = wrap_exits(self.program, self.insns, base + 1, prologue)
-        fds = self.maps.fds + [mem.fd if mem else r0.fd, r0.fd]
-        options = sc.LoadOptions(name=self.program.name, fd_array=fds, license="GPL")
-        fd = self._prog_load(spliced, "socket_filter", options)
-        return Loaded(fd, spliced, mem, r0)
+    def _load(self, mem_len: int | None) -> Loaded:
+        fds = self.maps.fds
+        mem, prologue = None, []
+        if mem_len is not None:                # raw memory: r1/r2 from the prologue
+            if mem_len:
+                mem = sc.create_map("array", 4, mem_len, 1, sc.F_MMAPABLE, "jitbpf_mem")
+                fds = fds + [mem.fd]
+            prologue = (_mov(0, 0) + (_map_value(1, len(fds) - 1) if mem else _mov(1, 0)) + _mov(2, mem_len)
+                        + [i for reg in range(3, 10) for i in _mov(reg, 0)])
+        spliced = wrap_exits(self.program, self.insns, self.maps.r0_index, prologue)
+        license = getattr(self.program.obj, "license", "") or "GPL"
+        options = sc.LoadOptions(name=self.program.name, fd_array=fds, license=license,
+                                 prog_flags=self.prog_flags)
+        try:
+            fd = self._prog_load(spliced, options)
+        except BaseException:
+            if mem is not None:
+                mem.close()
+            raise
+        return Loaded(fd, spliced, mem)
 
-    def _prog_load(self, spliced: Spliced, prog_type, options: sc.LoadOptions) -> int:
+    def _prog_load(self, spliced: Spliced, options: sc.LoadOptions) -> int:
         code = isa.encode(spliced.insns)
         try:
             if self.log_level:
-                fd, self.last_log = sc.load_with_log(code, prog_type, options, self.log_level)
+                fd, self.last_log = sc.load_with_log(code, self.kernel_type, options, self.log_level)
                 return fd
-            return sc.load_program(code, prog_type, options)
+            return sc.load_program(code, self.kernel_type, options)
         except sc.KernelVerifierError as e:
             pc = spliced.old_pc(e.pc)
             line = self.program.source_line(pc) if pc is not None else None
@@ -146,21 +199,73 @@ class KernelProgram:
 
     # ---------------------------------------------------------------- running
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
-        if r3 or r4 or r5:
+        kind = context_kind(self.program.prog_type)
+        if kind == "raw" and (r3 or r4 or r5):
             raise BpfEngineError("kernel: only r1 (memory) and r2 (its length) can be passed in")
+        run = getattr(self, "_run_" + kind)
+        cell = self.maps.r0.view
+        cell[:8] = bytes(8)
+        self.maps.push()
+        with pinned(self.runtime.cpu if hasattr(self.runtime, "cpu") else 0):
+            run(r1, r2)
+        self.maps.pull()
+        r0 = int.from_bytes(cell[:8], "little")
+        return r0 if r0 & isa.MASK32 == self.last_run.retval else self.last_run.retval
+
+    def _test_run(self, loaded: Loaded, **kw) -> sc.TestRun:
+        repeat = self.repeat if self.kernel_type in _REPEATABLE else 0
+        self.last_run = sc.test_run(loaded.fd, repeat=repeat, **kw)
+        return self.last_run
+
+    def _run_raw(self, r1: int, r2: int) -> None:
         memory = self.runtime.memory
         data = memory.read(r1, r2) if r1 else b""
         loaded = self.load(len(data))
         if loaded.mem is not None:
             loaded.mem.view[:len(data)] = data
-        loaded.r0.view[:8] = bytes(8)
-        self.maps.push()
-        self.last_run = sc.test_run(loaded.fd, DUMMY_PACKET, repeat=self.repeat, data_out_size=0)
-        self.maps.pull()
+        self._test_run(loaded, data=DUMMY_PACKET, data_out_size=0)
         if loaded.mem is not None:
             memory.write(r1, bytes(loaded.mem.view[:len(data)]))
-        r0 = int.from_bytes(loaded.r0.view[:8], "little")
-        return r0 if r0 & isa.MASK32 == self.last_run.retval else self.last_run.retval
+
+    def _run_xdp(self, r1: int, r2: int) -> None:
+        frame = self.runtime.contexts[r1]
+        data, end, meta = frame.pointers()
+        ingress, queue = struct.unpack_from("<II", frame.ctx.view, 12)
+        # the kernel's default frame comes from the loopback device (ifindex 1, queue 0)
+        ctx = struct.pack("<6I", 0, end - data, 0, 0 if (ingress, queue) == (1, 0) else ingress, queue, 0)
+        run = self._test_run(self.load(), data=frame.packet(), ctx=ctx)
+        md_data, md_end = struct.unpack_from("<II", run.ctx_out, 0)
+        packet = run.data_out[md_data:md_end]
+        start = data - frame.hard_start
+        frame.buffer.view[start:start + len(packet)] = packet
+        frame._set(data, data + len(packet), data - md_data)
+
+    def _run_skb(self, r1: int, r2: int) -> None:
+        memory = self.runtime.memory
+        data, length = self.runtime.skb_packets[r1]
+        l2 = self.kernel_type != "socket_filter"
+        head = 0 if l2 else 14
+        packet = memory.read(data - head, length + head)
+        ours = memory.read(r1, 192)
+        ctx = bytearray(192)
+        for off, size in _SKB_IN:
+            ctx[off:off + size] = ours[off:off + size]
+        run = self._test_run(self.load(), data=packet, ctx=bytes(ctx))
+        memory.write(data, run.data_out[head:head + length])
+        for off, size in _SKB_OUT:
+            memory.write(r1 + off, run.ctx_out[off:off + size])
+
+    def _run_syscall(self, r1: int, r2: int) -> None:
+        region = self.runtime.memory.find(r1, 1) if r1 else None
+        ctx = bytes(region.view[r1 - region.address:]) if region is not None else None
+        run = self._test_run(self.load(), ctx=ctx, ctx_out_size=0)
+        if region is not None:
+            region.view[r1 - region.address:] = run.ctx_out
+
+    def _run_struct(self, r1: int, r2: int) -> None:
+        region = self.runtime.memory.find(r1, 1)
+        ctx = bytes(region.view[r1 - region.address:]) if region is not None else bytes(8)
+        self._test_run(self.load(), ctx=ctx, ctx_out_size=0)
 
     def info(self, mem_len: int = 0) -> sc.ProgInfo:
         """The kernel's view of the program: xlated instructions and JITed code."""

@@ -1,30 +1,200 @@
-"""Our object's maps as kernel maps (stub; filled in when runtime maps land)."""
+"""An object's maps as kernel maps, kept in step with the runtime's maps.
+
+Our runtime owns the truth: before a kernel run every map's contents are copied
+into its kernel twin, and afterwards copied back, so a cross-check compares the
+same maps whatever engine ran. Arrays and global data are ``BPF_F_MMAPABLE`` twins
+copied with one memcpy each way (their layout is the kernel's: element i at
+``i * round8(value_size)``); a read-only (``.rodata``) array is filled once and
+frozen, as libbpf does, so the verifier may treat its contents as constants.
+Hashes, LPM tries and per-CPU maps go element by element; queues and stacks are
+drained and refilled; ring-buffer records the kernel produced are consumed through
+its mmap and appended to our ring buffer; prog arrays hold the kernel fds of the
+programs ours hold. Per-CPU values: kernel CPU c is our CPU c, and programs run
+pinned to the runtime's current CPU.
+"""
 
 from __future__ import annotations
 
+import mmap
 import weakref
+
+from ..errors import BpfEngineError
+from . import syscall as sc
+
+_T = sc.MAP_TYPES
+_ARRAYS = {_T["array"]}
+_PERCPU = {_T["percpu_array"], _T["percpu_hash"], _T["lru_percpu_hash"]}
+_KEYED = {_T["hash"], _T["lru_hash"], _T["lpm_trie"], _T["percpu_hash"], _T["lru_percpu_hash"],
+          _T["percpu_array"]}
+_QUEUES = {_T["queue"], _T["stack"]}
+_UNSUPPORTED = {
+    _T["bloom_filter"]: "the kernel's filter bits use another hash and cannot be copied",
+    _T["perf_event_array"]: "perf events are not available to test runs",
+}
+
+
+class Twin:
+    """One of our maps and its kernel counterpart."""
+
+    def __init__(self, ours, owner: "KernelMaps"):
+        self.ours = ours
+        self.owner = owner
+        t = ours.map_type
+        if t in _UNSUPPORTED:
+            raise BpfEngineError(f"kernel: map '{ours.name}' ({ours.type_name}): {_UNSUPPORTED[t]}")
+        flags = ours.map_flags | (sc.F_MMAPABLE if t in _ARRAYS else 0)
+        self.frozen = bool(t in _ARRAYS and ours.map_flags & sc.F_RDONLY_PROG)
+        self.kernel = sc.create_map(t, ours.key_size, ours.value_size, ours.max_entries, flags, ours.name,
+                                    map_extra=getattr(ours, "map_extra", 0))
+        self.filled = False
+        self._ring: tuple[mmap.mmap, mmap.mmap] | None = None
+
+    @property
+    def size(self) -> int:
+        return self.kernel.stride * self.ours.max_entries
+
+    # ---------------------------------------------------------------- ours -> kernel
+    def push(self) -> None:
+        t, k, m = self.ours.map_type, self.kernel, self.ours
+        if t in _ARRAYS:
+            if not self.frozen or not self.filled:
+                k.view[:self.size] = m.view[:self.size]
+                if self.frozen:
+                    k.freeze()
+        elif t in _KEYED:
+            for key in list(k.keys()):
+                if t != _T["percpu_array"]:
+                    k.delete(key)
+            for key, value in m.items():
+                k.update(key, self._to_kernel(value) if t in _PERCPU else value)
+        elif t in _QUEUES:
+            while k.pop() is not None:
+                pass
+            values = [v for _, v in m.items()]
+            for v in (reversed(values) if t == _T["stack"] else values):
+                k.push(v)
+        elif t == _T["prog_array"]:
+            for key in list(k.keys()):
+                k.delete(key)
+            for index, program in m.programs.items():
+                k.update(index.to_bytes(4, "little"), self.owner.program_fd(program).to_bytes(4, "little"))
+        self.filled = True
+
+    # ---------------------------------------------------------------- kernel -> ours
+    def pull(self) -> None:
+        t, k, m = self.ours.map_type, self.kernel, self.ours
+        if t in _ARRAYS:
+            if not self.frozen:
+                m.view[:self.size] = k.view[:self.size]
+        elif t in _KEYED:
+            if t != _T["percpu_array"]:
+                m.clear()
+            for key, value in k.items():
+                m.update(key, self._from_kernel(value) if t in _PERCPU else value)
+        elif t in _QUEUES:
+            while m.pop() is not None:
+                pass
+            values = []
+            while (v := k.pop()) is not None:
+                values.append(v)
+            for v in (reversed(values) if t == _T["stack"] else values):
+                m.push(v)
+        elif t == _T["ringbuf"]:
+            for record in self._ring_records():
+                address = m.reserve(len(record))
+                if not address:
+                    raise BpfEngineError(f"kernel: ring buffer '{m.name}' has no room for a kernel record")
+                m.view[address - m.data:address - m.data + len(record)] = record
+                m.commit(address, False)
+
+    def _to_kernel(self, blob: bytes) -> bytes:
+        """Our per-CPU layout (ncpus values, each padded to 8) for the kernel's CPU count."""
+        n = sc.possible_cpus() * self.kernel.stride
+        return blob[:n].ljust(n, b"\0")
+
+    def _from_kernel(self, blob: bytes) -> bytes:
+        n = self.ours.ncpus * self.kernel.stride
+        return blob[:n].ljust(n, b"\0")
+
+    def _ring_records(self) -> list[bytes]:
+        """Consume every committed record of the kernel ring buffer."""
+        size = self.ours.max_entries
+        if self._ring is None:
+            page = mmap.PAGESIZE
+            self._ring = (mmap.mmap(self.kernel.fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE),
+                          mmap.mmap(self.kernel.fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                    offset=page))
+        cons_page, prod = self._ring
+        consumer = int.from_bytes(cons_page[:8], "little")
+        producer = int.from_bytes(prod[:8], "little")
+        data = mmap.PAGESIZE
+        out = []
+        while consumer < producer:
+            off = data + (consumer & (size - 1))
+            header = int.from_bytes(prod[off:off + 4], "little")
+            if header & (1 << 31):                       # still busy
+                break
+            length = header & ~(3 << 30)
+            if not header & (1 << 30):
+                out.append(bytes(prod[off + 8:off + 8 + length]))
+            consumer += (length + 8 + 7) & ~7
+        cons_page[:8] = consumer.to_bytes(8, "little")
+        return out
+
+    def close(self) -> None:
+        if self._ring is not None:
+            for mm in self._ring:
+                mm.close()
+            self._ring = None
+        self.kernel.close()
 
 
 class KernelMaps:
+    """The kernel twins of one object's maps (``obj.map_list`` order), shared by every
+    kernel program of the object, plus the r0 cell their wrapped exits write."""
+
     _by_object: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
     def __init__(self, obj):
         self.obj = obj
-        self.kernel = []
+        self.twins: list[Twin] = []
+        self.r0 = sc.create_map("array", 4, 8, 1, sc.F_MMAPABLE, "jitbpf_r0")
+        self.programs: dict = {}          # Program -> KernelProgram, for prog arrays
 
     @classmethod
     def of(cls, obj) -> "KernelMaps":
         maps = cls._by_object.get(obj)
         if maps is None:
             maps = cls._by_object[obj] = cls(obj)
+        maps.sync_list()
         return maps
+
+    def sync_list(self) -> None:
+        """Create twins for maps added to the object since the last call."""
+        for m in self.obj.map_list[len(self.twins):]:
+            self.twins.append(Twin(m, self))
 
     @property
     def fds(self) -> list[int]:
-        return [m.fd for m in self.kernel]
+        """fd_array for BPF_PROG_LOAD: the object's maps by index, then the r0 cell."""
+        return [t.kernel.fd for t in self.twins] + [self.r0.fd]
+
+    @property
+    def r0_index(self) -> int:
+        return len(self.twins)
 
     def push(self) -> None:
-        pass
+        for t in self.twins:
+            t.push()
 
     def pull(self) -> None:
-        pass
+        for t in self.twins:
+            t.pull()
+
+    def program_fd(self, program) -> int:
+        """The kernel fd of another program of this object (a tail-call target)."""
+        from .engine import KernelProgram
+        kp = self.programs.get(program)
+        if kp is None:
+            kp = self.programs[program] = KernelProgram(program)
+        return kp.load_context_program().fd

@@ -31,6 +31,7 @@ class Cmd:
     PROG_TEST_RUN = 10
     OBJ_GET_INFO_BY_FD = 15
     BTF_LOAD = 18
+    MAP_LOOKUP_AND_DELETE_ELEM = 21
     MAP_FREEZE = 22
 
 
@@ -275,6 +276,25 @@ class KernelMap:
                 return False
             raise _fail(f"delete from map '{self.name}'", e) from None
         return True
+
+    def pop(self) -> bytes | None:
+        """Queue/stack: take the next value (None when empty)."""
+        vbuf = ctypes.create_string_buffer(self.value_size)
+        try:
+            bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, _MapElem(self.fd, 0, _addr(vbuf), 0))
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise _fail(f"pop from map '{self.name}'", e) from None
+        return vbuf.raw
+
+    def push(self, value: bytes) -> None:
+        """Queue/stack/bloom filter: add a value (these maps have no keys)."""
+        vbuf = ctypes.create_string_buffer(value, self.value_size)
+        try:
+            bpf(Cmd.MAP_UPDATE_ELEM, _MapElem(self.fd, 0, _addr(vbuf), ANY))
+        except OSError as e:
+            raise _fail(f"push to map '{self.name}'", e) from None
 
     def next_key(self, key: bytes | None) -> bytes | None:
         kbuf = ctypes.create_string_buffer(key, self.key_size) if key is not None else None
@@ -554,21 +574,29 @@ class TestRun:
 
 
 def test_run(prog_fd: int, data: bytes | None = None, ctx: bytes | None = None, repeat: int = 1,
-             data_out_size: int | None = None, flags: int = 0, cpu: int = 0) -> TestRun:
-    """BPF_PROG_TEST_RUN: run ``repeat`` times with packet ``data`` and context ``ctx``."""
+             data_out_size: int | None = None, ctx_out_size: int | None = None, flags: int = 0,
+             cpu: int = 0) -> TestRun:
+    """BPF_PROG_TEST_RUN: run ``repeat`` times with packet ``data`` and context ``ctx``.
+
+    ``data_out_size``/``ctx_out_size`` size the output buffers (default: room for
+    the packet to grow, the context's size). With ``ctx_out_size=0`` no ctx_out is
+    passed and ``ctx_out`` is the ctx_in buffer after the run (syscall programs
+    write their context back there).
+    """
     din = ctypes.create_string_buffer(data, len(data)) if data else None
     out_size = data_out_size if data_out_size is not None else (len(data) + 4096 if data else 0)
     dout = ctypes.create_string_buffer(out_size) if out_size else None
     cin = ctypes.create_string_buffer(ctx, len(ctx)) if ctx else None
-    cout = ctypes.create_string_buffer(len(ctx)) if ctx else None
+    cout_size = ctx_out_size if ctx_out_size is not None else len(ctx or b"")
+    cout = ctypes.create_string_buffer(cout_size) if cout_size else None
     attr = _TestRun(prog_fd=prog_fd, data_size_in=len(data) if data else 0, data_size_out=out_size,
                     data_in=_addr(din), data_out=_addr(dout), repeat=repeat,
-                    ctx_size_in=len(ctx) if ctx else 0, ctx_size_out=len(ctx) if ctx else 0,
+                    ctx_size_in=len(ctx) if ctx else 0, ctx_size_out=cout_size,
                     ctx_in=_addr(cin), ctx_out=_addr(cout), flags=flags, cpu=cpu)
     try:
         bpf(Cmd.PROG_TEST_RUN, attr)
     except OSError as e:
         raise _fail("BPF_PROG_TEST_RUN", e) from None
+    ctx_after = cout.raw[:attr.ctx_size_out] if cout is not None else (cin.raw if cin is not None else b"")
     return TestRun(attr.retval, attr.duration,
-                   dout.raw[:attr.data_size_out] if dout is not None else b"",
-                   cout.raw[:attr.ctx_size_out] if cout is not None else b"")
+                   dout.raw[:attr.data_size_out] if dout is not None else b"", ctx_after)

@@ -32,6 +32,7 @@ class Program:
     kfuncs: dict[int, str] = field(default_factory=dict)    # slot of a kfunc call -> its name
     prog_type: str = "raw"        # raw, xdp, socket, tc, kprobe, tracepoint, syscall, ...
     line_info: dict[int, str] = field(default_factory=dict)  # slot -> "file.c:line"
+    function_names: dict[int, str] = field(default_factory=dict)  # entry slot -> name (from ELF)
 
     def __post_init__(self) -> None:
         if not self.specs:
@@ -89,7 +90,10 @@ class Object:
         self.path = path
         self.programs: dict[str, Program] = {}
         self.map_list: list[Any] = []           # by index: the fd / idx of lddw pseudo sources
-        self.sections: dict[str, Any] = {}
+        self.sections: dict[str, Any] = {}      # ELF: name -> elf.SectionInfo
+        self.relocations: list[Any] = []        # ELF: every elf.Relocation as found
+        self.btf: Any = None                    # ELF: btf.Btf and btf.BtfExt, when present
+        self.btf_ext: Any = None
         self.license = ""
 
     @property
@@ -100,6 +104,11 @@ class Object:
         prog = Program(name, insns, self, **kw)
         self.programs[name] = prog
         return prog
+
+    def add_map(self, m: Any) -> int:
+        """Append a map (runtime.maps.create) to map_list; returns its lddw index."""
+        self.map_list.append(m)
+        return len(self.map_list) - 1
 
     def program(self, name: str | None = None) -> Program:
         """A program by name or section name; with no name, the only (or first) program."""

@@ -40,14 +40,9 @@ from typing import Iterator
 from .. import isa
 from ..errors import BpfEngineError
 from ..isa import Insn, Pseudo
+from ..runtime.context import context_kind
 from . import syscall as sc
 from .rewrite import Spliced, splice
-
-try:
-    from ..runtime.context import context_kind
-except ImportError:                  # before the runtime grew contexts: raw programs only
-    def context_kind(prog_type: str) -> str:
-        return "raw" if prog_type == "raw" else "struct"
 
 #: The kernel's lddw sources for our map references: everything goes through fd_array.
 _FD_ARRAY_SOURCE = {Pseudo.MAP_FD: Pseudo.MAP_IDX, Pseudo.MAP_IDX: Pseudo.MAP_IDX,
@@ -100,6 +95,8 @@ _REPEATABLE = {"socket_filter", "xdp", "sched_cls", "cgroup_skb", "sk_skb", "flo
 #: __sk_buff fields a test run may set (the kernel rejects the others when non-zero).
 _SKB_IN = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4), (176, 4))
 _SKB_OUT = ((8, 4), (32, 4), (48, 20), (152, 8))        # what the kernel reports back
+#: Ethertype -> the smallest packet a socket-buffer test run takes (Ethernet + IP header).
+_SKB_MIN_PACKET = {0x0800: ("IPv4", 14 + 20), 0x86DD: ("IPv6", 14 + 40)}
 
 
 @dataclass
@@ -206,7 +203,7 @@ class KernelProgram:
         cell = self.maps.r0.view
         cell[:8] = bytes(8)
         self.maps.push()
-        with pinned(self.runtime.cpu if hasattr(self.runtime, "cpu") else 0):
+        with pinned(self.runtime.cpu):
             run(r1, r2)
         self.maps.pull()
         r0 = int.from_bytes(cell[:8], "little")
@@ -246,6 +243,10 @@ class KernelProgram:
         l2 = self.kernel_type != "socket_filter"
         head = 0 if l2 else 14
         packet = memory.read(data - head, length + head)
+        proto, need = _SKB_MIN_PACKET.get(int.from_bytes(packet[12:14], "big"), ("", 0))
+        if len(packet) < need:
+            raise BpfEngineError(f"kernel: a test run needs an {proto} packet of at least {need} bytes "
+                                 f"(Ethernet and {proto} headers), not {len(packet)}")
         ours = memory.read(r1, 192)
         ctx = bytearray(192)
         for off, size in _SKB_IN:

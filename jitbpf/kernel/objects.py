@@ -197,4 +197,4 @@ class KernelMaps:
         kp = self.programs.get(program)
         if kp is None:
             kp = self.programs[program] = KernelProgram(program)
-        return kp.load_context_program().fd
+        return kp.load().fd

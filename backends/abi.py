@@ -11,16 +11,33 @@
   ``Runtime.finish_unwind``.
 - Pointers are host addresses in every executor (unicorn maps host pages at the same
   guest addresses), so map handles, value addresses and context pointers are plain constants.
+- Runtime calls generated code may make besides helpers, with the helper signature:
+  ``TRAP(code, pc, value)`` reports a run-time error (``TRAPS[code]``; pc -1 = none) and
+  sets the unwind cell; ``LOAD_PACKET(ctx, offset, size, pc)`` is LD_ABS/LD_IND with the
+  interpreter's semantics (big-endian; out of bounds ends the program with r0 = 0).
 """
 
 from __future__ import annotations
 
-from jitbpf.errors import BpfEngineError
-from jitbpf.runtime import Runtime
+from jitbpf.errors import BpfEngineError, BpfRuntimeError
+from jitbpf.isa import MAX_CALL_DEPTH, to_s64
+from jitbpf.runtime import Helper, Runtime
 
 ENTRY = "bpf_entry"
 UNWIND = "jitbpf_unwind"
+TRAP = "jitbpf_trap"
+LOAD_PACKET = "jitbpf_load_packet"
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+TRAP_CALLX, TRAP_DEPTH, TRAP_BUDGET, TRAP_JUMP_OUT, TRAP_FALL_THROUGH = range(1, 6)
+TRAPS = {
+    TRAP_CALLX: "callx to 0x{value:x}: neither a helper id nor a function",
+    TRAP_DEPTH: f"call depth exceeds {MAX_CALL_DEPTH} frames",
+    TRAP_BUDGET: "loop budget of {value} back-edges exceeded",
+    TRAP_JUMP_OUT: "jump to instruction {value}, in another function (not supported by compiled engines)",
+    TRAP_FALL_THROUGH: "control falls through into instruction {value}, the next function "
+                       "(not supported by compiled engines)",
+}
 
 
 def function_symbol(slot: int) -> str:
@@ -40,8 +57,29 @@ def runtime_symbol(rt: Runtime, name: str) -> int | None:
     return None
 
 
+def _trap(rt: Runtime, code: int, pc: int, value: int, *_: int) -> int:
+    message = TRAPS.get(code, "unknown trap {value}").format(value=value)
+    rt.fail_program(BpfRuntimeError(message, pc=None if pc == MASK64 else pc))
+    return 0
+
+
+def _load_packet(rt: Runtime, ctx: int, offset: int, size: int, pc: int, *_: int) -> int:
+    data, length = rt.skb_window(ctx, pc)
+    offset = to_s64(offset)
+    if not 0 <= offset <= length - size:
+        rt.end_program(0)
+        return 0
+    return int.from_bytes(rt.memory.read(data + offset, size, pc), "big")
+
+
+#: Runtime calls by symbol (not helpers: no id, not reachable through callx).
+RUNTIME_CALLS = {TRAP: Helper(-1, TRAP, _trap), LOAD_PACKET: Helper(-2, LOAD_PACKET, _load_packet)}
+
+
 def helper_for_symbol(rt: Runtime, name: str):
     """The Helper a call symbol names (``bpf_map_lookup_elem``, or a kfunc's own name)."""
+    if name in RUNTIME_CALLS:
+        return RUNTIME_CALLS[name]
     try:
         return rt.helpers.lookup(name)
     except BpfEngineError:

@@ -26,6 +26,7 @@ EXECUTORS = ("native", "unicorn")
 #: backend name -> module providing make_engine(); imported on first use.
 BACKENDS: dict[str, str] = {
     "interp": "jitbpf.interpreter",
+    "llvm": "backends.llvm",
     "kernel": "jitbpf.kernel",
 }
 

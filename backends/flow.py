@@ -1,0 +1,267 @@
+"""Control- and data-flow facts about a BPF program that code generators need.
+
+- :class:`Function`: one BPF function (a range of slots) with its block leaders.
+- Register liveness, so compiled code can follow the interpreter exactly across
+  bpf-to-bpf calls without paying for it in ordinary programs: the interpreter has one
+  register file, so a callee that reads r0/r6-r9 before writing them sees the caller's
+  values, and a caller that reads r1-r5 after a call sees the callee's last values.
+  :func:`analyse` finds which functions need their inherited registers (``live_in``)
+  and which must hand r1-r5 back (``returns_args``); for verified programs both are empty.
+- Frame-pointer offsets (:meth:`Function.frame_offsets`): for each instruction, which
+  registers hold ``r10 + k`` for a known ``k``, so stack accesses can be addressed from
+  the frame itself and the optimiser can keep stack slots in registers.
+- The call graph depth: whether a program can exceed the 8-frame limit at all.
+
+Registers sets are bit masks (bit n = rn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jitbpf import isa
+from jitbpf.isa import MAX_CALL_DEPTH, Insn, OpInfo
+
+ARGS = 0b111110                 # r1-r5
+INHERITED = 0b1111000001        # r0, r6-r9: what a callee shares with its caller
+FETCHES = frozenset({"fetch_add", "fetch_or", "fetch_and", "fetch_xor", "xchg"})
+_FP_LIMIT = 1 << 20             # frame offsets beyond this are not tracked
+
+
+def bit(reg: int) -> int:
+    return 1 << reg
+
+
+@dataclass
+class Function:
+    start: int
+    end: int
+    leaders: set[int] = field(default_factory=set)
+    live_in: int = 0              # inherited registers (INHERITED bits) read before written
+    returns_args: bool = False    # some caller reads r1-r5 after calling this function
+    may_unwind: bool = False      # can end the program (helpers, runtime checks, callees)
+    address_taken: bool = False   # a lddw func names it: helpers may call it back
+
+    def contains(self, pc: int) -> bool:
+        return self.start <= pc < self.end
+
+
+class ProgramFlow:
+    """Flow facts of one program; ``functions`` in slot order, main first."""
+
+    def __init__(self, program, track_depth: bool | None = None):
+        self.program = program
+        self.insns: list[Insn] = program.insns
+        self.specs: list[OpInfo | None] = program.specs
+        self.functions = [Function(s, e) for s, e in program.function_ranges()]
+        self.by_start = {f.start: f for f in self.functions}
+        self._owner = [f for f in self.functions for _ in range(f.start, f.end)]
+        self.called: set[int] = set()           # entries named by call local / callx candidates
+        for f in self.functions:
+            self._leaders(f)
+        for pc, insn in enumerate(self.insns):
+            spec = self.specs[pc]
+            if spec is not None and spec.kind == "lddw" and insn.src == isa.Pseudo.FUNC:
+                self.by_start[pc + 1 + insn.imm].address_taken = True
+            if spec is not None and spec.kind == "call" and insn.src == isa.CALL_LOCAL:
+                self.called.add(pc + 1 + insn.imm)
+        if self.has_callx:
+            self.called.update(self.by_start)
+        self._interprocedural()
+        self.track_depth = self._may_exceed_depth()
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def has_callx(self) -> bool:
+        return any(s is not None and s.kind == "callx" for s in self.specs)
+
+    def function_of(self, pc: int) -> Function:
+        return self._owner[pc]
+
+    def _leaders(self, f: Function) -> None:
+        f.leaders.add(f.start)
+        for pc in range(f.start, f.end):
+            spec = self.specs[pc]
+            if spec is None:
+                continue
+            if spec.kind in ("jcond", "ja"):
+                target = isa.jump_target(self.insns[pc], pc)
+                if f.contains(target):
+                    f.leaders.add(target)
+            if spec.kind in ("jcond", "ja", "exit") and pc + 1 < f.end:
+                f.leaders.add(pc + 1)
+
+    def successors(self, pc: int) -> list[int]:
+        """Slots control can reach next (targets outside the function included)."""
+        spec, insn = self.specs[pc], self.insns[pc]
+        if spec.kind == "exit":
+            return []
+        if spec.kind == "ja":
+            return [isa.jump_target(insn, pc)]
+        nxt = pc + (2 if spec.kind == "lddw" else 1)
+        if spec.kind == "jcond":
+            return [nxt, isa.jump_target(insn, pc)]
+        return [nxt]
+
+    def callees(self, pc: int) -> list[Function]:
+        """Functions an instruction may call directly (local call, callx)."""
+        spec, insn = self.specs[pc], self.insns[pc]
+        if spec.kind == "call" and insn.src == isa.CALL_LOCAL:
+            return [self.by_start[pc + 1 + insn.imm]]
+        if spec.kind == "callx":
+            return list(self.functions)
+        return []
+
+    def calls_back(self, pc: int) -> bool:
+        """Whether an instruction calls runtime code that may call back into BPF functions."""
+        spec, insn = self.specs[pc], self.insns[pc]
+        return spec.kind == "callx" or spec.kind == "call" and insn.src != isa.CALL_LOCAL
+
+    # ---------------------------------------------------------------- registers
+    def uses_defs(self, pc: int) -> tuple[int, int]:
+        """(registers read, registers certainly written) by one instruction."""
+        spec, insn = self.specs[pc], self.insns[pc]
+        kind, d, s = spec.kind, bit(insn.dst), bit(insn.src)
+        x = insn.source == isa.SRC_X
+        if kind == "alu":
+            if spec.op in ("mov", "movsx"):
+                return (s if x else 0), d
+            if spec.op == "neg":
+                return d, d
+            return d | (s if x else 0), d
+        if kind == "end":
+            return d, d
+        if kind == "jcond":
+            return d | (s if x else 0), 0
+        if kind == "ldx":
+            return s, d
+        if kind == "st":
+            return d, 0
+        if kind == "stx":
+            return d | s, 0
+        if kind == "atomic":
+            if spec.op == "cmpxchg":
+                return d | s | 1, 1
+            return d | s, s if spec.op in FETCHES else 0
+        if kind == "lddw":
+            return 0, d
+        if kind == "ldabs":
+            return bit(6), 1
+        if kind == "ldind":
+            return bit(6) | s, 1
+        if kind == "exit":
+            return 1 | (ARGS if self.function_of(pc).returns_args else 0), 0
+        if kind == "call":
+            if insn.src == isa.CALL_LOCAL:
+                return ARGS | self.by_start[pc + 1 + insn.imm].live_in, 1 | ARGS
+            return ARGS, 1
+        if kind == "callx":
+            inherited = 0
+            for f in self.functions:
+                inherited |= f.live_in
+            return d | ARGS | inherited, 1
+        return 0, 0                      # ja
+
+    def liveness(self, f: Function) -> dict[int, int]:
+        """Registers live after each instruction of ``f`` (r10 excluded)."""
+        live_out: dict[int, int] = {}
+        live_in: dict[int, int] = {}
+        pcs = [pc for pc in range(f.start, f.end) if self.specs[pc] is not None]
+        facts = {pc: self.uses_defs(pc) for pc in pcs}
+        changed = True
+        while changed:
+            changed = False
+            for pc in reversed(pcs):
+                out = 0
+                for succ in self.successors(pc):
+                    out |= live_in.get(succ, 0)
+                uses, defs = facts[pc]
+                new_in = (uses | (out & ~defs)) & 0x3FF
+                live_out[pc] = out
+                if live_in.get(pc) != new_in:
+                    live_in[pc] = new_in
+                    changed = True
+        f.live_in = live_in.get(f.start, 0) & INHERITED
+        return live_out
+
+    def _interprocedural(self) -> None:
+        """Fixpoint of live_in / returns_args / may_unwind over the call graph."""
+        while True:
+            before = [(f.live_in, f.returns_args, f.may_unwind) for f in self.functions]
+            for f in self.functions:
+                live_out = self.liveness(f)
+                for pc in live_out:
+                    if live_out[pc] & ARGS:
+                        for callee in self.callees(pc):
+                            callee.returns_args = True
+                    if self.calls_back(pc) or self.specs[pc].kind in ("ldabs", "ldind") \
+                            or any(c.may_unwind for c in self.callees(pc)) \
+                            or any(not f.contains(s) for s in self.successors(pc)):
+                        f.may_unwind = True
+            if before == [(f.live_in, f.returns_args, f.may_unwind) for f in self.functions]:
+                return
+
+    # ---------------------------------------------------------------- call depth
+    def _may_exceed_depth(self) -> bool:
+        """Whether some chain of calls can reach more than MAX_CALL_DEPTH frames
+        (recursion included); only then does compiled code count frames."""
+        targets = [f for f in self.functions if f.address_taken]
+        edges: dict[int, set[int]] = {f.start: set() for f in self.functions}
+        for f in self.functions:
+            for pc in range(f.start, f.end):
+                if self.specs[pc] is None:
+                    continue
+                edges[f.start].update(c.start for c in self.callees(pc))
+                if self.calls_back(pc):
+                    edges[f.start].update(t.start for t in targets)
+        longest: dict[int, int] = {}
+        on_path: set[int] = set()
+
+        def depth(node: int) -> int:
+            if node in on_path:
+                return MAX_CALL_DEPTH + 1            # a cycle: unbounded
+            if node not in longest:
+                on_path.add(node)
+                longest[node] = 1 + max((depth(n) for n in edges[node]), default=0)
+                on_path.discard(node)
+            return longest[node]
+        return depth(0) > MAX_CALL_DEPTH
+
+    # ---------------------------------------------------------------- frame offsets
+    def frame_offsets(self, f: Function) -> dict[int, tuple[int | None, ...]]:
+        """For each instruction of ``f``: per register, k if it holds r10 + k before it runs."""
+        unknown = (None,) * 10
+        state: dict[int, tuple[int | None, ...]] = {f.start: unknown}
+        work = [f.start]
+        while work:
+            pc = work.pop()
+            after = self._fp_transfer(pc, state[pc])
+            for succ in self.successors(pc):
+                if not f.contains(succ) or self.specs[succ] is None:
+                    continue
+                old = state.get(succ)
+                new = after if old is None else tuple(a if a == b else None for a, b in zip(old, after))
+                if new != old:
+                    state[succ] = new
+                    work.append(succ)
+        return state
+
+    def _fp_transfer(self, pc: int, regs: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        spec, insn = self.specs[pc], self.insns[pc]
+        out = list(regs)
+        _, defs = self.uses_defs(pc) if spec.kind not in ("call", "callx", "exit") else (0, 0)
+        if spec.kind in ("call", "callx"):
+            defs = 1 | (ARGS if spec.kind == "callx" or insn.src == isa.CALL_LOCAL else 0)
+        for r in range(10):
+            if defs & bit(r):
+                out[r] = None
+        if spec.kind == "alu" and spec.width == 64:
+            src = 0 if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
+            dst = regs[insn.dst]
+            value = None
+            if spec.op == "mov" and insn.source == isa.SRC_X:
+                value = src
+            elif spec.op in ("add", "sub") and insn.source == isa.SRC_K and dst is not None:
+                value = dst + insn.imm if spec.op == "add" else dst - insn.imm
+            out[insn.dst] = value if value is not None and abs(value) < _FP_LIMIT else None
+        return tuple(out)

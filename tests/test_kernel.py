@@ -509,3 +509,100 @@ def test_programs_the_kernel_cannot_run_are_refused():
     obj = _object("mov %r0, 0\nexit", prog_type="kprobe")
     with pytest.raises(jitbpf.BpfEngineError, match="cannot test-run kprobe programs"):
         obj.program().compile("kernel")
+
+
+# --------------------------------------------------------------------------- clang objects
+
+CLANG = "clang-19"
+OBJECT_SOURCE = r"""
+typedef unsigned char __u8;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+#define SEC(n) __attribute__((section(n), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+struct xdp_md { __u32 data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex; };
+struct __sk_buff { __u32 len, pkt_type, mark; };
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static long (*bpf_loop)(__u32 n, void *callback, void *ctx, __u64 flags) = (void *)181;
+static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
+static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
+
+struct { __uint(type, 1); __uint(max_entries, 64); __type(key, __u32); __type(value, __u64); } counts SEC(".maps");
+struct { __uint(type, 6); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } pcpu SEC(".maps");
+struct { __uint(type, 27); __uint(max_entries, 4096); } events SEC(".maps");
+
+const volatile __u32 factor = 3;
+__u64 total = 7;
+__u64 last_len;
+
+static __attribute__((noinline)) __u64 mix(__u64 x) { return x * factor + 1; }
+static long add_cb(__u32 i, void *ctx) { *(__u64 *)ctx += i; return 0; }
+
+SEC("xdp") int count_packets(struct xdp_md *ctx)
+{
+    __u8 *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    if (data + 14 > end)
+        return 0;
+    __u32 key = data[12], z = 0;
+    __u64 one = 1, acc = 0, *v = bpf_map_lookup_elem(&counts, &key);
+    if (v) __sync_fetch_and_add(v, 1);
+    else bpf_map_update_elem(&counts, &key, &one, 0);
+    __u64 *p = bpf_map_lookup_elem(&pcpu, &z);
+    if (p) *p += 2;
+    bpf_loop(5, add_cb, &acc, 0);
+    total = mix(total) + acc;
+    last_len = end - data;
+    data[0] = (__u8)total;
+    __u64 *e = bpf_ringbuf_reserve(&events, 8, 0);
+    if (e) { *e = total; bpf_ringbuf_submit(e, 0); }
+    return key == 8 ? 2 : 1;
+}
+
+SEC("tc") int tc_mark(struct __sk_buff *skb) { skb->mark = skb->len * factor; return skb->len > 60; }
+
+SEC("kprobe/do_nanosleep") int kp(unsigned long *regs) { total += regs[14]; return 0; }
+
+SEC("syscall") int sys(__u64 *args) { args[1] = args[0] * factor; return (int)args[0]; }
+
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def clang_object(tmp_path_factory):
+    import shutil
+    import subprocess
+    if shutil.which(CLANG) is None:
+        pytest.skip(f"{CLANG} not installed")
+    d = tmp_path_factory.mktemp("kobj")
+    (d / "prog.c").write_text(OBJECT_SOURCE)
+    subprocess.run([CLANG, "-O2", "-g", "-target", "bpf", "-c", str(d / "prog.c"), "-o", str(d / "prog.o")],
+                   check=True, capture_output=True)
+    return d / "prog.o"
+
+
+@needs_kernel
+def test_clang_object_runs_in_the_kernel_as_in_interp(clang_object):
+    """Maps, percpu, ring buffer, bpf_loop callback, bpf-to-bpf call, .rodata/.data/.bss:
+    every checked run compares r0, the packet and every map with interp."""
+    obj = jitbpf.load(str(clang_object))
+    packet = bytes(12) + b"\x08\x00" + bytes(50)
+    fn = obj.program("count_packets").compile("kernel")
+    total = 7
+    for n in (1, 2):
+        res = fn.run(packet=packet, check=True)
+        total = total * 3 + 1 + (0 + 1 + 2 + 3 + 4)
+        assert res.r0 == 2 and res.memory[0] == total & 0xFF
+        assert obj.maps["counts"].lookup(8) == n.to_bytes(8, "little")
+        assert obj.maps[".data"].lookup(0) == total.to_bytes(8, "little")
+        assert obj.maps[".bss"].lookup(0) == len(packet).to_bytes(8, "little")
+        assert obj.maps["pcpu"].lookup_percpu(0)[obj.runtime.cpu] == (2 * n).to_bytes(8, "little")
+    assert obj.maps["events"].drain() == [(7 * 3 + 11).to_bytes(8, "little"), total.to_bytes(8, "little")]
+    assert obj.program("tc_mark").compile("kernel").run(packet=packet, check=True).r0 == 1
+    regs = bytes(112) + struct.pack("<Q", 1000) + bytes(56)
+    assert obj.program("kp").compile("kernel").run(ctx=regs, check=True).r0 == 0
+    assert obj.maps[".data"].lookup(0) == (total + 1000).to_bytes(8, "little")
+    res = obj.program("sys").compile("kernel").run(ctx=struct.pack("<QQ", 14, 0), check=True)
+    assert res.r0 == 14 and res.memory == struct.pack("<QQ", 14, 42)

@@ -44,8 +44,17 @@ class Twin:
             raise BpfEngineError(f"kernel: map '{ours.name}' ({ours.type_name}): {_UNSUPPORTED[t]}")
         flags = ours.map_flags | (sc.F_MMAPABLE if t in _ARRAYS else 0)
         self.frozen = bool(t in _ARRAYS and ours.map_flags & sc.F_RDONLY_PROG)
-        self.kernel = sc.create_map(t, ours.key_size, ours.value_size, ours.max_entries, flags, ours.name,
-                                    map_extra=getattr(ours, "map_extra", 0))
+        args = (t, ours.key_size, ours.value_size, ours.max_entries, flags, ours.name)
+        extra = getattr(ours, "map_extra", 0)
+        btf_ids = (getattr(ours, "btf_key_type", 0), getattr(ours, "btf_value_type", 0))
+        if owner.btf.fd and any(btf_ids):
+            try:        # with BTF when it has it (spin locks and timers need it), else without
+                self.kernel = sc.create_map(*args, btf_fd=owner.btf.fd, btf_key_type_id=btf_ids[0],
+                                            btf_value_type_id=btf_ids[1], map_extra=extra)
+            except sc.KernelError:
+                self.kernel = sc.create_map(*args, map_extra=extra)
+        else:
+            self.kernel = sc.create_map(*args, map_extra=extra)
         self.filled = False
         self._ring: tuple[mmap.mmap, mmap.mmap] | None = None
 
@@ -57,10 +66,12 @@ class Twin:
     def push(self) -> None:
         t, k, m = self.ours.map_type, self.kernel, self.ours
         if t in _ARRAYS:
-            if not self.frozen or not self.filled:
+            if not self.frozen:
                 k.view[:self.size] = m.view[:self.size]
-                if self.frozen:
-                    k.freeze()
+            elif not self.filled:           # read-only maps cannot be mmap'ed writable
+                for i in range(m.max_entries):
+                    k.update(i.to_bytes(4, "little"), bytes(m.element(i)))
+                k.freeze()
         elif t in _KEYED:
             for key in list(k.keys()):
                 if t != _T["percpu_array"]:
@@ -156,7 +167,9 @@ class KernelMaps:
     _by_object: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
     def __init__(self, obj):
+        from .btfload import KernelBtf
         self.obj = obj
+        self.btf = KernelBtf(obj)
         self.twins: list[Twin] = []
         self.r0 = sc.create_map("array", 4, 8, 1, sc.F_MMAPABLE, "jitbpf_r0")
         self.programs: dict = {}          # Program -> KernelProgram, for prog arrays

@@ -506,8 +506,8 @@ def test_syscall_program_writes_its_context():
 def test_programs_the_kernel_cannot_run_are_refused():
     if not sc.kernel_available():
         pytest.skip(str(sc.availability()))
-    obj = _object("mov %r0, 0\nexit", prog_type="kprobe")
-    with pytest.raises(jitbpf.BpfEngineError, match="cannot test-run kprobe programs"):
+    obj = _object("mov %r0, 0\nexit", prog_type="tracing")
+    with pytest.raises(jitbpf.BpfEngineError, match="cannot test-run tracing programs"):
         obj.program().compile("kernel")
 
 

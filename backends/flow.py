@@ -67,8 +67,12 @@ class ProgramFlow:
                 self.called.add(pc + 1 + insn.imm)
         if self.has_callx:
             self.called.update(self.by_start)
-        self._interprocedural()
-        self.track_depth = self._may_exceed_depth()
+        self.calls = bool(self.called) or any(f.address_taken for f in self.functions)
+        if self.calls:                  # a lone main function inherits nothing and returns only r0
+            self._interprocedural()
+        else:
+            self.functions[0].may_unwind = True
+        self.track_depth = self.calls and self._may_exceed_depth()
 
     # ---------------------------------------------------------------- structure
     @property
@@ -248,14 +252,24 @@ class ProgramFlow:
 
     def _fp_transfer(self, pc: int, regs: tuple[int | None, ...]) -> tuple[int | None, ...]:
         spec, insn = self.specs[pc], self.insns[pc]
+        kind = spec.kind
+        if kind in ("jcond", "ja", "exit", "st", "stx"):
+            return regs
         out = list(regs)
-        _, defs = self.uses_defs(pc) if spec.kind not in ("call", "callx", "exit") else (0, 0)
-        if spec.kind in ("call", "callx"):
-            defs = 1 | (ARGS if spec.kind == "callx" or insn.src == isa.CALL_LOCAL else 0)
-        for r in range(10):
-            if defs & bit(r):
-                out[r] = None
-        if spec.kind == "alu" and spec.width == 64:
+        if kind in ("call", "callx"):
+            out[0] = None
+            if kind == "callx" or insn.src == isa.CALL_LOCAL:
+                out[1:6] = (None,) * 5
+        elif kind in ("ldabs", "ldind"):
+            out[0] = None
+        elif kind == "atomic":
+            if spec.op == "cmpxchg":
+                out[0] = None
+            elif spec.op in FETCHES:
+                out[insn.src] = None
+        else:                            # alu, end, ldx, lddw write dst
+            out[insn.dst] = None
+        if kind == "alu" and spec.width == 64:
             src = 0 if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
             dst = regs[insn.dst]
             value = None

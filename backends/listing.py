@@ -53,7 +53,8 @@ def listing(image: Image, program, base: int = 0, style: str = "asm") -> str:
     if image.arch not in CAPSTONE:
         raise BpfEngineError(f"no disassembler for {image.arch}")
     bpf_text = dict(disassemble(program.insns, style))
-    names = sorted((offset, name) for name, offset in image.symbols.items() if not name.startswith("__"))
+    names = sorted((offset, name) for name, offset in image.symbols.items()
+                   if not name.startswith(("__", ".", "$")))     # stubs, sections, arm64 mapping symbols
     keys = [off for off, _ in image.pc_map]
     cs = _disassembler(image.arch)
     out: list[str] = []
@@ -72,3 +73,14 @@ def listing(image: Image, program, base: int = 0, style: str = "asm") -> str:
             out.append(f"  {insn.address:8x}:  {insn.bytes.hex():<22} {insn.mnemonic} {insn.op_str}".rstrip())
     return "\n".join(out) + "\n"
 
+
+
+def engine_listing(engine_name: str, program, style: str = "asm", **options) -> str:
+    """The listing of what engine ``engine_name`` generates for ``program``. Engines that
+    generate code expose ``image(program, debug=True) -> Image`` with pc_map filled."""
+    from jitbpf.engines import get_engine
+
+    engine = get_engine(engine_name, **options)
+    if not hasattr(engine, "image"):
+        raise BpfEngineError(f"engine '{engine_name}' generates no native code to list")
+    return listing(engine.image(program, debug=True), program, style=style)

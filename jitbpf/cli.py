@@ -70,11 +70,22 @@ def cmd_disasm(args: argparse.Namespace) -> int:
             from .kernel.listing import listing
             info = prog.compile("kernel").executable.info(args.mem_size)
             sys.stdout.write(listing(info, args.style))
-        elif args.engine:
-            raise BpfError(f"disasm --engine: only 'kernel' shows native code so far, not '{args.engine}'")
+        elif args.emit_llvm:
+            from .engines import get_engine
+            engine = get_engine(args.engine or "llvm", **_opt(args))
+            if not hasattr(engine, "llvm_ir"):
+                raise BpfError(f"disasm --emit-llvm: engine '{args.engine}' does not use LLVM")
+            sys.stdout.write(engine.llvm_ir(prog, optimized=args.opt is None or args.opt > 0))
+        elif args.engine or args.native:
+            from backends.listing import engine_listing
+            sys.stdout.write(engine_listing(args.engine or "llvm", prog, args.style, **_opt(args)))
         else:
             sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
     return 0
+
+
+def _opt(args: argparse.Namespace) -> dict:
+    return {} if args.opt is None else {"opt": args.opt}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -121,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--section", help="program (name or section)")
     s.add_argument("--style", choices=("asm", "kernel"), default="asm")
     s.add_argument("--offsets", action="store_true", help="print +N offsets instead of labels")
-    s.add_argument("--engine", help="show what an engine made of it (kernel: xlated and JITed code)")
+    s.add_argument("--engine", help="show what an engine made of it: native code interleaved with the BPF "
+                                    "(kernel: xlated and JITed code)")
+    s.add_argument("--native", action="store_true", help="show native code (engine default: llvm)")
+    s.add_argument("--emit-llvm", action="store_true", help="print the LLVM IR (optimised unless --opt 0)")
+    s.add_argument("--opt", type=int, choices=(0, 1, 2, 3), help="LLVM optimisation level (default 2)")
     s.add_argument("--mem-size", type=int, default=4096,
                    help="memory length a raw-memory program is loaded for (default 4096)")
     s.set_defaults(func=cmd_disasm)

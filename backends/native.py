@@ -7,6 +7,10 @@ Python exception inside a helper cannot unwind JIT frames, so the callback recor
 it with ``Runtime.fail_program`` and returns 0, the generated code sees the unwind
 cell and returns, and the executor re-raises the error.
 
+Calls go through :mod:`backends.faultguard` where it is available, so a fault in
+the generated code (a wild pointer the program dereferences) raises BpfRuntimeError
+instead of killing the process.
+
 While native code runs, the calling thread's C stack (where the BPF stack frames
 live) is registered as a memory region, so helpers can read and write stack
 buffers a program passes them — through the same bounds checks as everywhere.
@@ -21,7 +25,7 @@ import threading
 from jitbpf.errors import BpfEngineError, BpfRuntimeError
 from jitbpf.runtime import Region, Runtime
 
-from . import abi
+from . import abi, faultguard
 from .link import PAGE, Image
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -120,9 +124,15 @@ class NativeCode:
         ctypes.memmove(self.base, code, len(code))
         self.mapping.protect(0, image.writable_from, mmap.PROT_READ | mmap.PROT_EXEC)
         self.entry_address = image.address_of(self.base, entry)
-        self._entry = ENTRY_CFUNC(self.entry_address)
         names = function_symbols if function_symbols is not None else [entry]
         self.functions = {image.address_of(self.base, n) for n in names}
+        self.guard = faultguard.guard() if faultguard.available() else None
+
+    def _call(self, address: int, args: tuple[int, ...]) -> int:
+        args = tuple(a & abi.MASK64 for a in args)
+        if self.guard is None:
+            return ENTRY_CFUNC(address)(*args, *[0] * (5 - len(args)))
+        return self.guard.run(address, self.base, self.base + len(self.image), args)
 
     def _resolve(self, name: str) -> int:
         address = abi.runtime_symbol(self.rt, name)
@@ -134,8 +144,10 @@ class NativeCode:
         rt.invoke = self.invoke
         try:
             with rt.mapped(thread_stack_region()):
-                r0 = self._entry(r1 & abi.MASK64, r2 & abi.MASK64, r3 & abi.MASK64, r4 & abi.MASK64,
-                                 r5 & abi.MASK64)
+                r0 = self._call(self.entry_address, (r1, r2, r3, r4, r5))
+        except BpfRuntimeError:
+            rt.finish_unwind(0)            # a helper's error, if any, explains the fault better
+            raise
         finally:
             rt.invoke = outer_invoke
         return rt.finish_unwind(r0)
@@ -144,8 +156,7 @@ class NativeCode:
         """Call a BPF function pointer (a native function of this image) from a helper."""
         if pointer not in self.functions:
             raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function of this program")
-        padded = [a & abi.MASK64 for a in args] + [0] * (5 - len(args))
-        return ENTRY_CFUNC(pointer)(*padded)
+        return self._call(pointer, args)
 
     def address(self, symbol: str) -> int:
         return self.image.address_of(self.base, symbol)

@@ -144,3 +144,29 @@ def test_link_stubs_reach_far_helpers_and_symbols():
     rel = int.from_bytes(blob[1:5], "little", signed=True)
     assert 0x1000 + 5 + rel == 0x1000 + stub
     assert int.from_bytes(blob[stub + 8:stub + 16], "little") == 0x7F00_0000_0000
+
+
+@pytest.mark.skipif(not __import__("backends.faultguard").faultguard.available(),
+                    reason="fault guard exists for x86_64 Linux hosts only")
+@pytest.mark.parametrize("address", [0x10, 0xFFFF_8000_0000_0000, 0x7FFF_FFFF_F000])
+def test_native_faults_become_errors(address):
+    rt = Runtime()
+    code = NativeCode(link_elf(compile_ir(HOST_ARCH, MEMORY_IR)), rt)
+    with pytest.raises(jitbpf.BpfRuntimeError, match="native code faulted"):
+        code(address)
+    buf = HostBuffer(16, (42).to_bytes(8, "little"))      # and the executor still works afterwards
+    with rt.mapped(Region.of("mem", buf)):
+        assert code(buf.address) == 42
+
+
+@pytest.mark.skipif(not __import__("backends.faultguard").faultguard.available(),
+                    reason="fault guard exists for x86_64 Linux hosts only")
+def test_fault_inside_callback_propagates():
+    """A fault in a BPF callback run from a helper surfaces as the run's error."""
+    rt = Runtime()
+    inner = NativeCode(link_elf(compile_ir(HOST_ARCH, MEMORY_IR)), rt)
+    rt.helpers.register(1000, "add", lambda rt, a, b, *_: inner(0x20))
+    code = NativeCode(link_elf(compile_ir(HOST_ARCH)), rt)
+    with pytest.raises(jitbpf.BpfRuntimeError, match="faulted"):
+        code(1, 2, 0, 0)
+    assert code.guard is not None and not rt.unwinding

@@ -1,27 +1,34 @@
 """The ``kernel`` engine: programs verified, JIT-compiled and run by the host kernel.
 
-Raw-memory programs (r1 = memory, r2 = length, the conformance convention) are
-wrapped before loading, because BPF_PROG_TEST_RUN gives no way to pass r1/r2 and
-returns only 32 bits of r0:
+BPF_PROG_TEST_RUN gives no way to set r1/r2 and returns only 32 bits of r0, so
+programs are wrapped before loading:
 
-* the input memory is the value of a one-entry ``BPF_F_MMAPABLE`` array map whose
-  value size is exactly the memory length, so the kernel verifier bounds-checks
-  accesses as tightly as our interpreter; a second such map holds r0;
-* a prologue sets r1 = that map value (``lddw map_idx_value``), r2 = the length,
-  r3-r5 to the caller's values and r0, r6-r9 to zero (as the interpreter does);
 * every ``exit`` of the main function becomes ``lddw r1, <r0 cell>; *(u64 *)r1 = r0;
-  exit``, so the full 64-bit r0 is in the r0 map when the run ends (bpf-to-bpf
-  functions and callbacks keep their exits);
-* jumps, local calls and function pointers are re-aimed across the inserted slots.
-
-The program is loaded as a socket filter (any packet type works: r1 is replaced)
-and run with a dummy 14-byte packet; memory and r0 are read back through the maps'
-mmaps. One kernel program is loaded per memory length and kept for later runs.
+  exit``: the full 64-bit r0 is in a ``BPF_F_MMAPABLE`` array map (shared by the
+  object's programs, so a tail-called program reports its r0 too) when the run ends.
+  bpf-to-bpf functions and callbacks keep their exits;
+* raw-memory programs (r1 = memory, r2 = length, the conformance convention) and
+  programs whose context is plain bytes (``syscall``, ``kprobe``, ``tracepoint``,
+  ``perf_event``: the kernel cannot test-run the tracing types, and its syscall
+  programs are sleepable, which rules out many maps and helpers taking the
+  context as memory) get their bytes as the value of a one-entry mmap-able array
+  map whose value size is exactly their length, so the kernel verifier
+  bounds-checks every access as tightly as our interpreter. A prologue sets r1 =
+  that map value (``lddw map_idx_value``), r2-r5 to the caller's values and r0,
+  r6-r9 to zero (as the interpreter does). These run as XDP programs (spin locks and
+  every map type allowed) over a dummy 14-byte packet; one kernel program is loaded
+  per memory length and kept. A wrapped program cannot pass its context to a
+  helper that needs the real one (bpf_tail_call): the verifier says so.
+* ``xdp``, ``tc``, ``socket``, ``cgroup_skb`` and ``raw_tracepoint`` programs run
+  natively on their own context: packet and context fields go through data_in /
+  ctx_in and come back from data_out / ctx_out;
+* jumps, local calls and function pointers are re-aimed across inserted slots.
 
 Object maps (``obj.map_list``) become kernel maps (see :mod:`.objects`): lddw
 ``map_fd``/``map_value`` and ``map_idx``/``map_idx_value`` all index the
 ``fd_array`` given to BPF_PROG_LOAD. The runtime's maps are copied into the kernel
 before every run and back afterwards, so every engine sees the same map state.
+Runs are pinned to the runtime's current CPU (per-CPU slots, smp_processor_id).
 
 What the kernel does differently is reported, never papered over: its verifier
 rejects what it cannot prove safe (KernelVerifierError with the log, pc mapped
@@ -31,7 +38,6 @@ and trace output are not used), and ``callx`` does not exist in Linux.
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 from contextlib import contextmanager
@@ -48,7 +54,7 @@ from .rewrite import Spliced, splice
 #: The kernel's lddw sources for our map references: everything goes through fd_array.
 _FD_ARRAY_SOURCE = {Pseudo.MAP_FD: Pseudo.MAP_IDX, Pseudo.MAP_IDX: Pseudo.MAP_IDX,
                     Pseudo.MAP_VALUE: Pseudo.MAP_IDX_VALUE, Pseudo.MAP_IDX_VALUE: Pseudo.MAP_IDX_VALUE}
-DUMMY_PACKET = bytes(14)         # the smallest packet a socket-filter test run takes (ETH_HLEN)
+DUMMY_PACKET = bytes(14)         # the smallest packet an XDP test run takes (ETH_HLEN)
 
 
 def _mov(reg: int, value: int) -> list[Insn]:
@@ -83,30 +89,26 @@ def wrap_exits(program, insns: list[Insn], r0_index: int, prologue: list[Insn]) 
     return splice(insns, prologue, exits)
 
 
-#: Our program types -> (kernel program type, prog_flags). Context programs run
-#: with their own context; "raw" uses the memory wrapper described above.
+#: Our program types -> (kernel program type, wrapped): wrapped programs get their
+#: memory or context bytes in a map value (see above), the others their own context.
 PROGRAM_TYPES = {
-    "raw": ("socket_filter", 0), "socket": ("socket_filter", 0), "xdp": ("xdp", 0),
-    "tc": ("sched_cls", 0), "cgroup_skb": ("cgroup_skb", 0), "sk_skb": ("sk_skb", 0),
-    "flow_dissector": ("flow_dissector", 0), "syscall": ("syscall", sc.F_SLEEPABLE),
-    "raw_tp": ("raw_tracepoint", 0), "raw_tracepoint": ("raw_tracepoint", 0),
-    # no test run exists for these: verified and run as syscall programs over the same
-    # context bytes (aligned context reads; the tracing helpers are the same)
-    "kprobe": ("syscall", sc.F_SLEEPABLE), "tracepoint": ("syscall", sc.F_SLEEPABLE),
-    "perf_event": ("syscall", sc.F_SLEEPABLE),
+    "raw": ("xdp", True), "syscall": ("xdp", True), "kprobe": ("xdp", True),
+    "tracepoint": ("xdp", True), "perf_event": ("xdp", True),
+    "xdp": ("xdp", False), "tc": ("sched_cls", False), "socket": ("socket_filter", False),
+    "cgroup_skb": ("cgroup_skb", False), "raw_tracepoint": ("raw_tracepoint", False),
 }
-#: Kernel program types whose test run accepts repeat (the others run once per call).
-_REPEATABLE = {"socket_filter", "xdp", "sched_cls", "cgroup_skb", "sk_skb", "flow_dissector"}
+_SKB_TYPES = {"socket_filter", "sched_cls", "cgroup_skb"}
 #: __sk_buff fields a test run may set (the kernel rejects the others when non-zero).
 _SKB_IN = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4), (176, 4))
 _SKB_OUT = ((8, 4), (32, 4), (48, 20), (152, 8))        # what the kernel reports back
 #: Ethertype -> the smallest packet a socket-buffer test run takes (Ethernet + IP header).
 _SKB_MIN_PACKET = {0x0800: ("IPv4", 14 + 20), 0x86DD: ("IPv6", 14 + 40)}
+RAW_TP_MAX_ARGS = 12             # a raw_tracepoint test run takes up to 12 u64 arguments
 
 
 @dataclass
 class Loaded:
-    """One kernel program (and, for raw programs, the map holding the memory)."""
+    """One kernel program (and, for wrapped programs, the map holding the memory)."""
 
     fd: int
     spliced: Spliced
@@ -143,45 +145,50 @@ class KernelProgram:
         if program.prog_type not in PROGRAM_TYPES:
             raise BpfEngineError(f"kernel: the kernel cannot test-run {program.prog_type} programs "
                                  f"(it can: {', '.join(sorted(PROGRAM_TYPES))})")
+        if program.kfuncs:
+            raise BpfEngineError(f"kernel: kfunc calls ({', '.join(sorted(set(program.kfuncs.values())))}) "
+                                 "are not supported by the kernel engine")
         from .objects import KernelMaps
         self.program = program
         self.runtime = program.runtime
         self.repeat = repeat
         self.log_level = log_level
-        self.kernel_type, self.prog_flags = PROGRAM_TYPES[program.prog_type]
-        self.loads: dict[int | None, Loaded] = {}
+        self.kernel_type, self.wrapped = PROGRAM_TYPES[program.prog_type]
+        self.loads: dict[tuple | None, Loaded] = {}
         self.last_run: sc.TestRun | None = None
         self.last_log = ""
         self.maps = KernelMaps.of(program.obj)
         self.insns = map_references(program.insns)
+        self.used_maps = self.maps.used_by(self.insns)
+        self._run = (self._run_wrapped if self.wrapped else self._run_skb if self.kernel_type in _SKB_TYPES
+                     else getattr(self, "_run_" + self.kernel_type))
 
     # ---------------------------------------------------------------- loading
-    def load(self, mem_len: int | None = None) -> Loaded:
-        """The kernel program (for raw programs: for inputs of ``mem_len`` bytes),
-        loaded on first use and kept."""
-        if self.program.prog_type != "raw":
-            mem_len = None
-        loaded = self.loads.get(mem_len)
+    def load(self, mem_len: int = 0, args: tuple[int, ...] = (0, 0, 0, 0)) -> Loaded:
+        """The kernel program (wrapped programs: for ``mem_len`` bytes of memory and
+        r2..r5 = ``args``), loaded on first use and kept."""
+        key = (mem_len, tuple(args)) if self.wrapped else None
+        loaded = self.loads.get(key)
         if loaded is None:
-            loaded = self.loads[mem_len] = self._load(mem_len)
+            loaded = self.loads[key] = self._load(mem_len if self.wrapped else None, args)
         return loaded
 
-    def _load(self, mem_len: int | None) -> Loaded:
+    def _load(self, mem_len: int | None, args: tuple[int, ...]) -> Loaded:
         fds = self.maps.fds
         mem, prologue = None, []
-        if mem_len is not None:                # raw memory: r1/r2 from the prologue
+        if mem_len is not None:
             if mem_len:
                 mem = sc.create_map("array", 4, mem_len, 1, sc.F_MMAPABLE, "jitbpf_mem")
                 fds = fds + [mem.fd]
-            prologue = (_mov(0, 0) + (_map_value(1, len(fds) - 1) if mem else _mov(1, 0)) + _mov(2, mem_len)
-                        + [i for reg in range(3, 10) for i in _mov(reg, 0)])
+            prologue = _mov(0, 0) + (_map_value(1, len(fds) - 1) if mem else _mov(1, 0))
+            prologue += [i for reg, value in zip(range(2, 6), args) for i in _mov(reg, value)]
+            prologue += [i for reg in range(6, 10) for i in _mov(reg, 0)]
         spliced = wrap_exits(self.program, self.insns, self.maps.r0_index, prologue)
-        license = getattr(self.program.obj, "license", "") or "GPL"
         btf = self.maps.btf
         func_info = btf.func_info(self.program, lambda entry: spliced.where[entry])
-        options = sc.LoadOptions(name=self.program.name, fd_array=fds, license=license,
-                                 prog_flags=self.prog_flags, btf_fd=btf.fd if func_info else 0,
-                                 func_info=func_info, func_info_rec_size=8)
+        options = sc.LoadOptions(name=self.program.name, fd_array=fds,
+                                 license=getattr(self.program.obj, "license", "") or "GPL",
+                                 btf_fd=btf.fd if func_info else 0, func_info=func_info, func_info_rec_size=8)
         try:
             fd = self._prog_load(spliced, options)
         except BaseException:
@@ -204,30 +211,33 @@ class KernelProgram:
 
     # ---------------------------------------------------------------- running
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
-        kind = context_kind(self.program.prog_type)
-        if kind == "raw" and (r3 or r4 or r5):
-            raise BpfEngineError("kernel: only r1 (memory) and r2 (its length) can be passed in")
-        run = getattr(self, "_run_" + kind)
         cell = self.maps.r0.view
         cell[:8] = bytes(8)
-        self.maps.push()
+        self.maps.push(self.used_maps)
         with pinned(self.runtime.cpu):
-            run(r1, r2)
-        self.maps.pull()
+            self._run(r1, (r2, r3, r4, r5))
+        self.maps.pull(self.used_maps)
         r0 = int.from_bytes(cell[:8], "little")
         return r0 if r0 & isa.MASK32 == self.last_run.retval else self.last_run.retval
 
-    def _run_raw(self, r1: int, r2: int) -> None:
-        memory = self.runtime.memory
-        data = memory.read(r1, r2) if r1 else b""
-        loaded = self.load(len(data))
+    def _test_run(self, loaded: Loaded, **kw) -> sc.TestRun:
+        repeat = self.repeat if self.kernel_type != "raw_tracepoint" else 0
+        self.last_run = sc.test_run(loaded.fd, repeat=repeat, **kw)
+        return self.last_run
+
+    def _run_wrapped(self, r1: int, args: tuple[int, ...]) -> None:
+        """Memory (raw) or context bytes from r1 to the end of its region, in a map value."""
+        region = self.runtime.memory.find(r1, 1) if r1 else None
+        start = r1 - region.address if region is not None else 0
+        data = bytes(region.view[start:]) if region is not None else b""
+        loaded = self.load(len(data), args)
         if loaded.mem is not None:
             loaded.mem.view[:len(data)] = data
         self._test_run(loaded, data=DUMMY_PACKET, data_out_size=0)
-        if loaded.mem is not None:
-            memory.write(r1, bytes(loaded.mem.view[:len(data)]))
+        if loaded.mem is not None and region.writable:
+            region.view[start:] = loaded.mem.view[:len(data)]
 
-    def _run_xdp(self, r1: int, r2: int) -> None:
+    def _run_xdp(self, r1: int, args: tuple[int, ...]) -> None:
         frame = self.runtime.contexts[r1]
         data, end, meta = frame.pointers()
         ingress, queue = struct.unpack_from("<II", frame.ctx.view, 12)
@@ -240,11 +250,10 @@ class KernelProgram:
         frame.buffer.view[start:start + len(packet)] = packet
         frame._set(data, data + len(packet), data - md_data)
 
-    def _run_skb(self, r1: int, r2: int) -> None:
+    def _run_skb(self, r1: int, args: tuple[int, ...]) -> None:
         memory = self.runtime.memory
         data, length = self.runtime.skb_packets[r1]
-        l2 = self.kernel_type != "socket_filter"
-        head = 0 if l2 else 14
+        head = 14 if self.kernel_type == "socket_filter" else 0       # socket filters start after L2
         packet = memory.read(data - head, length + head)
         proto, need = _SKB_MIN_PACKET.get(int.from_bytes(packet[12:14], "big"), ("", 0))
         if len(packet) < need:
@@ -259,32 +268,18 @@ class KernelProgram:
         for off, size in _SKB_OUT:
             memory.write(r1 + off, run.ctx_out[off:off + size])
 
-    def _run_syscall(self, r1: int, r2: int) -> None:
-        region = self.runtime.memory.find(r1, 1) if r1 else None
-        ctx = bytes(region.view[r1 - region.address:]) if region is not None else None
-        run = self._test_run(self.load(), ctx=ctx, ctx_out_size=0)
-        if region is not None:
-            region.view[r1 - region.address:] = run.ctx_out
-
-    def _run_struct(self, r1: int, r2: int) -> None:
+    def _run_raw_tracepoint(self, r1: int, args: tuple[int, ...]) -> None:
         region = self.runtime.memory.find(r1, 1)
-        ctx = bytes(region.view[r1 - region.address:]) if region is not None else bytes(8)
-        self._test_run(self.load(), ctx=ctx, ctx_out_size=0)
-
-    def _test_run(self, loaded: Loaded, **kw) -> sc.TestRun:
-        repeat = self.repeat if self.kernel_type in _REPEATABLE else 0
-        try:
-            self.last_run = sc.test_run(loaded.fd, repeat=repeat, **kw)
-        except sc.KernelError as e:
-            if e.errno == errno.EINVAL and self.kernel_type in ("syscall", "raw_tracepoint"):
-                raise BpfEngineError(f"kernel: BPF_PROG_TEST_RUN refuses the context of "
-                                     f"{len(kw.get('ctx') or b'')} bytes (shorter than the program reads?)") from None
-            raise
-        return self.last_run
+        ctx = bytes(region.view[r1 - region.address:]) if region is not None else b""
+        if len(ctx) % 8 or len(ctx) > 8 * RAW_TP_MAX_ARGS:
+            raise BpfEngineError(f"kernel: a raw_tracepoint test run takes up to {RAW_TP_MAX_ARGS} u64 "
+                                 f"arguments, not {len(ctx)} bytes")
+        self._test_run(self.load(), ctx=ctx or None, ctx_out_size=0)
 
     def info(self, mem_len: int = 0) -> sc.ProgInfo:
         """The kernel's view of the program: xlated instructions and JITed code."""
-        return sc.prog_info(self.load(mem_len).fd)
+        args = (mem_len if self.program.prog_type == "raw" else 0, 0, 0, 0)
+        return sc.prog_info(self.load(mem_len, args).fd)
 
     def close(self) -> None:
         for loaded in self.loads.values():

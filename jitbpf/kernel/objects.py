@@ -27,6 +27,7 @@ _PERCPU = {_T["percpu_array"], _T["percpu_hash"], _T["lru_percpu_hash"]}
 _KEYED = {_T["hash"], _T["lru_hash"], _T["lpm_trie"], _T["percpu_hash"], _T["lru_percpu_hash"],
           _T["percpu_array"]}
 _QUEUES = {_T["queue"], _T["stack"]}
+_MAP_SOURCES = (1, 2, 5, 6)            # lddw map_fd, map_value, map_idx, map_idx_value
 _UNSUPPORTED = {
     _T["bloom_filter"]: "the kernel's filter bits use another hash and cannot be copied",
     _T["perf_event_array"]: "perf events are not available to test runs",
@@ -57,6 +58,16 @@ class Twin:
             self.kernel = sc.create_map(*args, map_extra=extra)
         self.filled = False
         self._ring: tuple[mmap.mmap, mmap.mmap] | None = None
+        self.mapped = t in _ARRAYS and not self.frozen and self._mmap_works()
+
+    def _mmap_works(self) -> bool:
+        """Arrays are copied through their mmap, except where the kernel refuses one
+        (values with spin locks, timers and other special fields): element by element."""
+        try:
+            self.kernel.view
+        except OSError:
+            return False
+        return True
 
     @property
     def size(self) -> int:
@@ -66,12 +77,13 @@ class Twin:
     def push(self) -> None:
         t, k, m = self.ours.map_type, self.kernel, self.ours
         if t in _ARRAYS:
-            if not self.frozen:
+            if self.mapped:
                 k.view[:self.size] = m.view[:self.size]
-            elif not self.filled:           # read-only maps cannot be mmap'ed writable
+            elif not self.frozen or not self.filled:
                 for i in range(m.max_entries):
                     k.update(i.to_bytes(4, "little"), bytes(m.element(i)))
-                k.freeze()
+                if self.frozen:
+                    k.freeze()
         elif t in _KEYED:
             for key in list(k.keys()):
                 if t != _T["percpu_array"]:
@@ -95,8 +107,11 @@ class Twin:
     def pull(self) -> None:
         t, k, m = self.ours.map_type, self.kernel, self.ours
         if t in _ARRAYS:
-            if not self.frozen:
+            if self.mapped:
                 m.view[:self.size] = k.view[:self.size]
+            elif not self.frozen:
+                for i in range(m.max_entries):
+                    m.element(i)[:] = k.lookup(i.to_bytes(4, "little"))
         elif t in _KEYED:
             if t != _T["percpu_array"]:
                 m.clear()
@@ -123,9 +138,10 @@ class Twin:
         n = sc.possible_cpus() * self.kernel.stride
         return blob[:n].ljust(n, b"\0")
 
-    def _from_kernel(self, blob: bytes) -> bytes:
-        n = self.ours.ncpus * self.kernel.stride
-        return blob[:n].ljust(n, b"\0")
+    def _from_kernel(self, blob: bytes) -> list[bytes]:
+        """The kernel's per-CPU values for our CPUs, as a list."""
+        stride, size = self.kernel.stride, self.ours.value_size
+        return [blob[c * stride:c * stride + size].ljust(size, b"\0") for c in range(self.ours.ncpus)]
 
     def _ring_records(self) -> list[bytes]:
         """Consume every committed record of the kernel ring buffer."""
@@ -196,13 +212,20 @@ class KernelMaps:
     def r0_index(self) -> int:
         return len(self.twins)
 
-    def push(self) -> None:
-        for t in self.twins:
-            t.push()
+    def used_by(self, insns) -> list[int]:
+        """Indices of the maps a program references (all of them once it can tail-call)."""
+        used = sorted({i.imm for i in insns if i.is_lddw and i.src in _MAP_SOURCES})
+        if any(self.twins[i].ours.map_type == _T["prog_array"] for i in used if i < len(self.twins)):
+            return list(range(len(self.twins)))
+        return [i for i in used if i < len(self.twins)]
 
-    def pull(self) -> None:
-        for t in self.twins:
-            t.pull()
+    def push(self, indices: list[int]) -> None:
+        for i in indices:
+            self.twins[i].push()
+
+    def pull(self, indices: list[int]) -> None:
+        for i in indices:
+            self.twins[i].pull()
 
     def program_fd(self, program) -> int:
         """The kernel fd of another program of this object (a tail-call target)."""
@@ -210,4 +233,8 @@ class KernelMaps:
         kp = self.programs.get(program)
         if kp is None:
             kp = self.programs[program] = KernelProgram(program)
+        if kp.wrapped:
+            raise BpfEngineError(f"kernel: tail calls need programs that run on their own context "
+                                 f"(xdp, tc, socket ...); '{program.name}' is a {program.prog_type} program, "
+                                 "run wrapped (the kernel's syscall programs are sleepable: no prog arrays)")
         return kp.load().fd

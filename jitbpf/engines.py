@@ -28,6 +28,7 @@ BACKENDS: dict[str, str] = {
     "interp": "jitbpf.interpreter",
     "llvm": "backends.llvm",
     "kernel": "jitbpf.kernel",
+    "direct": "backends.direct",
 }
 
 #: The engines every command offers, in the order "all" runs them.

@@ -28,5 +28,16 @@ conformance: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/interp_speed.py
 
+# BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
+# A source may ask for extra flags on a first line "// cflags: -mcpu=v4".
+CLANG      ?= clang-19
+BPF_CFLAGS ?= -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
+BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c jitbpf/examples/*.bpf.c))
+
+fixtures: $(BPF_OBJS)
+
+%.bpf.o: %.bpf.c $(wildcard tests/fixtures/*.h)
+	$(CLANG) $(BPF_CFLAGS) `sed -n 's|^// cflags: ||p' $<` -c $< -o $@
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

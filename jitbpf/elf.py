@@ -24,7 +24,9 @@ What is understood, as libbpf does it:
   debug and BTF sections; R_BPF_64_32 = 10 for calls); calls to undefined
   functions become kfunc calls resolved by name;
 - BTF line info (``Program.line_info``), func_info (``Program.function_names``)
-  and CO-RE records (kept on ``Object.btf_ext``).
+  and CO-RE records (kept on ``Object.btf_ext``); global variables by name
+  (``Object.variables[name] = (map, offset, size)``, e.g. to set a ``const
+  volatile`` setting in ``.rodata`` before running, as a libbpf skeleton does).
 
 After loading, lddw map references are ``Pseudo.MAP_IDX`` / ``MAP_IDX_VALUE`` with
 imm = index into ``Object.map_list``. The original sections, symbols and
@@ -309,6 +311,9 @@ class _Loader:
             initial = None if s["sh_type"] == "SHT_NOBITS" else s.data()
             m = self._add_map(i, 0, name, "array", 4, s["sh_size"], 1, flags, 0, initial)
             self.data_maps[i] = self.map_at[(i, 0)]
+            for sym in self.symbols:
+                if sym.shndx == i and sym.type == "STT_OBJECT" and sym.name:
+                    self.obj.variables[sym.name] = (m, sym.value, sym.size)
             if self.btf is not None:
                 sec_type = self.btf.find(name, "datasec")
                 m.btf_value_type = sec_type.id if sec_type else 0

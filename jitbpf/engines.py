@@ -113,12 +113,22 @@ class CompiledProgram:
     def invoke(self, inv: context.Invocation) -> int:
         """Run with a prepared invocation (its regions mapped for the duration)."""
         rt = self.program.runtime
-        outer, rt.current_engine = rt.current_engine, self.engine_name
+        outer = rt.current_engine, rt.tail_calls
+        rt.current_engine, rt.tail_calls = self.engine_name, 0
         try:
             with inv.active(rt):
-                return self.executable(*inv.args)
+                r0 = self.executable(*inv.args)
+                while rt.pending_tail_call is not None:      # bpf_tail_call: run the target next
+                    target, ctx = rt.pending_tail_call
+                    rt.pending_tail_call = None
+                    compiled = rt.compiled.get((target, self.engine_name))
+                    if compiled is None:
+                        compiled = rt.compiled[(target, self.engine_name)] = target.compile(self.engine_name)
+                    r0 = compiled.executable(ctx)
+                return r0
         finally:
-            rt.current_engine = outer
+            rt.current_engine, rt.tail_calls = outer
+            rt.pending_tail_call = None
 
     def run(self, mem: bytes | None = None, *, packet: bytes | None = None, ctx: bytes | None = None,
             check: bool = False) -> Result:

@@ -38,6 +38,9 @@ class Program:
         if not self.specs:
             self.specs = isa.validate(self.insns)
 
+    def __repr__(self) -> str:
+        return f"<Program {self.name!r} section={self.section!r} type={self.prog_type} slots={len(self.insns)}>"
+
     @property
     def runtime(self) -> Runtime:
         return self.obj.runtime
@@ -94,6 +97,7 @@ class Object:
         self.relocations: list[Any] = []        # ELF: every elf.Relocation as found
         self.btf: Any = None                    # ELF: btf.Btf and btf.BtfExt, when present
         self.btf_ext: Any = None
+        self.variables: dict[str, Any] = {}     # ELF: global variable -> (map, offset, size)
         self.license = ""
 
     @property

@@ -39,7 +39,8 @@ class Runtime:
         self.num_cpus = num_cpus             # virtual CPUs of percpu maps
         self.cpu = 0                         # the CPU programs run on (bpf_get_smp_processor_id)
         self.task = Task()
-        self.tail_call_depth = 0             # bpf_tail_call chain length of the current run
+        self.tail_calls = 0                  # bpf_tail_calls taken in the current run
+        self.pending_tail_call = None        # (program, ctx) that CompiledProgram.invoke runs next
         self.compiled: dict = {}             # (program, engine) -> CompiledProgram, for tail calls
         self.trace_lines: list[str] = []     # bpf_trace_printk output
         self.rng = random.Random(seed)

@@ -16,6 +16,7 @@ from typing import Callable
 from ..errors import BpfEngineError, BpfRuntimeError
 
 HelperFunc = Callable[..., int]
+KFUNC_ID_BASE = 1 << 20        # ids given to kfuncs registered by name
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ class HelperRegistry:
         if func is None:
             return lambda f: self.add(Helper(id, name, f, args, ret)).func
         return self.add(Helper(id, name, func, args, ret))
+
+    def register_kfunc(self, name: str, func: HelperFunc | None = None, *, args: tuple[str, ...] = (),
+                       ret: str = "integer"):
+        """Register a kfunc (called by name from BPF, ``extern ... __ksym``); it gets a
+        private id above every Linux helper id. Usable as a decorator."""
+        existing = self.by_name.get(name.removeprefix("bpf_"))
+        id = existing.id if existing is not None else max([KFUNC_ID_BASE - 1, *self.by_id]) + 1
+        return self.register(id, name, func, args=args, ret=ret)
 
     def get(self, id: int) -> Helper:
         helper = self.by_id.get(id)
@@ -175,24 +184,21 @@ def for_each_map_elem(rt, map_, callback, ctx, flags, _):
 
 @helper(12, "tail_call", ("ptr_to_ctx", "const_map_ptr", "anything"))
 def tail_call(rt, ctx, map_, index, *_):
-    """Run the target on the running engine and end the caller with its r0 (never returns
-    on success); fails (returns, the caller goes on) for an empty slot or after 33 calls."""
+    """Never returns on success: ends the caller, and CompiledProgram.invoke then runs the
+    target on the same engine with r1 = ctx (a trampoline, so the native stack does not
+    grow and no compiled program is re-entered). Fails (returns, the caller goes on) for
+    an empty slot or after 33 tail calls in one run, as Linux does."""
     m = rt.map_at(map_)
     if not isinstance(m, _maps().ProgArrayMap):
         raise BpfRuntimeError(f"bpf_tail_call: map '{m.name}' is a {m.type_name}, not a prog_array")
+    if rt.current_engine is None:
+        raise BpfRuntimeError("bpf_tail_call outside CompiledProgram.invoke")
     target = m.program_at(index)
-    if target is None or rt.tail_call_depth >= MAX_TAIL_CALLS:
+    if target is None or rt.tail_calls >= MAX_TAIL_CALLS:
         return _err(2)
-    engine = rt.current_engine or "interp"
-    compiled = rt.compiled.get((target, engine))
-    if compiled is None:
-        compiled = rt.compiled[(target, engine)] = target.compile(engine)
-    rt.tail_call_depth += 1
-    try:
-        r0 = compiled.executable(ctx)
-    finally:
-        rt.tail_call_depth -= 1
-    rt.end_program(r0)
+    rt.tail_calls += 1
+    rt.pending_tail_call = (target, ctx)
+    rt.end_program(0)
     return 0
 
 

@@ -105,7 +105,7 @@ class Map:
         self.btf_key_type = self.btf_value_type = 0  # set by the ELF loader
         if max_entries <= 0 and self.map_type != MAP_TYPES["ringbuf"]:
             self._fail("max_entries must be positive")
-        self.stride = round8(value_size)
+        self.stride = self.value_stride = round8(value_size)
         self._setup()
         size = self._data_size()
         self.buffer = HostBuffer(HEADER_SIZE + size)
@@ -168,11 +168,11 @@ class Map:
             if len(value) != self.ncpus:
                 self._fail(f"{len(value)} per-cpu values for {self.ncpus} cpus")
             parts = [self._bytes(v, self.value_size, "value") for v in value]
-        elif not isinstance(value, int) and len(value) == self.ncpus * self.stride:
+        elif not isinstance(value, int) and len(value) == self.ncpus * self.value_stride:
             return bytes(value)
         else:
             parts = [self._bytes(value, self.value_size, "value")] * self.ncpus
-        return b"".join(p.ljust(self.stride, b"\0") for p in parts)
+        return b"".join(p.ljust(self.value_stride, b"\0") for p in parts)
 
     def _check(self, rc: int, what: str, key: bytes | None = None) -> int:
         if rc < 0:
@@ -206,8 +206,7 @@ class Map:
         off = address - self.data
         if cpu is not None or not self.percpu:
             return bytes(self.view[off:off + self.value_size])
-        return b"".join(bytes(self.view[off + c * self.stride: off + (c + 1) * self.stride])
-                        for c in range(self.ncpus))
+        return bytes(self.view[off:off + self.ncpus * self.value_stride])
 
     def value_address(self, offset: int) -> int:
         """lddw map_value: direct access is only defined for array-like maps."""
@@ -224,7 +223,7 @@ class Map:
         blob = self.lookup(key)
         if blob is None or not self.percpu:
             return None if blob is None else [blob]
-        return [blob[c * self.stride: c * self.stride + self.value_size] for c in range(self.ncpus)]
+        return [blob[c * self.value_stride: c * self.value_stride + self.value_size] for c in range(self.ncpus)]
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
         k = self.key(key)
@@ -324,13 +323,13 @@ class Map:
         return dict(self.items())
 
     def snapshot(self) -> tuple[bytes, dict]:
-        return self.buffer.bytes()[HEADER_SIZE:], {a: copy.deepcopy(getattr(self, a)) for a in self._state}
+        return self.buffer.bytes()[HEADER_SIZE:], {a: copy.copy(getattr(self, a)) for a in self._state}
 
     def restore(self, state: tuple[bytes, dict]) -> None:
         data, attrs = state
         self.view[:] = data
         for a, v in attrs.items():
-            setattr(self, a, copy.deepcopy(v))
+            setattr(self, a, copy.copy(v))
 
 
 class ArrayMap(Map):
@@ -358,7 +357,7 @@ class ArrayMap(Map):
             return -E2BIG
         if flags & 3 == BPF_NOEXIST:
             return -EEXIST
-        off = self._lookup(key, cpu) - self.data
+        off = (self._index(key) * self.ncpus + (cpu or 0)) * self.stride
         if cpu is not None or not self.percpu:
             self.view[off:off + self.value_size] = value[:self.value_size]
         else:
@@ -501,12 +500,6 @@ class HashMap(Map):
         if slot is None:
             return None
         return self._read_value(self.data + slot * self.stride + 8 + self.key_stride, None)
-
-    def _read_value(self, address: int, cpu: int | None) -> bytes:
-        off = address - self.data
-        if cpu is not None or not self.percpu:
-            return bytes(self.view[off:off + self.value_size])
-        return bytes(self.view[off:off + self.ncpus * self.value_stride])
 
     def _key_address(self, key: bytes, value_address: int) -> int:
         return self.data + self._slots[key] * self.stride + 8

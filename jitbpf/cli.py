@@ -89,18 +89,48 @@ def _opt(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import time
+    from collections import Counter
+
+    from . import report
     from .program import load
     obj = load(args.file)
     prog = obj.program(args.section)
-    mem = None
-    if args.mem:
-        mem = Path(args.mem).read_bytes()
-    elif args.mem_hex is not None:
-        mem = bytes.fromhex(args.mem_hex)
-    result = prog.compile(args.engine).run(mem, check=args.check)
-    for line in result.trace:
-        print(f"trace: {line}")
-    print(f"r0 = {result.r0} (0x{result.r0:x})" + (" [checked against interp]" if args.check else ""))
+    fn = prog.compile(args.engine, **_opt(args))
+    mem = Path(args.mem).read_bytes() if args.mem else bytes.fromhex(args.mem_hex) if args.mem_hex else None
+    packet = bytes.fromhex(args.packet) if args.packet else None
+    ctx = bytes.fromhex(args.ctx) if args.ctx else None
+    checked = " [checked against interp]" if args.check else ""
+    if args.pcap:
+        from .pcap import read_pcap
+        verdicts: Counter[str] = Counter()
+        for pkt in read_pcap(args.pcap):
+            result = fn.run(packet=pkt, ctx=ctx, check=args.check)
+            verdicts[report.verdict(prog.prog_type, result.r0)] += 1
+            for line in result.trace:
+                print(f"trace: {line}")
+        for name, n in sorted(verdicts.items(), key=lambda kv: -kv[1]):
+            print(f"{n:8d}  {name}")
+        print(f"{sum(verdicts.values())} packets{checked}")
+    else:
+        start = time.perf_counter()
+        for _ in range(max(1, args.repeat)):
+            result = fn.run(mem, packet=packet, ctx=ctx, check=args.check)
+        elapsed = time.perf_counter() - start
+        for line in result.trace:
+            print(f"trace: {line}")
+        print(f"r0 = {report.verdict(prog.prog_type, result.r0)} (0x{result.r0:x}){checked}")
+        if args.repeat > 1:
+            print(f"{args.repeat} runs, {elapsed / args.repeat * 1e6:.2f} us per run")
+    if args.dump_maps:
+        report.print_maps(obj, report.console())
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import report
+    from .program import load
+    report.print_info(load(args.file), report.console())
     return 0
 
 
@@ -147,8 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="interp", help=engine_help)
     s.add_argument("--mem", help="file whose bytes are the input memory (r1, r2 = address, length)")
     s.add_argument("--mem-hex", help="input memory as hex")
-    s.add_argument("--check", action="store_true", help="cross-check against interp")
+    s.add_argument("--packet", help="packet as hex (XDP, tc, socket programs)")
+    s.add_argument("--pcap", help="run every packet of a pcap file and count the verdicts")
+    s.add_argument("--ctx", help="context bytes as hex (syscall/tracing programs; xdp_md/__sk_buff fields)")
+    s.add_argument("--repeat", type=int, default=1, help="run N times and report the time per run")
+    s.add_argument("--check", action="store_true", help="cross-check r0, memory and maps against interp")
+    s.add_argument("--dump-maps", action="store_true", help="print every map after the run")
+    s.add_argument("--opt", type=int, choices=(0, 1, 2, 3), help="LLVM optimisation level (default 2)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_info)
     return p
 
 

@@ -7,6 +7,7 @@ Everything that needs bpf(2) skips where it is not permitted.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -363,9 +364,16 @@ def test_percpu_array_runs_on_the_runtime_cpu():
         exit
     """)
     m = _map(obj, "pc", "percpu_array", 4, 4, 1)
-    cpu = obj.runtime.cpu
-    assert obj.program().compile("kernel").run(check=True).r0 == cpu
-    assert m.lookup_percpu(0) == [u32(7 if c == cpu else 0) for c in range(obj.runtime.num_cpus)]
+    fn = obj.program().compile("kernel")
+    counts = [0] * obj.runtime.num_cpus
+    for cpu in sorted(os.sched_getaffinity(0) & {0, 1}):
+        obj.runtime.cpu = cpu
+        assert fn.run(check=True).r0 == cpu
+        counts[cpu] += 7
+        assert m.lookup_percpu(0) == [u32(n) for n in counts]
+    obj.runtime.cpu = obj.runtime.num_cpus + 64                 # a CPU this machine does not have
+    with pytest.raises(jitbpf.BpfEngineError, match="cannot run on CPU"):
+        fn.run()
 
 
 @needs_kernel
@@ -606,3 +614,54 @@ def test_clang_object_runs_in_the_kernel_as_in_interp(clang_object):
     assert obj.maps[".data"].lookup(0) == (total + 1000).to_bytes(8, "little")
     res = obj.program("sys").compile("kernel").run(ctx=struct.pack("<QQ", 14, 0), check=True)
     assert res.r0 == 14 and res.memory == struct.pack("<QQ", 14, 42)
+
+
+# --------------------------------------------------------------------------- the ELF fixtures
+
+def _fixture_cases() -> dict:
+    """The cases of tests/test_fixtures.py: inputs and independently computed results."""
+    try:
+        from test_fixtures import CASES
+    except ImportError:
+        return {}
+    return CASES
+
+
+#: Fixtures the kernel engine cannot run (or not like interp), with the error that says so.
+KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str]] = {
+    "bloom": (jitbpf.BpfEngineError, "bloom_filter.*another hash"),
+    "kfunc": (jitbpf.BpfEngineError, r"kfunc calls \(jitbpf_mix\)"),
+    "tail_calls": (jitbpf.BpfEngineError, "tail calls need programs that run on their own context"),
+    "loops": (jitbpf.BpfVerifierError, "The sequence of 8193 jumps is too complex"),
+    "queue_stack": (jitbpf.BpfVerifierError, "infinite loop detected"),
+    # probe_read_kernel of address 16: Linux says -ERANGE (user address), interp -EFAULT;
+    # comm, clocks and random numbers differ by nature
+    "helpers_misc": (jitbpf.BpfMismatchError, "memory after the run differs"),
+    # the case also sends a 10-byte frame, which BPF_PROG_TEST_RUN refuses
+    "xdp_adjust": (jitbpf.BpfEngineError, "at least 14 bytes"),
+    "xdp_parse": (jitbpf.BpfEngineError, "at least 14 bytes"),
+    # bpf_printk lines go to the kernel's trace buffer, not Result.trace (which stays empty)
+    "globals": (AssertionError, r"assert \[\] == \['index"),
+}
+if 2 not in os.sched_getaffinity(0):                 # the case runs on the runtime's CPU 2
+    KERNEL_FIXTURE_GAPS["percpu"] = (jitbpf.BpfEngineError, "cannot run on CPU 2")
+
+
+@needs_kernel
+@pytest.mark.parametrize("name", sorted(_fixture_cases()))
+def test_fixture_on_kernel(name):
+    """Each fixture's own case (check=True against interp, then values computed in
+    Python) passes on the kernel, or fails exactly as listed above."""
+    case = _fixture_cases()[name]
+    if name not in KERNEL_FIXTURE_GAPS:
+        case("kernel")
+        return
+    error, pattern = KERNEL_FIXTURE_GAPS[name]
+    with pytest.raises(error, match=pattern):
+        case("kernel")
+
+
+def test_fixture_gaps_name_real_fixtures():
+    cases = _fixture_cases()
+    if cases:
+        assert set(KERNEL_FIXTURE_GAPS) <= set(cases)

@@ -125,9 +125,12 @@ class Loaded:
 @contextmanager
 def pinned(cpu: int) -> Iterator[None]:
     """Run on CPU ``cpu`` (the runtime's current CPU), so per-CPU map slots and
-    bpf_get_smp_processor_id agree with our runtime; unpinned if that CPU is not ours."""
+    bpf_get_smp_processor_id agree with our runtime."""
     allowed = os.sched_getaffinity(0)
-    if cpu not in allowed or allowed == {cpu}:
+    if cpu not in allowed:
+        raise BpfEngineError(f"kernel: cannot run on CPU {cpu} (the runtime's current CPU): this process "
+                             f"may only use CPUs {', '.join(map(str, sorted(allowed)))}")
+    if allowed == {cpu}:
         yield
         return
     os.sched_setaffinity(0, {cpu})
@@ -240,6 +243,9 @@ class KernelProgram:
     def _run_xdp(self, r1: int, args: tuple[int, ...]) -> None:
         frame = self.runtime.contexts[r1]
         data, end, meta = frame.pointers()
+        if end - data < 14:
+            raise BpfEngineError(f"kernel: an XDP test run needs a packet of at least 14 bytes "
+                                 f"(an Ethernet header), not {end - data}")
         ingress, queue = struct.unpack_from("<II", frame.ctx.view, 12)
         # the kernel's default frame comes from the loopback device (ifindex 1, queue 0)
         ctx = struct.pack("<6I", 0, end - data, 0, 0 if (ingress, queue) == (1, 0) else ingress, queue, 0)

@@ -7,8 +7,8 @@ copied with one memcpy each way (their layout is the kernel's: element i at
 ``i * round8(value_size)``); a read-only (``.rodata``) array is filled once and
 frozen, as libbpf does, so the verifier may treat its contents as constants.
 Hashes, LPM tries and per-CPU maps go element by element; queues and stacks are
-drained and refilled; ring-buffer records the kernel produced are consumed through
-its mmap and appended to our ring buffer; prog arrays hold the kernel fds of the
+drained and refilled; ring buffers are kept in step through the kernel ring's mmap
+(records copied byte for byte, our consumer position written to the kernel's); prog arrays hold the kernel fds of the
 programs ours hold. Per-CPU values: kernel CPU c is our CPU c, and programs run
 pinned to the runtime's current CPU.
 """
@@ -58,6 +58,7 @@ class Twin:
             self.kernel = sc.create_map(*args, map_extra=extra)
         self.filled = False
         self._ring: tuple[mmap.mmap, mmap.mmap] | None = None
+        self.ring_delta: int | None = None      # our ring positions minus the kernel's
         self.mapped = t in _ARRAYS and not self.frozen and self._mmap_works()
 
     def _mmap_works(self) -> bool:
@@ -96,6 +97,8 @@ class Twin:
             values = [v for _, v in m.items()]
             for v in (reversed(values) if t == _T["stack"] else values):
                 k.push(v)
+        elif t == _T["ringbuf"]:
+            self._ring_push()
         elif t == _T["prog_array"]:
             for key in list(k.keys()):
                 k.delete(key)
@@ -126,12 +129,7 @@ class Twin:
             for v in (reversed(values) if t == _T["stack"] else values):
                 m.push(v)
         elif t == _T["ringbuf"]:
-            for record in self._ring_records():
-                address = m.reserve(len(record))
-                if not address:
-                    raise BpfEngineError(f"kernel: ring buffer '{m.name}' has no room for a kernel record")
-                m.view[address - m.data:address - m.data + len(record)] = record
-                m.commit(address, False)
+            self._ring_pull()
 
     def _to_kernel(self, blob: bytes) -> bytes:
         """Our per-CPU layout (ncpus values, each padded to 8) for the kernel's CPU count."""
@@ -143,30 +141,45 @@ class Twin:
         stride, size = self.kernel.stride, self.ours.value_size
         return [blob[c * stride:c * stride + size].ljust(size, b"\0") for c in range(self.ours.ncpus)]
 
-    def _ring_records(self) -> list[bytes]:
-        """Consume every committed record of the kernel ring buffer."""
-        size = self.ours.max_entries
+    # ---------------------------------------------------------------- ring buffers
+    def _ring_positions(self) -> tuple[int, int]:
+        """(consumer, producer) of the kernel ring, mapping it on first use: the
+        consumer page (writable), then the producer page and the data pages twice."""
         if self._ring is None:
-            page = mmap.PAGESIZE
+            page, size = mmap.PAGESIZE, self.ours.max_entries
             self._ring = (mmap.mmap(self.kernel.fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE),
                           mmap.mmap(self.kernel.fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
                                     offset=page))
-        cons_page, prod = self._ring
-        consumer = int.from_bytes(cons_page[:8], "little")
-        producer = int.from_bytes(prod[:8], "little")
-        data = mmap.PAGESIZE
-        out = []
-        while consumer < producer:
-            off = data + (consumer & (size - 1))
-            header = int.from_bytes(prod[off:off + 4], "little")
-            if header & (1 << 31):                       # still busy
-                break
-            length = header & ~(3 << 30)
-            if not header & (1 << 30):
-                out.append(bytes(prod[off + 8:off + 8 + length]))
-            consumer += (length + 8 + 7) & ~7
-        cons_page[:8] = consumer.to_bytes(8, "little")
-        return out
+        cons_page, prod_pages = self._ring
+        return int.from_bytes(cons_page[:8], "little"), int.from_bytes(prod_pages[:8], "little")
+
+    def _ring_push(self) -> None:
+        """Keep the kernel ring in step with ours: records are copied to us as the kernel
+        writes them, so the kernel's positions are ours minus a fixed ``ring_delta``;
+        what our user consumed, the kernel's consumer skips too."""
+        m = self.ours
+        consumer, producer = self._ring_positions()
+        if self.ring_delta is None or m.producer - self.ring_delta != producer:
+            if m.producer != m.consumer:
+                raise BpfEngineError(f"kernel: ring buffer '{m.name}' holds {m.producer - m.consumer} bytes of "
+                                     "records the kernel did not write (drain it before a kernel run)")
+            self.ring_delta, consumer = m.producer - producer, producer
+        self._ring[0][:8] = (m.consumer - self.ring_delta).to_bytes(8, "little")
+
+    def _ring_pull(self) -> None:
+        """Copy what the kernel produced (headers and all, byte for byte) into our ring."""
+        m, size = self.ours, self.ours.max_entries
+        _consumer, producer = self._ring_positions()
+        data = self._ring[1]
+        start = m.producer - self.ring_delta
+        for pos in range(start, producer, size):          # at most one wrap per ring size
+            end = min(producer, pos + size)
+            first = pos % size
+            chunk = data[mmap.PAGESIZE + first:mmap.PAGESIZE + first + (end - pos)]   # data is mapped twice
+            head = min(len(chunk), size - first)
+            m.view[first:first + head] = chunk[:head]
+            m.view[0:len(chunk) - head] = chunk[head:]
+        m.producer = producer + self.ring_delta
 
     def close(self) -> None:
         if self._ring is not None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 import struct
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -98,6 +98,9 @@ PROGRAM_TYPES = {
     "cgroup_skb": ("cgroup_skb", False), "raw_tracepoint": ("raw_tracepoint", False),
 }
 _SKB_TYPES = {"socket_filter", "sched_cls", "cgroup_skb"}
+#: What makes a run depend on the CPU it runs on.
+_CPU_MAPS = {"percpu_array", "percpu_hash", "lru_percpu_hash", "prog_array"}
+_CPU_HELPERS = {8, 153, 154, 195}   # get_smp_processor_id, per_cpu_ptr, this_cpu_ptr, map_lookup_percpu_elem
 #: __sk_buff fields a test run may set (the kernel rejects the others when non-zero).
 _SKB_IN = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4), (176, 4))
 _SKB_OUT = ((8, 4), (32, 4), (48, 20), (152, 8))        # what the kernel reports back
@@ -163,8 +166,16 @@ class KernelProgram:
         self.maps = KernelMaps.of(program.obj)
         self.insns = map_references(program.insns)
         self.used_maps = self.maps.used_by(self.insns)
+        self.cpu_bound = self._cpu_bound()
         self._run = (self._run_wrapped if self.wrapped else self._run_skb if self.kernel_type in _SKB_TYPES
                      else getattr(self, "_run_" + self.kernel_type))
+
+    def _cpu_bound(self) -> bool:
+        """Whether the CPU shows: per-CPU maps, prog arrays (the callee might), or
+        helpers that name the CPU; pinning costs two system calls, so only then."""
+        types = {self.maps.twins[i].ours.type_name for i in self.used_maps}
+        calls = {i.imm for i in self.insns if i.opcode == isa.OP_CALL and i.src == isa.CALL_HELPER}
+        return bool(types & _CPU_MAPS or calls & _CPU_HELPERS)
 
     # ---------------------------------------------------------------- loading
     def load(self, mem_len: int = 0, args: tuple[int, ...] = (0, 0, 0, 0)) -> Loaded:
@@ -217,7 +228,7 @@ class KernelProgram:
         cell = self.maps.r0.view
         cell[:8] = bytes(8)
         self.maps.push(self.used_maps)
-        with pinned(self.runtime.cpu):
+        with pinned(self.runtime.cpu) if self.cpu_bound else nullcontext():
             self._run(r1, (r2, r3, r4, r5))
         self.maps.pull(self.used_maps)
         r0 = int.from_bytes(cell[:8], "little")

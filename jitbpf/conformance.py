@@ -87,12 +87,12 @@ class Outcome:
     detail: str = ""
 
 
-def run_test(test: ConformanceTest, engine: str = "interp", check: bool = False) -> Outcome:
-    """Run one test on one engine and judge it."""
+def run_test(test: ConformanceTest, engine: str = "interp", check: bool = False, **options) -> Outcome:
+    """Run one test on one engine (compiled with ``options``) and judge it."""
     try:
         insns = test.program()
         prog = from_insns(insns, test.name).program()
-        result = prog.compile(engine).run(test.mem, check=check)
+        result = prog.compile(engine, **options).run(test.mem, check=check)
     except BpfError as e:
         if test.error is not None and e.message.startswith(test.error):
             return Outcome(test.name, engine, True, f"expected error: {e.message}")

@@ -26,6 +26,18 @@ def test_conformance_interp(path):
     assert outcome.passed, outcome.detail
 
 
+#: Every code-generating engine of this build (the kernel has its own test, with the
+#: programs Linux refuses listed in kernel_known_rejections.txt).
+COMPILED_ENGINES = [e for e in available_engines() if e not in ("interp", "kernel")]
+
+
+@pytest.mark.parametrize("engine", COMPILED_ENGINES)
+@pytest.mark.parametrize("path", TESTS, ids=lambda p: p.stem)
+def test_conformance_engine(path, engine):
+    outcome = run_test(load_test(path), engine)
+    assert outcome.passed, outcome.detail
+
+
 @pytest.mark.parametrize("path", conformance_files(CONFORMANCE_NEGATIVE), ids=lambda p: p.stem)
 def test_negative_files_never_pass(path):
     """Every negative program is rejected (or, for the two deliberately wrong expected

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from elftools.common.exceptions import ELFError
+from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 
 from . import isa
@@ -125,17 +126,17 @@ def load_elf(path: str | bytes | os.PathLike, runtime=None):
     from .program import Object
     data = path if isinstance(path, bytes) else open(path, "rb").read()
     obj = Object(runtime, None if isinstance(path, bytes) else str(path))
-    _Loader(data, obj).load()
+    try:
+        _Loader(data, obj).load()
+    except (ELFError, ConstructError) as e:
+        raise BpfLoadError(f"damaged ELF object: {e}") from None
     return obj
 
 
 class _Loader:
     def __init__(self, data: bytes, obj):
         self.obj = obj
-        try:
-            self.elf = ELFFile(io.BytesIO(data))
-        except ELFError as e:
-            raise BpfLoadError(f"not a valid ELF object: {e}") from None
+        self.elf = ELFFile(io.BytesIO(data))
         h = self.elf.header
         if h["e_machine"] not in ("EM_BPF", EM_BPF):
             raise BpfLoadError(f"ELF machine is {h['e_machine']}, not BPF")

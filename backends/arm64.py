@@ -9,7 +9,8 @@ Register mapping (the Linux arm64 JIT's)::
 
 Inside the image, BPF functions return r0 in x7 (so a bpf-to-bpf call leaves r1 in
 x0 as the callee left it, as in the interpreter); each function's C-callable
-symbol is a small thunk that calls the body and moves x7 to x0.
+symbol is a small thunk that zeroes r0 and r6-r9 (the interpreter's initial
+state), calls the body and moves x7 to x0.
 
 Frame: x29/x30, x19-x22, x25/x26 and a spill area for x0-x4 around helper calls,
 112 bytes, so sp stays 16-byte aligned.
@@ -141,8 +142,10 @@ class Arm64Emitter(Emitter):
         thunk, body = f"T{slot}", f"F{slot}"
         self.marks.append(thunk)
         self.symbols[abi.function_symbol(slot)] = thunk
-        self.emit(f"{thunk}:", "stp x29, x30, [sp, #-16]!", "mov x29, sp", f"bl {body}", "mov x0, x7",
-                  "ldp x29, x30, [sp], #16", "ret",
+        self.emit(f"{thunk}:", "stp x29, x30, [sp, #-48]!", "mov x29, sp", "stp x19, x20, [sp, #16]",
+                  "stp x21, x22, [sp, #32]", "mov x7, #0", "mov x19, #0", "mov x20, #0", "mov x21, #0",
+                  "mov x22, #0", f"bl {body}", "mov x0, x7", "ldp x19, x20, [sp, #16]", "ldp x21, x22, [sp, #32]",
+                  "ldp x29, x30, [sp], #48", "ret",
                   f"{body}:", f"stp x29, x30, [sp, #-{FRAME}]!", "mov x29, sp", "stp x19, x20, [sp, #16]",
                   "stp x21, x22, [sp, #32]", "stp x25, x26, [sp, #48]", *imm_lines("x26", self.ctrl),
                   "ldr x9, [x26]", f"cmp x9, #{MAX_CALL_DEPTH}")

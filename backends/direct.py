@@ -37,6 +37,7 @@ Errors found by generated code go through ``abi.TRAP``.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import struct
@@ -339,8 +340,9 @@ class DirectProgram:
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
         view = self.ctrl.view
         saved = bytes(view[:CTRL_TABLE])
-        if self.active == 0:
+        if self.active == 0:                # a fresh run: depth 0, full budget, a zeroed stack
             struct.pack_into("<Qq", view, CTRL_DEPTH, 0, self.options.budget or 0)
+            ctypes.memset(self.stack_region.address, 0, PAGE)
         self.active += 1
         try:
             with self.rt.mapped(self.stack_region):

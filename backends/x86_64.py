@@ -7,9 +7,10 @@ Register mapping (the Linux x86_64 JIT's)::
     r10 rbp   (frame pointer)   r12 control block base        callee-saved
     r9, r10, r11 scratch: r10 holds blinded immediates, r11 addresses and divisors
 
-So a BPF function is a SysV ``u64 f(u64 r1..r5)`` as it stands, and helpers are
-called with the arguments already in place (r1-r5 are spilled around the call,
-as in the interpreter they survive it).
+So a BPF function body is a SysV ``u64 f(u64 r1..r5)`` as it stands (its C entry
+only zeroes r0 and r6-r9 first), and helpers are called with the arguments
+already in place (r1-r5 are spilled around the call: as in the interpreter they
+survive it).
 
 Frame: push rbp, rbx, r13, r14, r15, r12, then 40 bytes of spill area: rsp is
 16-byte aligned in every function body, so calls from the body are aligned.
@@ -83,11 +84,15 @@ class X86Emitter(Emitter):
 
     # ------------------------------------------------------------------ frames and control flow
     def prologue(self, slot: int) -> None:
-        label = f"F{slot}"
-        self.marks.append(label)
-        self.symbols[abi.function_symbol(slot)] = label
-        self.label(label)
-        self.emit("push rbp", "push rbx", "push r13", "push r14", "push r15", "push r12",
+        """The C entry (symbol ``abi.function_symbol``) starts from zero r0 and r6-r9 as the
+        interpreter does; BPF-to-BPF calls enter the body, sharing the caller's registers."""
+        thunk, body = f"T{slot}", f"F{slot}"
+        self.marks.append(thunk)
+        self.symbols[abi.function_symbol(slot)] = thunk
+        self.emit(f"{thunk}:", "push rbx", "push r13", "push r14", "push r15", "sub rsp, 8",
+                  "xor eax, eax", "xor ebx, ebx", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
+                  f"call {body}", "add rsp, 8", "pop r15", "pop r14", "pop r13", "pop rbx", "ret",
+                  f"{body}:", "push rbp", "push rbx", "push r13", "push r14", "push r15", "push r12",
                   f"sub rsp, {SPILL}", f"movabs r12, {self.ctrl}",
                   "mov r11, qword ptr [r12]", f"cmp r11, {MAX_CALL_DEPTH}",
                   f"jae {self.trap_label(slot, abi.TRAP_DEPTH)}",
@@ -147,7 +152,7 @@ class X86Emitter(Emitter):
         functions, helpers = self.callx_targets()
         self.label("K_callx")
         for slot in functions:
-            self.emit(f"lea r10, [rip + F{slot}]", "cmp r11, r10", f"je F{slot}")
+            self.emit(f"lea r10, [rip + T{slot}]", "cmp r11, r10", f"je F{slot}")
         for i, (hid, _) in enumerate(helpers):
             if -(1 << 31) <= hid < 1 << 31:
                 self.emit(f"cmp r11, {hid}", f"je KH{i}")
@@ -161,7 +166,7 @@ class X86Emitter(Emitter):
             self.emit(*(f"pop {r}" for r in reversed(ARGS)), "ret")
 
     def function_address(self, reg: str, slot: int) -> None:
-        self.emit(f"lea {reg}, [rip + F{slot}]")
+        self.emit(f"lea {reg}, [rip + T{slot}]")
 
     # ------------------------------------------------------------------ constants
     def imm_lines(self, reg: str, value: int) -> list[str]:

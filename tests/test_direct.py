@@ -212,6 +212,24 @@ def test_ld_abs_and_ind(engine):
         run_asm("ldabsb 0\nexit", engine=engine)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_offset_form_and_access_size(engine):
+    """Offsets that fit no arm64 immediate form (materialised) and x86 disp8/disp32 edges,
+    every size, signed and unsigned, with r10 and r1 as bases; checked against interp."""
+    offsets = [0, 1, -1, 7, 255, -256, 256, -257, 4095, 4097, 32760, 32767, -32768, -4097]
+    lines = ["mov %r0, 0", "add %r1, 40000"]
+    for i, off in enumerate(offsets):
+        size = "bhwd"[i % 4] if "bhwd"[i % 4] != "d" else "dw"
+        lines += [f"ldx{size} %r2, [%r1{off:+d}]", "xor %r0, %r2", "lsh %r0, 3",
+                  f"stx{size} [%r1{-off // 2 - 64:+d}], %r0", f"st{size} [%r1{off // 2:+d}], {off}"]
+        if size != "dw":
+            lines += [f"ldxs{size} %r3, [%r1{off:+d}]", "add %r0, %r3"]
+        lines += [f"stx{size} [%r10{-8 - i * 16:+d}], %r0", f"ldx{size} %r4, [%r10{-8 - i * 16:+d}]", "add %r0, %r4"]
+    prog = jitbpf.assemble("\n".join(lines + ["exit"])).program()
+    result = prog.compile(engine).run(bytes(range(256)) * 384, check=True)
+    assert result.r0 == prog.compile("interp").run(bytes(range(256)) * 384).r0
+
+
 # ----------------------------------------------------------------------------- options
 
 @pytest.mark.parametrize("engine", ENGINES)

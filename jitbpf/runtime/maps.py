@@ -7,7 +7,7 @@ and describes the storage so backends can later inline the hot operations::
 
     0 u32 map_type   4 u32 key_size   8 u32 value_size  12 u32 max_entries
    16 u64 data (address of the storage)  24 u32 stride  28 u32 capacity
-   32 u32 ncpus     36 u32 map_flags
+   32 u32 ncpus     36 u32 map_flags     56: the key bpf_for_each_map_elem passes (arrays)
 
 - array / percpu_array: element i (cpu c) at ``data + (i * ncpus + c) * stride``,
   stride = value_size rounded up to 8. Global data sections are one-element arrays.

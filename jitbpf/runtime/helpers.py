@@ -292,22 +292,41 @@ def strncmp(rt, s1, s1_sz, s2, *_):
     return 0
 
 
-@helper(28, "csum_diff", ("ptr_to_mem_or_null", "const_size_or_zero", "ptr_to_mem_or_null",
-                          "const_size_or_zero", "anything"))
-def csum_diff(rt, from_, from_size, to, to_size, seed):
-    """One's complement sum of ~from and to (32-bit little-endian words) plus seed, folded
-    to 32 bits (what csum_partial returns on x86_64)."""
-    if (from_size | to_size) & 3 or from_size + to_size > 512:
-        return _err(22)
-    old, new = rt.memory.read(from_, from_size), rt.memory.read(to, to_size)
+def _csum_partial(data: bytes, seed: int) -> int:
+    """32-bit one's complement sum of little-endian words (csum_partial on x86_64)."""
     total = seed & MASK32
-    for i in range(0, from_size, 4):
-        total += ~int.from_bytes(old[i:i + 4], "little") & MASK32
-    for i in range(0, to_size, 4):
-        total += int.from_bytes(new[i:i + 4], "little")
+    for i in range(0, len(data), 4):
+        total += int.from_bytes(data[i:i + 4], "little")
     while total >> 32:
         total = (total & MASK32) + (total >> 32)
     return total
+
+
+def _csum_add(a: int, b: int) -> int:
+    s = a + b
+    return (s & MASK32) + (s >> 32)
+
+
+@helper(28, "csum_diff", ("ptr_to_mem_or_null", "const_size_or_zero", "ptr_to_mem_or_null",
+                          "const_size_or_zero", "anything"))
+def csum_diff(rt, from_, from_size, to, to_size, seed):
+    """seed + sum(to) - sum(from) in one's complement, folded to 16 bits (not inverted):
+    what Linux returns since 6.13, the same on every architecture."""
+    from_size &= MASK32
+    to_size &= MASK32
+    if (from_size | to_size) & 3 or from_size + to_size > 512:
+        return _err(22)
+    old, new = rt.memory.read(from_, from_size), rt.memory.read(to, to_size)
+    if from_size and to_size:
+        total = _csum_add(_csum_partial(new, seed), ~_csum_partial(old, 0) & MASK32)
+    elif to_size:
+        total = _csum_partial(new, seed)
+    elif from_size:
+        total = ~_csum_partial(old, ~seed) & MASK32
+    else:
+        total = seed & MASK32
+    total = (total & 0xFFFF) + (total >> 16)
+    return (total & 0xFFFF) + (total >> 16)
 
 
 # ------------------------------------------------------------------ output

@@ -15,7 +15,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import BpfEngineError, BpfMismatchError
+from .errors import BpfEngineError, BpfError, BpfMismatchError
 from .runtime import context
 
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
@@ -115,17 +115,23 @@ class CompiledProgram:
         rt = self.program.runtime
         outer = rt.current_engine, rt.tail_calls
         rt.current_engine, rt.tail_calls = self.engine_name, 0
+        running = self.program
         try:
             with inv.active(rt):
                 r0 = self.executable(*inv.args)
                 while rt.pending_tail_call is not None:      # bpf_tail_call: run the target next
-                    target, ctx = rt.pending_tail_call
+                    running, ctx = rt.pending_tail_call
                     rt.pending_tail_call = None
-                    compiled = rt.compiled.get((target, self.engine_name))
+                    compiled = rt.compiled.get((running, self.engine_name))
                     if compiled is None:
-                        compiled = rt.compiled[(target, self.engine_name)] = target.compile(self.engine_name)
+                        compiled = rt.compiled[(running, self.engine_name)] = running.compile(self.engine_name)
                     r0 = compiled.executable(ctx)
                 return r0
+        except BpfError as e:
+            if e.pc is not None and e.line is None and running.source_line(e.pc):
+                e.line = running.source_line(e.pc)          # BTF line info: name the C source line
+                e.args = (e._render(),)
+            raise
         finally:
             rt.current_engine, rt.tail_calls = outer
             rt.pending_tail_call = None

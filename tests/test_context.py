@@ -120,3 +120,12 @@ def test_check_reports_map_differences():
     with pytest.raises(jitbpf.BpfMismatchError, match="map 'counts' differs from interp.*key 01000000"):
         fake.run(check=True)
     assert interp.run(check=True).r0 == 0
+
+
+def test_runtime_errors_name_the_source_line():
+    from conftest import ROOT
+    obj = jitbpf.load(str(ROOT / "tests" / "fixtures" / "hash_ops.bpf.o"))
+    with pytest.raises(jitbpf.BpfRuntimeError) as e:
+        obj.program().compile().run(ctx=b"\1")          # ctx->base reads 4 bytes of a 1-byte context
+    assert e.value.line == obj.program().source_line(e.value.pc)
+    assert e.value.line.startswith("hash_ops.bpf.c:") and e.value.line in str(e.value)

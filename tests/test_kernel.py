@@ -633,7 +633,6 @@ KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str]] = {
     "kfunc": (jitbpf.BpfEngineError, r"kfunc calls \(jitbpf_mix\)"),
     "tail_calls": (jitbpf.BpfEngineError, "tail calls need programs that run on their own context"),
     "loops": (jitbpf.BpfVerifierError, "The sequence of 8193 jumps is too complex"),
-    "queue_stack": (jitbpf.BpfVerifierError, "infinite loop detected"),
     # probe_read_kernel of address 16: Linux says -ERANGE (user address), interp -EFAULT;
     # comm, clocks and random numbers differ by nature
     "helpers_misc": (jitbpf.BpfMismatchError, "memory after the run differs"),

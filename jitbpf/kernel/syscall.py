@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import BpfEngineError, BpfVerifierError
+from ..runtime.maps import MAP_TYPES   # enum bpf_map_type, by our names
 
 #: bpf(2) system call numbers by machine.
 _NR_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "loongarch64": 280}
@@ -35,13 +36,6 @@ class Cmd:
     MAP_FREEZE = 22
 
 
-#: Map types by the names our runtime uses (the kernel's enum bpf_map_type).
-MAP_TYPES = {
-    "hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
-    "percpu_array": 6, "stack_trace": 7, "lru_hash": 9, "lru_percpu_hash": 10, "lpm_trie": 11,
-    "array_of_maps": 12, "hash_of_maps": 13, "queue": 22, "stack": 23, "ringbuf": 27,
-    "bloom_filter": 30,
-}
 #: Program types by name (enum bpf_prog_type).
 PROG_TYPES = {
     "socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4, "tracepoint": 5, "xdp": 6,

@@ -226,6 +226,21 @@ def test_cfg_errors_name_our_instruction():
 
 
 @needs_kernel
+def test_programs_and_maps_release_their_fds():
+    import gc
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+    run_asm("mov %r0, 1\nexit", engine="kernel")
+    gc.collect()
+    before = open_fds()
+    for n in range(20):
+        assert run_asm("ldxb %r0, [%r1]\nexit", bytes([n]), engine="kernel").r0 == n
+    gc.collect()
+    assert open_fds() <= before + 2
+
+
+@needs_kernel
 def test_check_mode_compares_with_interp():
     res = jitbpf.assemble("ldxdw %r0, [%r1]\nexit").program().compile("kernel").run(bytes(range(8)), check=True)
     assert res.r0 == 0x0706050403020100

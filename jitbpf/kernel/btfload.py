@@ -10,6 +10,7 @@ requires for callbacks (bpf_loop, for_each_map_elem ...) and global functions.
 
 from __future__ import annotations
 
+import os
 import struct
 
 from . import syscall as sc
@@ -80,10 +81,9 @@ class KernelBtf:
     """The object's BTF loaded into the kernel (fd), or nothing when it has none."""
 
     def __init__(self, obj):
-        self.obj = obj
+        self.btf = getattr(obj, "btf", None)
         self.fd = 0
-        self.error: str | None = None
-        if ".BTF" in getattr(obj, "sections", {}) and getattr(obj, "btf", None) is not None:
+        if ".BTF" in getattr(obj, "sections", {}) and self.btf is not None:
             self.fd = sc.load_btf(patched_btf(obj))
 
     def func_info(self, program, where) -> bytes:
@@ -94,7 +94,7 @@ class KernelBtf:
         names = getattr(program, "function_names", {}) or {}
         records = []
         for entry in program.functions:
-            func = self.obj.btf.find(names.get(entry, ""), "func")
+            func = self.btf.find(names.get(entry, ""), "func")
             if func is None:
                 return b""
             records.append(struct.pack("<II", 0 if entry == 0 else where(entry), func.id))
@@ -102,6 +102,8 @@ class KernelBtf:
 
     def close(self) -> None:
         if self.fd > 0:
-            import os
             os.close(self.fd)
             self.fd = 0
+
+    def __del__(self) -> None:
+        self.close()

@@ -193,21 +193,24 @@ class KernelMaps:
     """The kernel twins of one object's maps (``obj.map_list`` order), shared by every
     kernel program of the object, plus the r0 cell their wrapped exits write."""
 
-    _by_object: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
     def __init__(self, obj):
         from .btfload import KernelBtf
-        self.obj = obj
+        self._obj = weakref.ref(obj)      # the object owns us, not the other way round
         self.btf = KernelBtf(obj)
         self.twins: list[Twin] = []
         self.r0 = sc.create_map("array", 4, 8, 1, sc.F_MMAPABLE, "jitbpf_r0")
         self.programs: dict = {}          # Program -> KernelProgram, for prog arrays
 
+    @property
+    def obj(self):
+        return self._obj()
+
     @classmethod
     def of(cls, obj) -> "KernelMaps":
-        maps = cls._by_object.get(obj)
+        """The object's kernel maps, kept on the object so they live and die with it."""
+        maps = getattr(obj, "_kernel_maps", None)
         if maps is None:
-            maps = cls._by_object[obj] = cls(obj)
+            maps = obj._kernel_maps = cls(obj)
         maps.sync_list()
         return maps
 

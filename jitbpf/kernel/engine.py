@@ -47,7 +47,6 @@ from typing import Iterator
 from .. import isa
 from ..errors import BpfEngineError
 from ..isa import Insn, Pseudo
-from ..runtime.context import context_kind
 from . import syscall as sc
 from .rewrite import Spliced, splice
 

@@ -155,6 +155,13 @@ class Emitter:
         for start, end in program.function_ranges():
             self.function(start, end)
         self.routines()
+        exported = [(f"{abi.function_symbol(slot)}.body", f"F{slot}") for slot in program.functions]
+        exported += [(f"direct.{name}", f"K_{name}") for name in ("unwind", "epilogue", "fail")]
+        exported += [("direct.check", "K_check")] if self.options.bounds_check else []
+        exported += [("direct.callx", "K_callx")] if self.uses_callx else []
+        for name, label in exported:                 # named in listings
+            self.marks.append(label)
+            self.symbols[name] = label
         code, offsets = self.assemble()
         symbols = {name: (".text", offsets[label]) for name, label in self.symbols.items()}
         relocs = [Reloc(".text", offsets[m] + delta, kind, symbol, addend)

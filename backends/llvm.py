@@ -235,6 +235,10 @@ class _FunctionLowering:
         self.offsets = self.flow.frame_offsets(f)
         self.uses_stack = any(self._touches_fp(pc) for pc in range(f.start, f.end) if self.specs[pc])
         self.terminated = False
+        # Register values known in the current BPF block (local value numbering): reads
+        # reuse them, writes reach the allocas only when control leaves the block.
+        self.values: dict[int, str] = {}
+        self.dirty: set[int] = set()
 
     # ---------------------------------------------------------------- text helpers
     def emit(self, line: str) -> None:
@@ -247,10 +251,27 @@ class _FunctionLowering:
         return name
 
     def label(self, name: str) -> None:
+        """Start the block of a BPF leader: registers come from the allocas again."""
         if not self.terminated:
+            self.flush()
             self.emit(f"br label %{name}")
+        self.block(name)
+        self.forget()
+
+    def forget(self) -> None:
+        """After a terminator: nothing is known, nothing is pending."""
+        self.values.clear()
+        self.dirty.clear()
+
+    def block(self, name: str) -> None:
+        """Start a block dominated by the current one (known register values stay valid)."""
         self.lines.append(f"{name}:")
         self.terminated = False
+
+    def flush(self) -> None:
+        for reg in sorted(self.dirty):
+            self.emit(f"store i64 {self.values[reg]}, ptr %r{reg}")
+        self.dirty.clear()
 
     def terminate(self, line: str) -> None:
         self.emit(line)
@@ -261,13 +282,19 @@ class _FunctionLowering:
         return f"{stem}{self.n}"
 
     def get(self, reg: int, bits: int = 64) -> str:
-        value = "%fp" if reg == isa.FP else self.val(f"load i64, ptr %r{reg}")
+        if reg == isa.FP:
+            value = "%fp"
+        else:
+            value = self.values.get(reg)
+            if value is None:
+                value = self.values[reg] = self.val(f"load i64, ptr %r{reg}")
         return value if bits == 64 else self.val(f"trunc i64 {value} to i{bits}")
 
     def put(self, reg: int, value: str, bits: int = 64) -> None:
         if bits != 64:
             value = self.val(f"zext i{bits} {value} to i64")
-        self.emit(f"store i64 {value}, ptr %r{reg}")
+        self.values[reg] = value
+        self.dirty.add(reg)
 
     def _touches_fp(self, pc: int) -> bool:
         insn, spec = self.insns[pc], self.specs[pc]
@@ -298,8 +325,8 @@ class _FunctionLowering:
             if pc in f.leaders:
                 self.label(f"L{pc}")
             if self.terminated:               # code after a terminator without a label: unreachable
-                self.lines.append(f"dead{pc}:")
-                self.terminated = False
+                self.block(f"dead{pc}")
+                self.forget()
             self._at(pc)
             getattr(self, "_" + spec.kind)(pc, self.insns[pc], spec)
             pc += 2 if spec.kind == "lddw" else 1
@@ -344,8 +371,7 @@ class _FunctionLowering:
             ok = self.fresh("ok")
             trap = self._trap_block(abi.TRAP_DEPTH, Lowering.TRAP_DEPTH_NO_PC, "0")
             self.terminate(f"br i1 {over}, label %{trap}, label %{ok}, {UNLIKELY.format(prof=m.prof)}")
-            self.lines.append(f"{ok}:")
-            self.terminated = False
+            self.block(ok)
         self.emit(f"br label %L{f.start}")
         self.terminated = True
 
@@ -366,8 +392,7 @@ class _FunctionLowering:
         cont = self.fresh("c")
         self.terminate(f"br i1 {stop}, label %{self._unwind_label()}, label %{cont}, "
                        + UNLIKELY.format(prof=self.m.prof))
-        self.lines.append(f"{cont}:")
-        self.terminated = False
+        self.block(cont)
 
     def _trap_block(self, code: int, pc: int, value: str) -> str:
         """A block that reports a runtime error through abi.TRAP and returns."""
@@ -415,7 +440,7 @@ class _FunctionLowering:
         if op == "mov":
             value = self._operand(insn, bits)
             if bits == 64 or insn.source == isa.SRC_K:
-                self.emit(f"store i64 {value if bits == 64 else insn.imm & isa.MASK32}, ptr %r{insn.dst}")
+                self.put(insn.dst, value if bits == 64 else str(insn.imm & isa.MASK32))
                 return
             self.put(insn.dst, value, bits)
             return
@@ -465,7 +490,7 @@ class _FunctionLowering:
         if spec.op == "le":
             if bits != 64:
                 value = self.get(insn.dst)
-                self.emit(f"store i64 {self.val(f'and i64 {value}, {(1 << bits) - 1}')}, ptr %r{insn.dst}")
+                self.put(insn.dst, self.val(f"and i64 {value}, {(1 << bits) - 1}"))
             return
         t = _ty(bits)
         self.m.intrinsic(f"declare {t} @llvm.bswap.{t}({t})")
@@ -484,9 +509,11 @@ class _FunctionLowering:
         target = self._target(pc, isa.jump_target(insn, pc))
         nxt = pc + 1
         fall = f"L{nxt}" if self.f.contains(nxt) else self._trap_block(abi.TRAP_FALL_THROUGH, pc, str(nxt))
+        self.flush()
         self.terminate(f"br i1 {cond}, label %{target}, label %{fall}")
 
     def _ja(self, pc: int, insn: Insn, spec: OpInfo) -> None:
+        self.flush()
         self.terminate(f"br label %{self._target(pc, isa.jump_target(insn, pc))}")
 
     def _exit(self, pc: int, insn: Insn, spec: OpInfo) -> None:
@@ -507,7 +534,7 @@ class _FunctionLowering:
                 if self.L.callback_inherits & bit(r):
                     self.emit(f"store i64 0, ptr {self.m.reg_global(r)}")
         ref = self.m.declare(symbol)
-        self.emit(f"store i64 {self.val(f'call i64 {ref}({self._args()})')}, ptr %r0")
+        self.put(0, self.val(f"call i64 {ref}({self._args()})"))
         self._check_unwind()
 
     def _call_local(self, pc: int, callee: Function) -> None:
@@ -518,19 +545,18 @@ class _FunctionLowering:
             ok = self.fresh("ok")
             trap = self._trap_block(abi.TRAP_DEPTH, pc, "0")
             self.terminate(f"br i1 {over}, label %{trap}, label %{ok}, {UNLIKELY.format(prof=m.prof)}")
-            self.lines.append(f"{ok}:")
-            self.terminated = False
+            self.block(ok)
         for r in range(10):
             if callee.live_in & bit(r):
                 self.emit(f"store i64 {self.get(r)}, ptr {m.reg_global(r)}")
         result = self.val(f'call i64 @"{self.L.symbol(callee)}"({self._args()})')
-        self.emit(f"store i64 {result}, ptr %r0")
+        self.put(0, result)
         if callee.may_unwind or self.L.checked_calls:
             self._check_unwind()
         if callee.returns_args:
             for r in range(1, 6):
                 value = self.val(f"load i64, ptr {m.reg_global(r)}")
-                self.emit(f"store i64 {value}, ptr %r{r}")
+                self.put(r, value)
 
     def _call(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if insn.src == isa.CALL_LOCAL:
@@ -552,32 +578,34 @@ class _FunctionLowering:
         self._call_external(abi.helper_symbol(self.L.rt, insn.imm))
 
     def _callx(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        """Functions first (by address), then the registered helper ids, else a trap."""
+        """Functions first (by address), then the registered helper ids, else a trap.
+        Each case starts from the allocas and writes back before the join."""
         target = self.get(insn.dst)
+        self.flush()
         done = self.fresh("cxdone")
+        cases: list[tuple[str, str, Any]] = []
         for f in self.flow.functions:
             address = self.val(f'ptrtoint ptr @"{self.L.symbol(f)}" to i64')
             hit = self.val(f"icmp eq i64 {target}, {address}")
             yes, no = self.fresh("cxf"), self.fresh("cxn")
             self.terminate(f"br i1 {hit}, label %{yes}, label %{no}")
-            self.lines.append(f"{yes}:")
-            self.terminated = False
-            self._call_local(pc, f)
-            self.terminate(f"br label %{done}")
-            self.lines.append(f"{no}:")
-            self.terminated = False
-        helpers = list(self.L.rt.helpers)
+            cases.append((yes, "function", f))
+            self.block(no)
+        helpers = [(self.fresh("cxh"), "helper", h) for h in self.L.rt.helpers]
         trap = self._trap_block(abi.TRAP_CALLX, pc, target)
-        cases = [(h, self.fresh("cxh")) for h in helpers]
         self.terminate(f"switch i64 {target}, label %{trap} ["
-                       + " ".join(f"i64 {to_s64(h.id)}, label %{lab}" for h, lab in cases) + "]")
-        for h, lab in cases:
-            self.lines.append(f"{lab}:")
-            self.terminated = False
-            self._call_external(h.symbol)
+                       + " ".join(f"i64 {to_s64(h.id)}, label %{lab}" for lab, _, h in helpers) + "]")
+        for lab, kind, callee in cases + helpers:
+            self.block(lab)
+            self.forget()
+            if kind == "function":
+                self._call_local(pc, callee)
+            else:
+                self._call_external(callee.symbol)
+            self.flush()
             self.terminate(f"br label %{done}")
-        self.lines.append(f"{done}:")
-        self.terminated = False
+        self.block(done)
+        self.forget()
 
     # ---------------------------------------------------------------- memory
     def _address(self, pc: int, base: int, off: int, size: int) -> str:
@@ -595,7 +623,7 @@ class _FunctionLowering:
         value = self.val(f"load i{bits}, ptr {p}, align 1")
         if bits != 64:
             value = self.val(f"{'sext' if spec.signed else 'zext'} i{bits} {value} to i64")
-        self.emit(f"store i64 {value}, ptr %r{insn.dst}")
+        self.put(insn.dst, value)
 
     def _st(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         bits = spec.width * 8
@@ -627,12 +655,12 @@ class _FunctionLowering:
             value = self.val(f'ptrtoint ptr @"{self.L.symbol(callee)}" to i64')
         else:
             value = str(to_s64(self.L.program.lddw_value(pc)))
-        self.emit(f"store i64 {value}, ptr %r{insn.dst}")
+        self.put(insn.dst, value)
 
     def _packet(self, pc: int, size: int, offset: str) -> None:
         ref = self.m.declare(abi.LOAD_PACKET)
         value = self.val(f"call i64 {ref}(i64 {self.get(6)}, i64 {offset}, i64 {size}, i64 {pc}, i64 0)")
-        self.emit(f"store i64 {value}, ptr %r0")
+        self.put(0, value)
         self._check_unwind()
 
     def _ldabs(self, pc: int, insn: Insn, spec: OpInfo) -> None:
@@ -715,7 +743,9 @@ class LLVMEngine:
         llvm = _llvm()
         tm = target_machine(self.spec.arch, self.opt, self.cpu)
         try:
-            module = llvm.parse_assembly(text)
+            # A context per module: constants and metadata are uniqued in the context and
+            # would otherwise accumulate in the global one with every compile.
+            module = llvm.parse_assembly(text, context=llvm.create_context())
             if self.verify:
                 module.verify()
         except RuntimeError as e:                       # a lowering bug, never the user's

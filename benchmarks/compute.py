@@ -1,0 +1,187 @@
+"""Execution speed of JIT-compiled BPF against the same C compiled natively, and compile time.
+
+The kernels of ``kernels.bpf.c`` (checksum, FNV-1a, CRC-32, a switch-dispatched VM, an
+insertion sort) run once as the committed clang BPF object ``kernels.bpf.o`` through
+jitbpf engines and once as that same C file built now by ``gcc -O2`` into a shared
+library. Each kernel loops ``reps`` times inside one call, so a measurement is one
+native call of ~10-100 ms (no per-iteration ctypes cost); the best of several runs is
+kept, and every side must return the same r0. Ratios are engine time / gcc time, side
+by side in this run. Without gcc, only the engines are timed.
+
+Compile time: a deterministic 1,000-instruction program (loads from the input, ALU,
+stack spills, forward branches) compiled at O2 from bytecode to loaded native code.
+
+    python benchmarks/compute.py [--engines llvm,direct] [--runs 5] [--scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import math
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import jitbpf  # noqa: E402
+from jitbpf.engines import available_engines  # noqa: E402
+from jitbpf.runtime import context  # noqa: E402
+
+SOURCE = HERE / "kernels.bpf.c"
+OBJECT = HERE / "kernels.bpf.o"
+LOADI, ADD, XOR, MUL, SHR, ROTL, DECJNZ = 1, 2, 3, 4, 5, 6, 7
+#: The VM's program: r0 = 1, r1 = 7; loop { r0 *= r1|1; r0 = rotl(r0, 13); r1 += r0;
+#: r2 ^= r1; r2 >>= 3; r0 ^= r2 } r3 times (r3 = reps); halt.
+VM_PROGRAM = [(LOADI, 0, 0, 1), (LOADI, 1, 0, 7), (MUL, 0, 1, 0), (ROTL, 0, 0, 13), (ADD, 1, 0, 0),
+              (XOR, 2, 1, 0), (SHR, 2, 0, 3), (XOR, 0, 2, 0), (DECJNZ, 3, 0, 2), (0, 0, 0, 0)]
+
+
+def kernel_inputs(scale: float) -> dict[str, bytes]:
+    """Memory (struct args) per kernel: reps, len, data."""
+    rng = random.Random(1)
+    packet = bytes(rng.randrange(256) for _ in range(1500))
+    words = bytes(rng.randrange(256) for _ in range(1024)) + bytes(1024)
+    vm_code = b"".join(bytes(insn) for insn in VM_PROGRAM)
+
+    def args(reps: int, data: bytes, length: int) -> bytes:
+        return max(1, int(reps * scale)).to_bytes(8, "little") + length.to_bytes(8, "little") + data
+    return {
+        "checksum": args(40_000, packet, len(packet)),
+        "fnv1a": args(20_000, packet, len(packet)),
+        "crc32": args(2_000, packet, len(packet)),
+        "vm": args(10_000_000, vm_code, len(vm_code)),
+        "sort": args(2_000, words, 1024),
+    }
+
+
+def build_native(flags: list[str], workdir: Path) -> ctypes.CDLL | None:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return None
+    out = workdir / f"kernels{len(list(workdir.iterdir()))}.so"
+    subprocess.run([gcc, *flags, "-shared", "-fPIC", "-x", "c", str(SOURCE), "-o", str(out)], check=True)
+    lib = ctypes.CDLL(str(out))
+    return lib
+
+
+def time_native(lib: ctypes.CDLL, name: str, memory: bytes, runs: int) -> tuple[float, int]:
+    fn = getattr(lib, name)
+    fn.restype, fn.argtypes = ctypes.c_uint64, [ctypes.c_void_p, ctypes.c_uint64]
+    buf = ctypes.create_string_buffer(memory, len(memory))
+    times, result = [], 0
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn(ctypes.addressof(buf), len(memory))
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def time_engine(program, engine: str, memory: bytes, runs: int) -> tuple[float, int]:
+    compiled = program.compile(engine)
+    times, result = [], 0
+    for _ in range(runs):
+        inv = context.raw_memory(memory)
+        t = time.perf_counter()
+        result = compiled.invoke(inv)
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def synthetic_program(n: int = 1000, seed: int = 7) -> str:
+    """About n instructions in the style clang emits: input loads, ALU, spills, branches."""
+    rng = random.Random(seed)
+    lines = ["mov %r6, %r1", "mov %r0, 0", "mov %r7, 1", "mov %r8, 2", "mov %r9, 3"]
+    regs = [0, 2, 3, 4, 5, 7, 8, 9]
+    label = 0
+    while len(lines) < n - 1:
+        d, s = rng.choice(regs), rng.choice(regs)
+        k = rng.random()
+        if k < 0.15:
+            lines.append(f"ldxdw %r{d}, [%r6+{8 * rng.randrange(16)}]")
+        elif k < 0.55:
+            op = rng.choice(["add", "sub", "mul", "xor", "or", "and", "lsh", "rsh", "arsh", "add32", "xor32"])
+            lines.append(f"{op} %r{d}, %r{s}" if rng.random() < 0.5 else f"{op} %r{d}, {rng.randrange(1, 63)}")
+        elif k < 0.65:
+            lines.append(f"stxdw [%r10-{8 * rng.randrange(1, 40)}], %r{s}")
+        elif k < 0.75:
+            lines.append(f"ldxdw %r{d}, [%r10-{8 * rng.randrange(1, 40)}]")
+        elif k < 0.8:
+            lines.append(f"stxdw [%r6+{8 * rng.randrange(16, 32)}], %r{s}")
+        else:
+            label += 1
+            cond = rng.choice(["jgt", "jeq", "jsgt", "jne", "jset", "jlt"])
+            lines += [f"{cond} %r{d}, %r{s}, L{label}", f"add %r{d}, {rng.randrange(100)}", f"L{label}:"]
+    lines.append("exit")
+    return "\n".join(lines)
+
+
+def compile_times(engines: list[str], runs: int) -> dict[str, tuple[int, float]]:
+    program = jitbpf.assemble(synthetic_program()).program()
+    out = {}
+    for engine in engines:
+        samples = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            program.compile(engine, opt=2) if engine.startswith("llvm") else program.compile(engine)
+            samples.append(time.perf_counter() - t)
+        out[engine] = (len(program.insns), statistics.median(samples) * 1e3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = [e for e in ("llvm", "direct") if e in available_engines()]
+    p.add_argument("--engines", default=",".join(default), help="native engines to time (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every kernel's repetitions")
+    args = p.parse_args(argv)
+    engines = [e for e in args.engines.split(",") if e]
+
+    obj = jitbpf.load(str(OBJECT))
+    inputs = kernel_inputs(args.scale)
+    with tempfile.TemporaryDirectory() as tmp:
+        natives = {label: build_native(flags, Path(tmp)) for label, flags in
+                   (("gcc -O2", ["-O2"]), ("gcc -O2 -march=native", ["-O2", "-march=native"]))}
+        if natives["gcc -O2"] is None:
+            print("gcc not found: the C side is skipped, engine times only")
+            natives = {}
+        columns = [*natives, *engines]
+        print(f"{'kernel':<10}" + "".join(f"{c:>24}" for c in columns)
+              + "".join(f"{e + ' / gcc -O2':>22}" for e in engines if natives))
+        ratios: dict[str, list[float]] = {e: [] for e in engines}
+        for name, memory in inputs.items():
+            times, results = {}, {}
+            for label, lib in natives.items():
+                times[label], results[label] = time_native(lib, name, memory, args.runs)
+            for engine in engines:
+                times[engine], results[engine] = time_engine(obj.program(name), engine, memory, args.runs)
+            if len(set(results.values())) != 1:
+                print(f"{name}: results differ: {results}")
+                return 1
+            row = f"{name:<10}" + "".join(f"{times[c] * 1e3:>21.1f} ms" for c in columns)
+            for engine in engines:
+                if natives:
+                    ratio = times[engine] / times["gcc -O2"]
+                    ratios[engine].append(ratio)
+                    row += f"{ratio:>22.2f}"
+            print(row)
+        if natives:
+            print(f"{'geomean':<10}" + " " * 24 * len(columns)
+                  + "".join(f"{math.exp(statistics.mean(map(math.log, ratios[e]))):>22.2f}" for e in engines))
+
+    code_engines = [e for e in ("llvm", "llvm-arm64", "direct", "direct-arm64") if e in available_engines()]
+    for engine, (n, ms) in compile_times(code_engines, max(args.runs, 5)).items():
+        print(f"compile time, {n}-instruction program at O2, {engine}: {ms:.1f} ms (median)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

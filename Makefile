@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The bundled clang example (committed .o; `make fixtures` rebuilds it) over a small capture.
-RUN_ENGINE ?= interp
+RUN_ENGINE ?= llvm
 run: $(STAMP)
 	$(VENV)/bin/jitbpf run jitbpf/examples/xdp_stats.bpf.o --pcap jitbpf/examples/traffic.pcap \
 		--engine $(RUN_ENGINE) --check --dump-maps
@@ -30,12 +30,13 @@ conformance: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/interp_speed.py
+	$(PY) benchmarks/compute.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".
 CLANG      ?= clang-19
 BPF_CFLAGS ?= -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
-BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c))
+BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c))
 
 fixtures: $(BPF_OBJS)
 

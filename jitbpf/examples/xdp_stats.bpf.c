@@ -24,7 +24,7 @@ int xdp_stats(struct xdp_md *ctx)
     void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
     struct ethhdr *eth = data;
     struct iphdr *ip = (void *)(eth + 1);
-    __u32 key;
+    __u32 key, saddr = 0;
 
     if ((void *)(eth + 1) > data_end)
         return XDP_DROP;
@@ -33,6 +33,7 @@ int xdp_stats(struct xdp_md *ctx)
         if ((void *)(ip + 1) > data_end)
             return XDP_DROP;
         key = ip->protocol;
+        saddr = ip->saddr;      /* read while the bounds check above still covers it */
     }
     struct counters *c = bpf_map_lookup_elem(&stats, &key);
     if (!c) {
@@ -44,7 +45,7 @@ int xdp_stats(struct xdp_md *ctx)
     }
     c->packets++;
     c->bytes += data_end - data;
-    if (key < 0x10000 && ip->saddr == blocked_saddr) {
+    if (key < 0x10000 && saddr == blocked_saddr) {
         bpf_printk("drop proto %u from blocked source", key);
         return XDP_DROP;
     }

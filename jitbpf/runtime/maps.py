@@ -753,7 +753,7 @@ class RingBufMap(Map):
         """Address of a new busy record of ``size`` bytes, or 0 when it does not fit."""
         total = round8(size + RB_HEADER)
         if size <= 0 or size > self.max_entries - RB_HEADER or \
-                self.producer + total - self.consumer > self.max_entries:
+                self.producer + total - self.consumer >= self.max_entries:     # Linux: > mask
             return 0
         off = self.producer % self.max_entries
         self.view[off:off + 8] = ((size | RB_BUSY).to_bytes(4, "little")

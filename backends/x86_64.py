@@ -16,12 +16,14 @@ Frame: push rbp, rbx, r13, r14, r15, r12, then 40 bytes of spill area: rsp is
 16-byte aligned in every function body, so calls from the body are aligned.
 
 The classic pitfalls are handled in the templates: ``div``/``idiv`` trap on 0 and
-on INT_MIN / -1, so the divisor is tested first; variable shifts need the count
-in CL, which is BPF r4 (rcx), so rcx is saved in r11 when it is neither the count
-nor ... the destination, handled; byte stores from rsi/rdi need a REX prefix
-(sil/dil), and rbp/r13/rsp/r12 bases need disp8/SIB forms (keystone encodes both,
-and tests/test_direct_encoding.py checks them with capstone); 32-bit ``cmpxchg``
-leaves rax's upper half alone when it succeeds, so r0 is zero-extended after it.
+on INT_MIN / -1, so a register divisor is tested first (an immediate one is decided
+at compile time); variable shifts need the count in CL, which is BPF r4 (rcx), so
+rcx is parked in r11 around the shift (and the shift applied to r11 when rcx is
+also the destination); byte stores from rsi/rdi need a REX prefix (sil/dil), and
+rbp/r13 and rsp/r12 bases need disp8 and SIB forms (keystone encodes them;
+tests/test_direct_encoding.py checks every pair with capstone); a 32-bit
+``cmpxchg`` leaves rax's upper half alone when it succeeds, so r0 is
+zero-extended after it.
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ class X86Emitter(Emitter):
                 return
             self.emit(f"mov {div}, {src if w == 64 else to_s32(src)}")
         extend = ("cqo" if w == 64 else "cdq") if signed else "xor edx, edx"
-        self.emit("mov r9, rax", "mov r10, rdx", f"mov {sized('rax', w)}, {dst}", extend,
+        self.emit("mov r9, rax", "mov r10, rdx", *([] if d == "rax" else [f"mov {sized('rax', w)}, {dst}"]), extend,
                   f"{'idiv' if signed else 'div'} {div}",
                   f"mov {div}, {sized('rdx' if modulo else 'rax', w)}", "mov rax, r9", "mov rdx, r10",
                   f"mov {dst}, {div}")

@@ -21,6 +21,7 @@ from jitbpf.runtime import HostBuffer, Region, context
 
 import strategies
 from conftest import CONFORMANCE_TESTS, conformance_files, run_asm
+from test_interpreter import CALLS
 
 ENGINES = ["direct", "direct-arm64", "direct-x86_64@unicorn"]
 TESTS = conformance_files(CONFORMANCE_TESTS)
@@ -42,26 +43,6 @@ def test_conformance_runner_accepts_direct_engines():
 
 
 # ----------------------------------------------------------------------------- calls and frames
-
-CALLS = """
-    mov %r6, 6
-    mov %r7, 7
-    mov %r1, 3
-    stdw [%r10-8], 100
-    call local f
-    ldxdw %r1, [%r10-8]       # the callee has its own frame
-    add %r0, %r1
-    add %r0, %r6
-    add %r0, %r7
-    exit
-f:
-    mov %r6, 1000             # callee-saved registers come back unchanged
-    mov %r7, 1000
-    stdw [%r10-8], 5
-    mov %r0, %r1
-    exit
-"""
-
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_local_calls_preserve_r6_r9_and_frames(engine):
@@ -128,6 +109,37 @@ def test_callx_to_helper_function_and_nothing(engine):
     with pytest.raises(BpfRuntimeError, match="callx to 0x3e7: neither a helper id nor a function") as err:
         run_asm("mov %r1, 999\ncall %r1\nexit", engine=engine)
     assert err.value.pc == 1
+
+
+@pytest.mark.parametrize("engine", ["direct-arm64", "direct-x86_64@unicorn"])
+def test_stack_is_aligned_at_every_helper_call(engine):
+    """At a helper's first instruction sp is 16-byte aligned (arm64) or 8 past it (x86_64,
+    the return address): from the main function, a nested one, callx and a callback."""
+    text = """
+        call 6000
+        lddw %r1, func(cb)
+        call 6001
+        mov %r3, 6000
+        call %r3
+        call local f
+        exit
+    f:
+        call 6000
+        exit
+    cb:
+        call 6000
+        exit
+    """
+    obj = jitbpf.assemble(text)
+    seen, emulator = [], []
+    obj.runtime.helpers.register(6000, "probe", lambda rt, *_: seen.append(emulator[0].reg_read(sp) % 16) or 0)
+    obj.runtime.helpers.register(6001, "callback", lambda rt, f, *_: rt.invoke(f))
+    fn = obj.program().compile(engine)
+    code = fn.executable.code
+    emulator.append(code.uc)
+    sp = code.spec.sp
+    fn.run()
+    assert seen == [0 if "arm64" in engine else 8] * 4
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -376,3 +376,24 @@ def test_random_programs_match_the_interpreter(engine, blind, insns, args):
     insns = [dataclasses.replace(i, src=min(i.src, 9), dst=min(i.dst, 9)) for i in insns]
     prog = jitbpf.from_insns(insns).program()
     assert prog.compile(engine, blind=blind)(*args) == prog.compile("interp")(*args)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_runs_and_lists_direct_engines(tmp_path):
+    import subprocess
+    import sys
+    source = tmp_path / "prog.asm"
+    source.write_text("mov %r0, 40\nadd %r0, 2\nexit\n")
+    for engine in ENGINES:
+        run = subprocess.run([sys.executable, "-m", "jitbpf", "run", str(source), "--engine", engine, "--check"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "r0 = 42" in run.stdout, run.stderr
+        listing = subprocess.run([sys.executable, "-m", "jitbpf", "disasm", str(source), "--native", "--engine",
+                                  engine], capture_output=True, text=True, timeout=120)
+        assert listing.returncode == 0, listing.stderr
+        lines = listing.stdout.splitlines()
+        assert "bpf_entry:" in lines and "bpf_entry.body:" in lines
+        first = lines.index("    ; 0: mov %r0, 40")
+        assert lines[first + 1].split()[2] == "mov"          # mov eax, 40 / movz x7, #40 (shown as mov)
+        assert lines[first + 1].split()[-1] in ("0x28", "#0x28")

@@ -349,3 +349,29 @@ def test_emit_llvm_shows_the_ir():
     prog = jitbpf.assemble("mov %r0, 1\nexit").program()
     ir = get_engine("llvm").llvm_ir(prog)
     assert 'define dso_local i64 @"bpf_entry"' in ir and "ret i64" in ir
+
+
+@pytest.mark.parametrize("engine", ["llvm-arm64", "llvm-x86_64@unicorn"])
+def test_emulated_faults_name_the_bpf_instruction(engine):
+    with pytest.raises(jitbpf.BpfRuntimeError, match=r"unmapped memory at 0x10 .*BPF instruction 2"):
+        build("mov %r0, 0\nmov %r2, 16\nldxdw %r0, [%r2+0]\nexit", engine).run()
+
+
+FIB = "jitbpf/examples/fib.asm"
+
+
+def test_cli_native_listing_and_ir(capsys):
+    from jitbpf.cli import main
+    from conftest import ROOT
+    assert main(["disasm", "--native", "--engine", "llvm-arm64", str(ROOT / FIB)]) == 0
+    listing = capsys.readouterr().out
+    assert "bpf_entry:" in listing and "    ; " in listing and "ret" in listing
+    assert main(["disasm", "--emit-llvm", "--opt", "0", str(ROOT / FIB)]) == 0
+    assert 'define dso_local i64 @"bpf_entry"' in capsys.readouterr().out
+
+
+def test_cli_run_checked_against_interp(capsys):
+    from jitbpf.cli import main
+    from conftest import ROOT
+    assert main(["run", str(ROOT / FIB), "--mem-hex", "00" * 10, "--engine", "llvm", "--check"]) == 0
+    assert "r0 = 55 (0x37) [checked against interp]" in capsys.readouterr().out

@@ -29,14 +29,11 @@ TRAP = "jitbpf_trap"
 LOAD_PACKET = "jitbpf_load_packet"
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
-TRAP_CALLX, TRAP_DEPTH, TRAP_BUDGET, TRAP_JUMP_OUT, TRAP_FALL_THROUGH = range(1, 6)
+TRAP_CALLX, TRAP_DEPTH, TRAP_BUDGET = range(1, 4)
 TRAPS = {
     TRAP_CALLX: "callx to 0x{value:x}: neither a helper id nor a function",
     TRAP_DEPTH: f"call depth exceeds {MAX_CALL_DEPTH} frames",
     TRAP_BUDGET: "loop budget of {value} back-edges exceeded",
-    TRAP_JUMP_OUT: "jump to instruction {value}, in another function (not supported by compiled engines)",
-    TRAP_FALL_THROUGH: "control falls through into instruction {value}, the next function "
-                       "(not supported by compiled engines)",
 }
 
 

@@ -1,6 +1,9 @@
 """Control- and data-flow facts about a BPF program that code generators need.
 
-- :class:`Function`: one BPF function (a range of slots) with its block leaders.
+- :class:`Function`: one BPF function: the slots reachable from its entry by jumps and
+  fall-through (so code a function jumps or falls into belongs to it too, and ``exit``
+  anywhere returns from the current frame, exactly as in the interpreter; code shared by
+  two functions is compiled into both), with its block leaders.
 - Register liveness, so compiled code can follow the interpreter exactly across
   bpf-to-bpf calls without paying for it in ordinary programs: the interpreter has one
   register file, so a callee that reads r0/r6-r9 before writing them sees the caller's
@@ -35,7 +38,7 @@ def bit(reg: int) -> int:
 @dataclass
 class Function:
     start: int
-    end: int
+    slots: list[int] = field(default_factory=list)     # reachable instruction slots, sorted
     leaders: set[int] = field(default_factory=set)
     live_in: int = 0              # inherited registers (INHERITED bits) read before written
     returns_args: bool = False    # some caller reads r1-r5 after calling this function
@@ -43,7 +46,10 @@ class Function:
     address_taken: bool = False   # a lddw func names it: helpers may call it back
 
     def contains(self, pc: int) -> bool:
-        return self.start <= pc < self.end
+        return pc in self._members
+
+    def __post_init__(self) -> None:
+        self._members = set(self.slots)
 
 
 class ProgramFlow:
@@ -53,9 +59,8 @@ class ProgramFlow:
         self.program = program
         self.insns: list[Insn] = program.insns
         self.specs: list[OpInfo | None] = program.specs
-        self.functions = [Function(s, e) for s, e in program.function_ranges()]
+        self.functions = [Function(entry, self._reachable(entry)) for entry in program.functions]
         self.by_start = {f.start: f for f in self.functions}
-        self._owner = [f for f in self.functions for _ in range(f.start, f.end)]
         self.called: set[int] = set()           # entries named by call local / callx candidates
         for f in self.functions:
             self._leaders(f)
@@ -79,24 +84,28 @@ class ProgramFlow:
     def has_callx(self) -> bool:
         return any(s is not None and s.kind == "callx" for s in self.specs)
 
-    def function_of(self, pc: int) -> Function:
-        return self._owner[pc]
+    def _reachable(self, entry: int) -> list[int]:
+        seen = {entry}
+        work = [entry]
+        while work:
+            for succ in self.successors(work.pop()):
+                if succ not in seen:
+                    seen.add(succ)
+                    work.append(succ)
+        return sorted(seen)
 
     def _leaders(self, f: Function) -> None:
+        """Block starts: the entry, jump targets, and whatever follows a jump or exit."""
         f.leaders.add(f.start)
-        for pc in range(f.start, f.end):
+        for pc in f.slots:
             spec = self.specs[pc]
-            if spec is None:
-                continue
             if spec.kind in ("jcond", "ja"):
-                target = isa.jump_target(self.insns[pc], pc)
-                if f.contains(target):
-                    f.leaders.add(target)
-            if spec.kind in ("jcond", "ja", "exit") and pc + 1 < f.end:
+                f.leaders.add(isa.jump_target(self.insns[pc], pc))
+            if spec.kind in ("jcond", "ja", "exit") and f.contains(pc + 1):
                 f.leaders.add(pc + 1)
 
     def successors(self, pc: int) -> list[int]:
-        """Slots control can reach next (targets outside the function included)."""
+        """Slots control can reach next within the same frame."""
         spec, insn = self.specs[pc], self.insns[pc]
         if spec.kind == "exit":
             return []
@@ -122,8 +131,8 @@ class ProgramFlow:
         return spec.kind == "callx" or spec.kind == "call" and insn.src != isa.CALL_LOCAL
 
     # ---------------------------------------------------------------- registers
-    def uses_defs(self, pc: int) -> tuple[int, int]:
-        """(registers read, registers certainly written) by one instruction."""
+    def uses_defs(self, pc: int, f: Function) -> tuple[int, int]:
+        """(registers read, registers certainly written) by one instruction of ``f``."""
         spec, insn = self.specs[pc], self.insns[pc]
         kind, d, s = spec.kind, bit(insn.dst), bit(insn.src)
         x = insn.source == isa.SRC_X
@@ -154,7 +163,7 @@ class ProgramFlow:
         if kind == "ldind":
             return bit(6) | s, 1
         if kind == "exit":
-            return 1 | (ARGS if self.function_of(pc).returns_args else 0), 0
+            return 1 | (ARGS if f.returns_args else 0), 0
         if kind == "call":
             if insn.src == isa.CALL_LOCAL:
                 return ARGS | self.by_start[pc + 1 + insn.imm].live_in, 1 | ARGS
@@ -170,8 +179,8 @@ class ProgramFlow:
         """Registers live after each instruction of ``f`` (r10 excluded)."""
         live_out: dict[int, int] = {}
         live_in: dict[int, int] = {}
-        pcs = [pc for pc in range(f.start, f.end) if self.specs[pc] is not None]
-        facts = {pc: self.uses_defs(pc) for pc in pcs}
+        pcs = f.slots
+        facts = {pc: self.uses_defs(pc, f) for pc in pcs}
         changed = True
         while changed:
             changed = False
@@ -199,8 +208,7 @@ class ProgramFlow:
                         for callee in self.callees(pc):
                             callee.returns_args = True
                     if self.calls_back(pc) or self.specs[pc].kind in ("ldabs", "ldind") \
-                            or any(c.may_unwind for c in self.callees(pc)) \
-                            or any(not f.contains(s) for s in self.successors(pc)):
+                            or any(c.may_unwind for c in self.callees(pc)):
                         f.may_unwind = True
             if before == [(f.live_in, f.returns_args, f.may_unwind) for f in self.functions]:
                 return
@@ -212,9 +220,7 @@ class ProgramFlow:
         targets = [f for f in self.functions if f.address_taken]
         edges: dict[int, set[int]] = {f.start: set() for f in self.functions}
         for f in self.functions:
-            for pc in range(f.start, f.end):
-                if self.specs[pc] is None:
-                    continue
+            for pc in f.slots:
                 edges[f.start].update(c.start for c in self.callees(pc))
                 if self.calls_back(pc):
                     edges[f.start].update(t.start for t in targets)
@@ -241,8 +247,6 @@ class ProgramFlow:
             pc = work.pop()
             after = self._fp_transfer(pc, state[pc])
             for succ in self.successors(pc):
-                if not f.contains(succ) or self.specs[succ] is None:
-                    continue
                 old = state.get(succ)
                 new = after if old is None else tuple(a if a == b else None for a, b in zip(old, after))
                 if new != old:

@@ -233,7 +233,7 @@ class _FunctionLowering:
         self.n = 0
         self.dbg = ""
         self.offsets = self.flow.frame_offsets(f)
-        self.uses_stack = any(self._touches_fp(pc) for pc in range(f.start, f.end) if self.specs[pc])
+        self.uses_stack = any(self._touches_fp(pc) for pc in f.slots)
         self.terminated = False
         # Register values known in the current BPF block (local value numbering): reads
         # reuse them, writes reach the allocas only when control leaves the block.
@@ -316,22 +316,12 @@ class _FunctionLowering:
         self.lines.append(f'define dso_local i64 @"{sym}"({args}) #0{dbg_attr} {{')
         self.lines.append("entry:")
         self._prologue()
-        pc = f.start
-        while pc < f.end:
+        for pc in f.slots:                    # a slot not following its predecessor is a leader
             spec = self.specs[pc]
-            if spec is None:
-                pc += 1
-                continue
             if pc in f.leaders:
                 self.label(f"L{pc}")
-            if self.terminated:               # code after a terminator without a label: unreachable
-                self.block(f"dead{pc}")
-                self.forget()
             self._at(pc)
             getattr(self, "_" + spec.kind)(pc, self.insns[pc], spec)
-            pc += 2 if spec.kind == "lddw" else 1
-        if not self.terminated:               # control falls off the end of the function
-            self._trap(abi.TRAP_FALL_THROUGH, f.end - 1, str(f.end))
         self._shared_blocks()
         self.lines.append("}")
         m.body.extend(self.lines)
@@ -406,14 +396,9 @@ class _FunctionLowering:
         self.lines = saved
         return name
 
-    def _trap(self, code: int, pc: int, value: str) -> None:
-        self.terminate(f"br label %{self._trap_block(code, pc, value)}")
-
     def _target(self, pc: int, target: int) -> str:
-        """The label a jump from ``pc`` to ``target`` goes to (a trap outside the function,
-        or the budget counter on a back-edge)."""
-        if not self.f.contains(target):
-            return self._trap_block(abi.TRAP_JUMP_OUT, pc, str(target))
+        """The label a jump from ``pc`` to ``target`` goes to (through the budget counter
+        on a back-edge)."""
         if self.L.budget is None or target > pc:
             return f"L{target}"
         name = self.fresh("back")
@@ -507,10 +492,8 @@ class _FunctionLowering:
         else:
             cond = self.val(f"icmp {PREDICATES[spec.op]} {t} {a}, {b}")
         target = self._target(pc, isa.jump_target(insn, pc))
-        nxt = pc + 1
-        fall = f"L{nxt}" if self.f.contains(nxt) else self._trap_block(abi.TRAP_FALL_THROUGH, pc, str(nxt))
         self.flush()
-        self.terminate(f"br i1 {cond}, label %{target}, label %{fall}")
+        self.terminate(f"br i1 {cond}, label %{target}, label %L{pc + 1}")
 
     def _ja(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         self.flush()

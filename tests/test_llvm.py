@@ -235,15 +235,25 @@ def test_loop_budget_stops_endless_loops(engine):
         build(text, engine, budget=9).run()
 
 
-@pytest.mark.parametrize("engine", ["llvm", "llvm-x86_64@unicorn"])
-def test_jumping_or_falling_into_another_function_is_refused_at_run_time(engine):
-    """The interpreter would just carry on in the other function's code; compiled
-    engines stop with a clear error instead."""
-    calls = "call local f\ncall local g\nexit\nf:\nmov %r0, 1\n"
-    with pytest.raises(jitbpf.BpfRuntimeError, match="instruction 4: jump to instruction 6, in another"):
-        build(calls + "ja g\nexit\ng:\nexit", engine).run()
-    with pytest.raises(jitbpf.BpfRuntimeError, match="instruction 3: control falls through into instruction 4"):
-        build(calls + "g:\nexit", engine).run()
+@pytest.mark.parametrize("engine", LLVM_ENGINES)
+def test_jumping_or_falling_into_another_function_continues_there(engine):
+    """As in the interpreter, code a function jumps or falls into runs in the current
+    frame, and its exit returns from that frame: f sets r0 = 1 and jumps into g (r0 += 10,
+    exit back to main); main adds g's own result (r0 = 10 + 10 when called with r0 = 10)."""
+    text = """call local f
+mov %r6, %r0
+call local g
+add %r0, %r6
+exit
+f:
+mov %r0, 1
+ja g
+g:
+add %r0, 10
+exit"""
+    assert build(text, engine).run().r0 == (1 + 10) + (11 + 10) == run_asm(text).r0
+    fall = "call local f\nexit\nf:\nmov %r0, 1\ng:\nadd %r0, 2\nexit\nh:\ncall local g\nexit"
+    assert build(fall, engine).run().r0 == 3 == run_asm(fall).r0
 
 
 def test_unknown_helper_is_an_engine_error_with_the_instruction():

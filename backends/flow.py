@@ -10,9 +10,10 @@
   values, and a caller that reads r1-r5 after a call sees the callee's last values.
   :func:`analyse` finds which functions need their inherited registers (``live_in``)
   and which must hand r1-r5 back (``returns_args``); for verified programs both are empty.
-- Frame-pointer offsets (:meth:`Function.frame_offsets`): for each instruction, which
-  registers hold ``r10 + k`` for a known ``k``, so stack accesses can be addressed from
-  the frame itself and the optimiser can keep stack slots in registers.
+- Address bases (:meth:`ProgramFlow.addresses`): for each instruction, which registers
+  hold ``r10 + k`` for a known ``k`` (stack accesses are addressed from the frame itself,
+  so the optimiser can keep stack slots in registers) or an argument / loaded pointer
+  plus an offset (so loops over memory can be analysed and vectorised).
 - The call graph depth: whether a program can exceed the 8-frame limit at all.
 
 Registers sets are bit masks (bit n = rn).
@@ -237,15 +238,16 @@ class ProgramFlow:
             return longest[node]
         return depth(0) > MAX_CALL_DEPTH
 
-    # ---------------------------------------------------------------- frame offsets
-    def frame_offsets(self, f: Function) -> dict[int, tuple[int | None, ...]]:
-        """For each instruction of ``f``: per register, k if it holds r10 + k before it runs."""
-        unknown = (None,) * 10
-        state: dict[int, tuple[int | None, ...]] = {f.start: unknown}
+    # ---------------------------------------------------------------- addresses
+    def addresses(self, f: Function) -> dict[int, tuple[Base, ...]]:
+        """For each instruction of ``f``, what each register holds before it runs, as far
+        as addressing is concerned (see :data:`Base`)."""
+        entry: tuple[Base, ...] = (None, *(f"a{r}" for r in range(1, 6)), None, None, None, None)
+        state: dict[int, tuple[Base, ...]] = {f.start: entry}
         work = [f.start]
         while work:
             pc = work.pop()
-            after = self._fp_transfer(pc, state[pc])
+            after = self._address_transfer(pc, state[pc])
             for succ in self.successors(pc):
                 old = state.get(succ)
                 new = after if old is None else tuple(a if a == b else None for a, b in zip(old, after))
@@ -254,7 +256,7 @@ class ProgramFlow:
                     work.append(succ)
         return state
 
-    def _fp_transfer(self, pc: int, regs: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    def _address_transfer(self, pc: int, regs: tuple[Base, ...]) -> tuple[Base, ...]:
         spec, insn = self.specs[pc], self.insns[pc]
         kind = spec.kind
         if kind in ("jcond", "ja", "exit", "st", "stx"):
@@ -271,15 +273,41 @@ class ProgramFlow:
                 out[0] = None
             elif spec.op in FETCHES:
                 out[insn.src] = None
-        else:                            # alu, end, ldx, lddw write dst
+        elif kind == "ldx" and not spec.signed and spec.width >= 4:
+            out[insn.dst] = f"l{pc}"                  # a loaded pointer (ctx->data, a map value)
+        else:                                         # alu, end, ldx, lddw write dst
             out[insn.dst] = None
         if kind == "alu" and spec.width == 64:
-            src = 0 if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
-            dst = regs[insn.dst]
-            value = None
-            if spec.op == "mov" and insn.source == isa.SRC_X:
-                value = src
-            elif spec.op in ("add", "sub") and insn.source == isa.SRC_K and dst is not None:
-                value = dst + insn.imm if spec.op == "add" else dst - insn.imm
-            out[insn.dst] = value if value is not None and abs(value) < _FP_LIMIT else None
+            out[insn.dst] = _alu_base(spec.op, insn, regs)
         return tuple(out)
+
+
+#: What a register holds, for addressing: an int k = r10 + k (exactly); "aN" = argument
+#: rN of the function plus some offset; "lPC" = the value loaded at slot PC plus some
+#: offset; None = unknown. Code generators address memory relative to these bases so the
+#: optimiser can follow pointers (stack slots promoted to registers, loops vectorised);
+#: the address computed is the register's value in every case.
+Base = int | str | None
+
+
+def _alu_base(op: str, insn: Insn, regs: tuple[Base, ...]) -> Base:
+    dst = regs[insn.dst]
+    src = 0 if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
+    if insn.source == isa.SRC_K:
+        if op == "mov":
+            return None
+        if op in ("add", "sub") and dst is not None:
+            if isinstance(dst, str):
+                return dst
+            value = dst + insn.imm if op == "add" else dst - insn.imm
+            return value if abs(value) < _FP_LIMIT else None
+        return None
+    if op == "mov":
+        return src
+    if op == "add" and isinstance(dst, str) and src is None:
+        return dst
+    if op == "add" and isinstance(src, str) and dst is None:
+        return src
+    if op == "sub" and isinstance(dst, str) and src is None:
+        return dst
+    return None

@@ -232,8 +232,11 @@ class _FunctionLowering:
         self.lines: list[str] = []
         self.n = 0
         self.dbg = ""
-        self.offsets = self.flow.frame_offsets(f)
+        self.bases = self.flow.addresses(f)
         self.uses_stack = any(self._touches_fp(pc) for pc in f.slots)
+        # Pointer bases some access is addressed from: base -> (i64 value, ptr value).
+        self.roots: dict[str, tuple[str, str]] = {}
+        self.used_roots = {b for pc in f.slots if (b := self._base(pc)) is not None and isinstance(b, str)}
         self.terminated = False
         # Register values known in the current BPF block (local value numbering): reads
         # reuse them, writes reach the allocas only when control leaves the block.
@@ -347,6 +350,7 @@ class _FunctionLowering:
         for r in range(10):
             if 1 <= r <= 5:
                 value = f"%a{r}"
+                self._root(f"a{r}", value)
             elif inherits and f.live_in & bit(r):
                 value = self.val(f"load i64, ptr {m.reg_global(r)}")
             else:
@@ -591,14 +595,35 @@ class _FunctionLowering:
         self.forget()
 
     # ---------------------------------------------------------------- memory
-    def _address(self, pc: int, base: int, off: int, size: int) -> str:
-        k = 0 if base == isa.FP else self.offsets.get(pc, (None,) * 10)[base]
-        if k is not None and self.uses_stack and -STACK_SIZE <= k + off and k + off + size <= 0:
-            return self.val(f"getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE + k + off}")
-        address = self.get(base)
+    def _base(self, pc: int):
+        """The address base (flow.Base) of the memory access at ``pc``, if it is one."""
+        spec, insn = self.specs[pc], self.insns[pc]
+        if spec.kind not in ("ldx", "st", "stx", "atomic"):
+            return None
+        reg = insn.src if spec.kind == "ldx" else insn.dst
+        return 0 if reg == isa.FP else self.bases[pc][reg] if pc in self.bases else None
+
+    def _address(self, pc: int, reg: int, off: int, size: int) -> str:
+        """A pointer to ``reg + off``: into the frame alloca when the offset is known and
+        inside the frame, else from the pointer the register is based on, else inttoptr."""
+        base = self._base(pc)
+        if isinstance(base, int) and self.uses_stack and -STACK_SIZE <= base + off and base + off + size <= 0:
+            return self.val(f"getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE + base + off}")
+        address = self.get(reg)
+        if isinstance(base, str) and base in self.roots:
+            start, pointer = self.roots[base]
+            delta = self.val(f"sub i64 {address}, {start}")
+            if off:
+                delta = self.val(f"add i64 {delta}, {off}")
+            return self.val(f"getelementptr i8, ptr {pointer}, i64 {delta}")
         if off:
             address = self.val(f"add i64 {address}, {off}")
         return self.val(f"inttoptr i64 {address} to ptr")
+
+    def _root(self, name: str, value: str) -> None:
+        """Make ``value`` (an argument or a loaded pointer) a base later accesses use."""
+        if name in self.used_roots:
+            self.roots[name] = (value, self.val(f"inttoptr i64 {value} to ptr"))
 
     def _ldx(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         bits = spec.width * 8
@@ -606,6 +631,7 @@ class _FunctionLowering:
         value = self.val(f"load i{bits}, ptr {p}, align 1")
         if bits != 64:
             value = self.val(f"{'sext' if spec.signed else 'zext'} i{bits} {value} to i64")
+        self._root(f"l{pc}", value)
         self.put(insn.dst, value)
 
     def _st(self, pc: int, insn: Insn, spec: OpInfo) -> None:

@@ -5,7 +5,7 @@ insertion sort) run once as the committed clang BPF object ``kernels.bpf.o`` thr
 jitbpf engines and once as that same C file built now by ``gcc -O2`` into a shared
 library. Each kernel loops ``reps`` times inside one call, so a measurement is one
 native call of ~10-100 ms (no per-iteration ctypes cost); the best of several runs is
-kept, and every side must return the same r0. Ratios are engine time / gcc time, side
+kept (the sides take turns), and every side must return the same r0. Ratios are engine time / gcc time, side
 by side in this run. Without gcc, only the engines are timed.
 
 Compile time: a deterministic 1,000-instruction program (loads from the input, ALU,
@@ -72,27 +72,41 @@ def build_native(flags: list[str], workdir: Path) -> ctypes.CDLL | None:
     return lib
 
 
-def time_native(lib: ctypes.CDLL, name: str, memory: bytes, runs: int) -> tuple[float, int]:
+def native_runner(lib: ctypes.CDLL, name: str, memory: bytes):
+    """A callable running the gcc-built kernel once: (seconds, result)."""
     fn = getattr(lib, name)
     fn.restype, fn.argtypes = ctypes.c_uint64, [ctypes.c_void_p, ctypes.c_uint64]
     buf = ctypes.create_string_buffer(memory, len(memory))
-    times, result = [], 0
-    for _ in range(runs):
+
+    def run() -> tuple[float, int]:
         t = time.perf_counter()
         result = fn(ctypes.addressof(buf), len(memory))
-        times.append(time.perf_counter() - t)
-    return min(times), result
+        return time.perf_counter() - t, result
+    return run
 
 
-def time_engine(program, engine: str, memory: bytes, runs: int) -> tuple[float, int]:
+def engine_runner(program, engine: str, memory: bytes):
+    """A callable running the compiled kernel once on a fresh copy of the memory."""
     compiled = program.compile(engine)
-    times, result = [], 0
-    for _ in range(runs):
+
+    def run() -> tuple[float, int]:
         inv = context.raw_memory(memory)
         t = time.perf_counter()
         result = compiled.invoke(inv)
-        times.append(time.perf_counter() - t)
-    return min(times), result
+        return time.perf_counter() - t, result
+    return run
+
+
+def best_of(runners: dict, runs: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Best time and last result per side, the sides taking turns so that a busy
+    machine slows them alike."""
+    times = {side: float("inf") for side in runners}
+    results = {}
+    for _ in range(runs):
+        for side, run in runners.items():
+            seconds, results[side] = run()
+            times[side] = min(times[side], seconds)
+    return times, results
 
 
 def synthetic_program(n: int = 1000, seed: int = 7) -> str:
@@ -170,11 +184,9 @@ def main(argv: list[str] | None = None) -> int:
               + "".join(f"{e + ' / gcc -O2':>22}" for e in engines if natives))
         ratios: dict[str, list[float]] = {e: [] for e in engines}
         for name, memory in inputs.items():
-            times, results = {}, {}
-            for label, lib in natives.items():
-                times[label], results[label] = time_native(lib, name, memory, args.runs)
-            for engine in engines:
-                times[engine], results[engine] = time_engine(obj.program(name), engine, memory, args.runs)
+            runners = {label: native_runner(lib, name, memory) for label, lib in natives.items()}
+            runners.update((engine, engine_runner(obj.program(name), engine, memory)) for engine in engines)
+            times, results = best_of(runners, args.runs)
             if len(set(results.values())) != 1:
                 print(f"{name}: results differ: {results}")
                 return 1

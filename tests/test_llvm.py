@@ -261,6 +261,11 @@ def test_unknown_helper_is_an_engine_error_with_the_instruction():
         build("mov %r0, 0\ncall 4242\nexit", "llvm")
 
 
+def test_unresolvable_map_is_an_engine_error_with_the_instruction():
+    with pytest.raises(jitbpf.BpfEngineError, match="instruction 1: lddw refers to map 3, but the object has 0"):
+        build("mov %r0, 0\nlddw %r1, map_value(3, 16)\nexit", "llvm")
+
+
 def test_kfunc_without_a_name_is_an_engine_error():
     with pytest.raises(jitbpf.BpfEngineError, match="instruction 0: kfunc call to BTF id 77 has no name"):
         build("call runtime 77\nexit", "llvm")

@@ -347,6 +347,47 @@ def test_random_alu_programs_agree_with_interp_on_arm64(insns):
     assert prog.compile("llvm-arm64", opt=3).run().r0 == prog.compile("interp").run().r0
 
 
+def random_call_program(rng) -> str:
+    """main, f1 and f2 (main calls both, f1 calls f2): ALU, stack spills through r9 = r10,
+    fetch-adds, branches and calls on registers that are often read before being written,
+    so the shared register file (inherited r0/r6-r9, r1-r5 handed back) is exercised.
+    Every stack slot read is written first in the same frame."""
+    def body(name: str, callees: list[str]) -> list[str]:
+        lines = [f"{name}:"] if name else []
+        lines += ["mov %r9, %r10"] + [f"stdw [%r10-{8 * k}], 0" for k in range(1, 5)]
+        for i in range(rng.randint(3, 14)):
+            k, d, s = rng.random(), rng.randrange(9), rng.randrange(9)
+            if k < 0.4:
+                op = rng.choice(["add", "sub", "mul", "xor", "or", "lsh", "rsh", "arsh", "mod", "div", "add32",
+                                 "sdiv", "smod32"])
+                lines.append(f"{op} %r{d}, %r{s}" if rng.random() < 0.5 else f"{op} %r{d}, {rng.randint(-5, 40)}")
+            elif k < 0.5:
+                lines.append(f"mov %r{d}, {rng.randint(-3, 100)}")
+            elif k < 0.6:
+                lines.append(f"stxdw [%r9-{8 * rng.randint(1, 4)}], %r{s}")
+            elif k < 0.7:
+                lines.append(f"ldxdw %r{d}, [%r10-{8 * rng.randint(1, 4)}]")
+            elif k < 0.85 and callees:
+                lines.append(f"call local {rng.choice(callees)}")
+            elif k < 0.9:
+                lines += [f"jgt %r{d}, %r{s}, {name or 'main'}_{i}", f"add %r{d}, 3", f"{name or 'main'}_{i}:"]
+            else:
+                lines.append(f"lock fetch add [%r9-8], %r{s}")
+        if not name:                                   # main: every register shows in r0
+            lines += [f"xor %r0, %r{r}" for r in range(1, 9)]
+        return lines + ["exit"]
+    return "\n".join(body("", ["f1", "f2"]) + body("f1", ["f2"]) + body("f2", []))
+
+
+@pytest.mark.parametrize("engine,opt", [("llvm", 2), ("llvm", 0), ("llvm-arm64", 2)])
+def test_random_bpf_to_bpf_programs_agree_with_interp(engine, opt):
+    import random
+    for seed in range(25):
+        text = random_call_program(random.Random(seed))
+        prog = jitbpf.assemble(text).program()
+        assert prog.compile(engine, opt=opt).run().r0 == prog.compile("interp").run().r0, text
+
+
 # --------------------------------------------------------------------------- inspection
 
 @pytest.mark.parametrize("engine,ret", [("llvm", "ret"), ("llvm-arm64", "ret"), ("llvm-x86_64@unicorn", "ret")])

@@ -3,7 +3,9 @@
 The kernels of ``kernels.bpf.c`` (checksum, FNV-1a, CRC-32, a switch-dispatched VM, an
 insertion sort) run once as the committed clang BPF object ``kernels.bpf.o`` through
 jitbpf engines and once as that same C file built now by ``gcc -O2`` into a shared
-library. Each kernel loops ``reps`` times inside one call, so a measurement is one
+library (and by clang-19 -O2 where it exists, as a reference: the JIT's code generator is
+LLVM, so a kernel where gcc and clang differ a lot shows a compiler difference rather than a
+JIT effect). Each kernel loops ``reps`` times inside one call, so a measurement is one
 native call of ~10-100 ms (no per-iteration ctypes cost); the best of several runs is
 kept (the sides take turns), and every side must return the same r0. Ratios are engine time / gcc time, side
 by side in this run. Without gcc, only the engines are timed.
@@ -62,12 +64,12 @@ def kernel_inputs(scale: float) -> dict[str, bytes]:
     }
 
 
-def build_native(flags: list[str], workdir: Path) -> ctypes.CDLL | None:
-    gcc = shutil.which("gcc")
-    if gcc is None:
+def build_native(compiler: str, flags: list[str], workdir: Path) -> ctypes.CDLL | None:
+    path = shutil.which(compiler)
+    if path is None:
         return None
     out = workdir / f"kernels{len(list(workdir.iterdir()))}.so"
-    subprocess.run([gcc, *flags, "-shared", "-fPIC", "-x", "c", str(SOURCE), "-o", str(out)], check=True)
+    subprocess.run([path, *flags, "-shared", "-fPIC", "-x", "c", str(SOURCE), "-o", str(out)], check=True)
     lib = ctypes.CDLL(str(out))
     return lib
 
@@ -174,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     obj = jitbpf.load(str(OBJECT))
     inputs = kernel_inputs(args.scale)
     with tempfile.TemporaryDirectory() as tmp:
-        natives = {label: build_native(flags, Path(tmp)) for label, flags in
-                   (("gcc -O2", ["-O2"]), ("gcc -O2 -march=native", ["-O2", "-march=native"]))}
+        natives = {label: build_native(compiler, flags, Path(tmp)) for label, compiler, flags in
+                   (("gcc -O2", "gcc", ["-O2"]), ("gcc -O2 -march=native", "gcc", ["-O2", "-march=native"]),
+                    ("clang -O2", "clang-19", ["-O2"]))}
         if natives["gcc -O2"] is None:
             print("gcc not found: the C side is skipped, engine times only")
             natives = {}
+        natives = {label: lib for label, lib in natives.items() if lib is not None}   # clang is optional
         columns = [*natives, *engines]
         print(f"{'kernel':<10}" + "".join(f"{c:>24}" for c in columns)
               + "".join(f"{e + ' / gcc -O2':>22}" for e in engines if natives))

@@ -40,6 +40,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 import struct
 import weakref
 from dataclasses import dataclass
@@ -188,11 +189,16 @@ class Emitter:
     def assemble(self) -> tuple[bytes, dict[str, int]]:
         text = self.render()
         table = "\n".join(f".long {m} - K_start" for m in self.marks)
-        try:
-            encoding, _ = _keystone(self.ks_arch, self.ks_mode).asm(
-                f"{text}\n{table}\n.long {SENTINEL:#x}\n", 0)
-        except Exception as e:                      # a template bug, never the user's
-            raise BpfEngineError(f"direct-{self.arch}: keystone rejected the generated code: {e}") from None
+        source = f"{text}\n{table}\n.long {SENTINEL:#x}\n"
+        for attempt in range(2):
+            try:
+                encoding, _ = _keystone(self.ks_arch, self.ks_mode, fresh=attempt > 0).asm(source, 0)
+                break
+            except Exception as e:                  # a template bug, never the user's
+                failure = e
+        else:                                       # the same error from a fresh assembler: not a fluke
+            raise BpfEngineError(f"direct-{self.arch}: keystone rejected the generated code: {failure}"
+                                 f"{_first_bad_line(self.ks_arch, self.ks_mode, text)}")
         blob = bytes(encoding or b"")
         size = len(blob) - 4 * len(self.marks) - 4
         if size < 0 or blob[-4:] != struct.pack("<I", SENTINEL):    # keystone stops silently on some errors
@@ -307,12 +313,34 @@ class Emitter:
 _assemblers: dict[tuple[int, int], Any] = {}
 
 
-def _keystone(arch: int, mode: int):
-    ks = _assemblers.get((arch, mode))
+def _keystone(arch: int, mode: int, fresh: bool = False):
+    """The assembler for a target, made once; ``fresh`` replaces it. keystone's arm64
+    assembler was seen to fail ("Unknown error") on valid text that a fresh instance
+    then assembled (only in subprocesses of pytest-xdist workers, never reproduced
+    otherwise), so a failure is retried once with a fresh instance."""
+    ks = None if fresh else _assemblers.get((arch, mode))
     if ks is None:
         from keystone import Ks
         ks = _assemblers[(arch, mode)] = Ks(arch, mode)
     return ks
+
+
+def _first_bad_line(arch: int, mode: int, text: str) -> str:
+    """For an error message: the first line keystone rejects on its own (the labels it
+    names defined after it; keystone's symbol-resolver callback mis-assembles arm64)."""
+    from keystone import Ks
+    ks = Ks(arch, mode)
+    labels = {line[:-1] for line in text.splitlines() if line.endswith(":")}
+    for line in text.splitlines():
+        if line and not line.endswith(":"):
+            refs = "".join(f"\n{word}:" for word in set(re.findall(r"[A-Za-z_]\w*", line)) & labels)
+            try:
+                if ks.asm(line + refs, 0)[0]:
+                    continue
+            except Exception:
+                pass
+            return f" (at '{line}')"
+    return ""
 
 
 # ---------------------------------------------------------------------- running

@@ -35,7 +35,7 @@ from jitbpf.errors import BpfEngineError
 from jitbpf.isa import MASK64, MAX_CALL_DEPTH
 
 from . import abi
-from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, INVERT, STACK_TOP, Emitter
+from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, STACK_TOP, Emitter
 
 REGS = ("x7", "x0", "x1", "x2", "x3", "x4", "x19", "x20", "x21", "x22", "x25")
 FRAME = 112
@@ -51,6 +51,8 @@ LOADS = {(1, False): "ldrb", (2, False): "ldrh", (4, False): "ldr", (8, False): 
 STORES = {1: "strb", 2: "strh", 4: "str", 8: "str"}
 RMW = {"add": "add", "or": "orr", "and": "and", "xor": "eor"}
 BRANCH_RANGE = 1 << 20
+INVERT = {"eq": "ne", "ne": "eq", "hi": "ls", "ls": "hi", "hs": "lo", "lo": "hs",
+          "gt": "le", "le": "gt", "ge": "lt", "lt": "ge", "mi": "pl", "pl": "mi"}
 # Placeholder encodings that the linker patches.
 BL = 0x94000000
 ADRP = 0x90000000

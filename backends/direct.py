@@ -38,7 +38,6 @@ Errors found by generated code go through ``abi.TRAP``.
 from __future__ import annotations
 
 import ctypes
-import os
 import random
 import re
 import struct
@@ -65,7 +64,7 @@ assert STACK_SIZE * MAX_CALL_DEPTH == PAGE
 CHECK = "jitbpf_check_access"
 SENTINEL = 0x5EB0_F00D                            # last word of the assembled text: nothing was dropped
 
-#: Runtime calls the generated code makes besides helpers (the executors bind them by name).
+#: Control block address -> its compiled program (for the bounds-check slow path).
 _live: dict[int, "DirectProgram"] = {}
 
 
@@ -80,11 +79,7 @@ def _check_access(rt, ctrl: int, address: int, info: int, *_: int) -> int:
     return 0
 
 
-abi.RUNTIME_CALLS.setdefault(CHECK, Helper(-3, CHECK, _check_access))
-
-#: BPF conditions -> (x86 condition code suffix, arm64 condition), and their negations.
-INVERT = {"eq": "ne", "ne": "eq", "hi": "ls", "ls": "hi", "hs": "lo", "lo": "hs",
-          "gt": "le", "le": "gt", "ge": "lt", "lt": "ge", "mi": "pl", "pl": "mi"}
+abi.RUNTIME_CALLS.setdefault(CHECK, Helper(-3, CHECK, _check_access))   # bound by name, like TRAP
 
 
 @dataclass(frozen=True)
@@ -116,7 +111,7 @@ class Emitter:
         self.symbols: dict[str, str] = {}   # image symbol -> label
         self.pc_marks: list[tuple[str, int]] = []
         self.counter = 0
-        self.rng = random.Random(os.urandom(16)) if options.blind else None
+        self.rng = random.SystemRandom() if options.blind else None     # keys from os.urandom
         self.uses_callx = False
         self.errors: dict[tuple[int, int, int], str] = {}
 
@@ -269,7 +264,10 @@ class Emitter:
             if name is None:
                 raise BpfEngineError(f"kfunc call to BTF id {insn.imm} has no name (load it from an object "
                                      "with BTF)", pc=pc)
-            self.rt.helpers.lookup(name)
+            try:
+                self.rt.helpers.lookup(name)
+            except BpfEngineError as e:
+                raise BpfEngineError(e.message, pc=pc) from None
             self.call_helper(name)
             return
         if insn.imm not in self.rt.helpers:

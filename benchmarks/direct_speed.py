@@ -3,11 +3,13 @@
 Compile speed: BPF instructions per second turning a 1,000-instruction program (the
 synthetic clang-style program of ``compute.py``) into code, for every direct engine and
 for LLVM at O0 and O2: "image" is code generation and linking, "compile" also loads the
-code (mmap + relocation natively, a unicorn instance otherwise). Median of the runs.
+code (mmap + relocation natively, a unicorn instance otherwise), wall and CPU time (the
+CPU figure is steadier on a busy machine). Medians of the runs.
 
 Execution: the kernels of ``compute.py`` (``kernels.bpf.o``; checksum, FNV-1a, CRC-32, a
 VM, a sort) on ``direct`` and ``llvm`` (O2, native) and as the same C built by gcc -O2;
-best of the runs, every side must agree on r0; ratios direct/llvm and direct/gcc.
+the sides take turns, best of the runs, every side must agree on r0; ratios
+direct/llvm and direct/gcc.
 
     python benchmarks/direct_speed.py [--runs 5] [--scale 0.5] [--no-exec]
 """
@@ -32,15 +34,10 @@ from jitbpf.engines import available_engines, get_engine  # noqa: E402
 import compute  # noqa: E402
 
 
-def compile_speed(runs: int) -> list[tuple[str, int, float, float]]:
-    """(engine label, instructions, image ms, compile ms) medians."""
-    lines = 1000
-    while True:                                 # compute.py counts lines, labels included
-        program = jitbpf.assemble(compute.synthetic_program(lines)).program()
-        n = sum(1 for spec in program.specs if spec is not None)
-        if n >= 1000:
-            break
-        lines += 1000 - n
+def compile_speed(runs: int) -> list[tuple[str, int, float, float, float]]:
+    """(engine label, instructions, image ms, compile ms, compile CPU ms) medians."""
+    program = jitbpf.assemble(compute.synthetic_program(1000)).program()
+    n = sum(1 for spec in program.specs if spec is not None)
     setups = [(e, e, {}) for e in ("direct", "direct-arm64", "direct-x86_64@unicorn") if e in available_engines()]
     setups += [("direct blind=True", "direct", {"blind": True}),
                ("direct bounds_check=True", "direct", {"bounds_check": True})]
@@ -48,16 +45,17 @@ def compile_speed(runs: int) -> list[tuple[str, int, float, float]]:
         setups += [(f"{e} O{opt}", e, {"opt": opt}) for e in ("llvm", "llvm-arm64") for opt in (0, 2)]
     rows = []
     for label, engine, options in setups:
-        image, loaded = [], []
+        image, wall, cpu = [], [], []
         get_engine(engine, **options).image(program)              # warm caches (keystone, LLVM targets)
         for _ in range(runs):
             t = time.perf_counter()
             get_engine(engine, **options).image(program)
             image.append(time.perf_counter() - t)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             program.compile(engine, **options)
-            loaded.append(time.perf_counter() - t)
-        rows.append((label, n, statistics.median(image) * 1e3, statistics.median(loaded) * 1e3))
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        rows.append((label, n, *(statistics.median(x) * 1e3 for x in (image, wall, cpu))))
     return rows
 
 
@@ -65,17 +63,16 @@ def execution(runs: int, scale: float) -> int:
     engines = [e for e in ("direct", "llvm") if e in available_engines()]
     obj = jitbpf.load(str(compute.OBJECT))
     with tempfile.TemporaryDirectory() as tmp:
-        gcc = compute.build_native(["-O2"], Path(tmp))
+        gcc = compute.build_native("gcc", ["-O2"], Path(tmp))
         columns = engines + (["gcc -O2"] if gcc else [])
         ratios = {c: [] for c in columns if c != "direct"}
         print(f"{'kernel':<10}" + "".join(f"{c:>12}" for c in columns)
               + "".join(f"{'direct / ' + c:>20}" for c in ratios))
         for name, memory in compute.kernel_inputs(scale).items():
-            times, results = {}, {}
-            for engine in engines:
-                times[engine], results[engine] = compute.time_engine(obj.program(name), engine, memory, runs)
+            runners = {e: compute.engine_runner(obj.program(name), e, memory) for e in engines}
             if gcc:
-                times["gcc -O2"], results["gcc -O2"] = compute.time_native(gcc, name, memory, runs)
+                runners["gcc -O2"] = compute.native_runner(gcc, name, memory)
+            times, results = compute.best_of(runners, runs)       # the sides take turns
             if len(set(results.values())) != 1:
                 print(f"{name}: results differ: {results}")
                 return 1
@@ -95,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiply every kernel's repetitions")
     p.add_argument("--no-exec", action="store_true", help="compile speed only")
     args = p.parse_args(argv)
-    print(f"{'compile speed':<28}{'insns':>6}{'image':>10}{'compile':>10}{'insns/s (image)':>18}"
-          f"{'insns/s (compile)':>20}")
-    for label, n, image_ms, compile_ms in compile_speed(args.runs):
-        print(f"{label:<28}{n:>6}{image_ms:>7.1f} ms{compile_ms:>7.1f} ms{n / image_ms * 1e3:>18,.0f}"
-              f"{n / compile_ms * 1e3:>20,.0f}")
+    print(f"{'compile speed':<28}{'insns':>6}{'image':>10}{'compile':>10}{'(CPU)':>10}{'insns/s image':>16}"
+          f"{'compile':>10}{'(CPU)':>10}")
+    for label, n, image_ms, wall_ms, cpu_ms in compile_speed(args.runs):
+        print(f"{label:<28}{n:>6}{image_ms:>7.1f} ms{wall_ms:>7.1f} ms{cpu_ms:>7.1f} ms{n / image_ms * 1e3:>16,.0f}"
+              f"{n / wall_ms * 1e3:>10,.0f}{n / cpu_ms * 1e3:>10,.0f}")
     print()
     return 0 if args.no_exec else execution(args.runs, args.scale)
 

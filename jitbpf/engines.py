@@ -104,11 +104,13 @@ class Result:
 class CompiledProgram:
     """A program compiled for one engine; ``run`` executes it with a context."""
 
-    def __init__(self, program, engine_name: str, executable: Callable[..., int], engine: Any):
+    def __init__(self, program, engine_name: str, executable: Callable[..., int], engine: Any,
+                 options: dict[str, Any] | None = None):
         self.program = program
         self.engine_name = engine_name
         self.executable = executable
         self.engine = engine
+        self.options = dict(options or {})       # tail-call targets are compiled with the same ones
 
     def invoke(self, inv: context.Invocation) -> int:
         """Run with a prepared invocation (its regions mapped for the duration)."""
@@ -122,9 +124,10 @@ class CompiledProgram:
                 while rt.pending_tail_call is not None:      # bpf_tail_call: run the target next
                     running, ctx = rt.pending_tail_call
                     rt.pending_tail_call = None
-                    compiled = rt.compiled.get((running, self.engine_name))
+                    key = (running, self.engine_name, tuple(sorted(self.options.items())))
+                    compiled = rt.compiled.get(key)
                     if compiled is None:
-                        compiled = rt.compiled[(running, self.engine_name)] = running.compile(self.engine_name)
+                        compiled = rt.compiled[key] = running.compile(self.engine_name, **self.options)
                     r0 = compiled.executable(ctx)
                 return r0
         except BpfError as e:
@@ -211,4 +214,4 @@ def _first_difference(got: Any, want: Any) -> str:
 
 def compile_program(program, engine: str = "interp", **options: Any) -> CompiledProgram:
     eng = get_engine(engine, **options)
-    return CompiledProgram(program, canonical_name(parse_engine(engine)), eng.compile(program), eng)
+    return CompiledProgram(program, canonical_name(parse_engine(engine)), eng.compile(program), eng, options)

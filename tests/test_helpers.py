@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +281,13 @@ def test_tail_call_needs_a_prog_array():
     obj.add_map(M.create(obj.runtime, "h", "hash", 4, 4, 1))
     with pytest.raises(jitbpf.BpfRuntimeError, match="not a prog_array"):
         obj.program().compile().run()
+
+
+def test_tail_call_targets_are_compiled_with_the_callers_options():
+    obj = jitbpf.load(str(Path(__file__).parent / "fixtures" / "tail_calls.bpf.o"))
+    fn = obj.program("entry").compile("interp", budget=12_345)
+    assert fn.run(ctx=struct.pack("<II", 0, 5)).r0 == 12
+    targets = [compiled for key, compiled in obj.runtime.compiled.items() if key[0].name == "double_it"]
+    assert len(targets) == 1
+    assert targets[0].options == {"budget": 12_345}
+    assert targets[0].executable.budget == 12_345

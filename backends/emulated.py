@@ -17,7 +17,6 @@ with the faulting address and, where known, the BPF instruction.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 from unicorn import (UC_ARCH_ARM64, UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_MEM_INVALID, UC_MEM_FETCH_UNMAPPED,
@@ -95,7 +94,6 @@ class EmulatedCode:
         self.mapped: dict[tuple[int, int], int] = {}     # (address, size) of runtime pages -> prot
         self.fault: str | None = None
         self.helper_error: BaseException | None = None
-        self._pc_keys = [off for off, _ in image.pc_map]
 
     # ---------------------------------------------------------------- linking
     def _resolve(self, name: str) -> int:
@@ -143,15 +141,10 @@ class EmulatedCode:
 
     def _on_fault(self, uc: Uc, access: int, address: int, size: int, value: int, _data) -> bool:
         pc = uc.reg_read(self.spec.pc)
-        where = self.bpf_slot(pc - self.code.address)
+        where = self.image.bpf_slot(pc - self.code.address)
         self.fault = (f"{_ACCESS.get(access, 'invalid access')} at 0x{address:x} ({size} bytes)"
                       f" by native code at 0x{pc:x}" + (f", BPF instruction {where}" if where is not None else ""))
         return False
-
-    def bpf_slot(self, offset: int) -> int | None:
-        """The BPF instruction slot a native offset belongs to, if the backend recorded it."""
-        i = bisect.bisect_right(self._pc_keys, offset) - 1
-        return self.image.pc_map[i][1] if i >= 0 and self._pc_keys else None
 
     # ---------------------------------------------------------------- running
     def _start(self, address: int, args: tuple[int, ...], sp: int) -> int:

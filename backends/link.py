@@ -23,6 +23,7 @@ CONDBR19, TSTBR14.
 
 from __future__ import annotations
 
+import bisect
 import io
 import struct
 from dataclasses import dataclass, field
@@ -84,6 +85,14 @@ class Image:
 
     def __len__(self) -> int:
         return len(self.blob)
+
+    def bpf_slot(self, offset: int) -> int | None:
+        """The BPF instruction slot the native code at ``offset`` belongs to, where the
+        backend recorded it (pc_map is sorted by native offset)."""
+        if not 0 <= offset < len(self.blob) or not self.pc_map:
+            return None
+        i = bisect.bisect_right(self.pc_map, (offset, float("inf"))) - 1
+        return self.pc_map[i][1] if i >= 0 else None
 
     def address_of(self, base: int, name: str) -> int:
         return base + self.symbols[name]
@@ -225,7 +234,7 @@ def link(arch: str, sections: list[Section], symbols: dict[str, tuple[str, int]]
     for name, (section, off) in symbols.items():
         offsets[name] = placed[section] + off
     image_relocs = [(placed[r.section] + r.offset, r.kind, r.symbol, r.addend) for r in relocs]
-    native_pc_map = [(placed[sec] + off, slot) for sec, off, slot in (pc_map or [])]
+    native_pc_map = sorted((placed[sec] + off, slot) for sec, off, slot in (pc_map or []))
     return Image(arch, bytes(blob), offsets, image_relocs, externals, writable_from, code_ranges,
                  native_pc_map)
 

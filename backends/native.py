@@ -132,7 +132,14 @@ class NativeCode:
         args = tuple(a & abi.MASK64 for a in args)
         if self.guard is None:
             return ENTRY_CFUNC(address)(*args, *[0] * (5 - len(args)))
-        return self.guard.run(address, self.base, self.base + len(self.image), args)
+        try:
+            return self.guard.run(address, self.base, self.base + len(self.image), args)
+        except faultguard.NativeFault as fault:
+            slot = self.image.bpf_slot(fault.native_pc - self.base)
+            if slot is not None:
+                fault.pc = slot
+                fault.args = (fault._render(),)
+            raise
 
     def _resolve(self, name: str) -> int:
         address = abi.runtime_symbol(self.rt, name)

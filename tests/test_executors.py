@@ -170,3 +170,12 @@ def test_fault_inside_callback_propagates():
     with pytest.raises(jitbpf.BpfRuntimeError, match="faulted"):
         code(1, 2, 0, 0)
     assert code.guard is not None and not rt.unwinding
+
+
+@pytest.mark.skipif(not __import__("backends.faultguard").faultguard.available(),
+                    reason="fault guard exists for x86_64 Linux hosts only")
+def test_native_fault_names_the_bpf_instruction():
+    obj = jitbpf.assemble("mov %r0, 1\nlddw %r1, 0x10\nldxdw %r0, [%r1]\nexit")
+    with pytest.raises(jitbpf.BpfRuntimeError) as err:
+        obj.program().compile("direct").run()
+    assert err.value.pc == 3 and "accessing 0x10" in str(err.value)

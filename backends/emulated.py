@@ -30,6 +30,7 @@ from jitbpf.errors import BpfEngineError, BpfRuntimeError
 from jitbpf.runtime import HostBuffer, Region, Runtime
 
 from . import abi
+from .executor import LoadedCode
 from .link import Image
 
 
@@ -63,7 +64,7 @@ _ACCESS = {UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPE
            UC_MEM_WRITE_PROT: "write to read-only memory"}
 
 
-class EmulatedCode:
+class EmulatedCode(LoadedCode):
     """An Image loaded into a unicorn instance; call it with r1..r5."""
 
     def __init__(self, image: Image, rt: Runtime, entry: str = abi.ENTRY,
@@ -71,10 +72,11 @@ class EmulatedCode:
                  max_instructions: int = DEFAULT_MAX_INSTRUCTIONS):
         if image.arch not in ARCHES:
             raise BpfEngineError(f"unicorn executor: unsupported architecture {image.arch}")
-        self.image, self.rt, self.spec = image, rt, ARCHES[image.arch]
+        self.spec = ARCHES[image.arch]
         self.max_instructions = max_instructions
         self.uc = Uc(self.spec.uc_arch, self.spec.uc_mode)
         self.code = HostBuffer(len(image))
+        self._place(image, rt, self.code.address, entry, function_symbols)
         self.stub_names: list[str] = []
         self.stubs = HostBuffer(4096)
         self.stack = HostBuffer(STACK_SIZE)
@@ -88,12 +90,8 @@ class EmulatedCode:
             self.uc.mem_map_ptr(buf.address, buf.capacity, prot, buf.address)
         self.uc.hook_add(UC_HOOK_CODE, self._on_stub, begin=self.stubs.address, end=self.halt - 1)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_fault)
-        self.entry_address = image.address_of(self.code.address, entry)
-        names = function_symbols if function_symbols is not None else [entry]
-        self.functions = {image.address_of(self.code.address, n) for n in names}
         self.mapped: dict[tuple[int, int], int] = {}     # (address, size) of runtime pages -> prot
         self.fault: str | None = None
-        self.helper_error: BaseException | None = None
 
     # ---------------------------------------------------------------- linking
     def _resolve(self, name: str) -> int:
@@ -169,34 +167,21 @@ class EmulatedCode:
                                   f"(at 0x{pc:x}): the program does not terminate in time")
         return uc.reg_read(spec.ret)
 
-    def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
-        rt = self.rt
-        outer_invoke = rt.invoke
-        rt.invoke = self.invoke
-        try:
-            with rt.mapped(self.stack_region):
-                self._sync_regions()
-                r0 = self._start(self.entry_address, (r1, r2, r3, r4, r5), self.stack.address + self.stack.size)
-        except BpfRuntimeError:
-            rt.finish_unwind(0)            # a helper's error, if any, explains the fault better
-            raise
-        finally:
-            rt.invoke = outer_invoke
-        return rt.finish_unwind(r0)
+    def run_regions(self) -> list[Region]:
+        return [self.stack_region]
 
-    def invoke(self, pointer: int, *args: int) -> int:
-        """Run a BPF callback (from inside a helper hook) in a nested emulation."""
-        if pointer not in self.functions:
-            raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function of this program")
+    def _enter(self, address: int, args: tuple[int, ...]) -> int:
+        self._sync_regions()
+        return self._start(address, args, self.stack.address + self.stack.size)
+
+    def _nested(self, address: int, args: tuple[int, ...]) -> int:
+        """A callback from inside a helper hook: a nested emulation below the caller's frame."""
         saved = self.uc.context_save()
         sp = self.uc.reg_read(self.spec.sp) - 256          # below the caller's frame and red zone
         try:
-            return self._start(pointer, args, sp)
+            return self._start(address, args, sp)
         finally:
             self.uc.context_restore(saved)
-
-    def address(self, symbol: str) -> int:
-        return self.image.address_of(self.code.address, symbol)
 
     def code_bytes(self) -> bytes:
         return self.code.bytes()

@@ -26,6 +26,7 @@ from jitbpf.errors import BpfEngineError, BpfRuntimeError
 from jitbpf.runtime import Region, Runtime
 
 from . import abi, faultguard
+from .executor import LoadedCode
 from .link import PAGE, Image
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -109,23 +110,19 @@ class HelperCallbacks:
         return ctypes.cast(cb, ctypes.c_void_p).value
 
 
-class NativeCode:
+class NativeCode(LoadedCode):
     """An Image loaded into executable host memory; call it with r1..r5."""
 
     def __init__(self, image: Image, rt: Runtime, entry: str = abi.ENTRY,
                  function_symbols: list[str] | None = None):
         if image.arch != _host_arch():
             raise BpfEngineError(f"cannot run {image.arch} code natively on a {_host_arch()} host")
-        self.image, self.rt = image, rt
-        self.callbacks = HelperCallbacks(rt)
         self.mapping = _Mapping(len(image))
-        self.base = self.mapping.address
+        self._place(image, rt, self.mapping.address, entry, function_symbols)
+        self.callbacks = HelperCallbacks(rt)
         code = image.load(self.base, self._resolve)
         ctypes.memmove(self.base, code, len(code))
         self.mapping.protect(0, image.writable_from, mmap.PROT_READ | mmap.PROT_EXEC)
-        self.entry_address = image.address_of(self.base, entry)
-        names = function_symbols if function_symbols is not None else [entry]
-        self.functions = {image.address_of(self.base, n) for n in names}
         self.guard = faultguard.guard() if faultguard.available() else None
 
     def _call(self, address: int, args: tuple[int, ...]) -> int:
@@ -145,28 +142,10 @@ class NativeCode:
         address = abi.runtime_symbol(self.rt, name)
         return address if address is not None else self.callbacks.address(name)
 
-    def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
-        rt = self.rt
-        outer_invoke = rt.invoke
-        rt.invoke = self.invoke
-        try:
-            with rt.mapped(thread_stack_region()):
-                r0 = self._call(self.entry_address, (r1, r2, r3, r4, r5))
-        except BpfRuntimeError:
-            rt.finish_unwind(0)            # a helper's error, if any, explains the fault better
-            raise
-        finally:
-            rt.invoke = outer_invoke
-        return rt.finish_unwind(r0)
+    def run_regions(self) -> list[Region]:
+        return [thread_stack_region()]
 
-    def invoke(self, pointer: int, *args: int) -> int:
-        """Call a BPF function pointer (a native function of this image) from a helper."""
-        if pointer not in self.functions:
-            raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function of this program")
-        return self._call(pointer, args)
-
-    def address(self, symbol: str) -> int:
-        return self.image.address_of(self.base, symbol)
+    _enter = _nested = _call
 
     def code_bytes(self) -> bytes:
         return ctypes.string_at(self.base, len(self.image))

@@ -632,13 +632,13 @@ def _fixture_cases() -> dict:
 
 
 #: Fixtures the kernel engine cannot run (or not like interp), with the error that says so.
-KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str]] = {
+KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str | None]] = {
     "bloom": (jitbpf.BpfEngineError, "bloom_filter.*another hash"),
     "kfunc": (jitbpf.BpfEngineError, r"kfunc calls \(jitbpf_mix\)"),
     "tail_calls": (jitbpf.BpfEngineError, "tail calls need programs that run on their own context"),
     # the verifier gives up on the long loop (6.18: "The sequence of 8193 jumps is too
     # complex"); the wording differs between kernel versions, the rejection does not
-    "loops": (jitbpf.BpfVerifierError, ""),
+    "loops": (jitbpf.BpfVerifierError, None),
     # probe_read_kernel of address 16: Linux says -ERANGE (user address), interp -EFAULT;
     # comm, clocks and random numbers differ by nature
     "helpers_misc": (jitbpf.BpfMismatchError, "memory after the run differs"),

@@ -10,10 +10,10 @@
   values, and a caller that reads r1-r5 after a call sees the callee's last values.
   :func:`analyse` finds which functions need their inherited registers (``live_in``)
   and which must hand r1-r5 back (``returns_args``); for verified programs both are empty.
-- Address bases (:meth:`ProgramFlow.addresses`): for each instruction, which registers
-  hold ``r10 + k`` for a known ``k`` (stack accesses are addressed from the frame itself,
-  so the optimiser can keep stack slots in registers) or an argument / loaded pointer
-  plus an offset (so loops over memory can be analysed and vectorised).
+- Known bases (:meth:`ProgramFlow.bases`): for each instruction, which registers hold
+  ``r10 + k`` or ``argument + k`` for a known ``k``, so code generators can address the
+  frame itself (the optimiser keeps stack slots in registers) and every access off one
+  argument from one pointer (alias analysis tells ``[r1+8]`` from ``[r1+16]``).
 - The call graph depth: whether a program can exceed the 8-frame limit at all.
 
 Registers sets are bit masks (bit n = rn).
@@ -21,6 +21,7 @@ Registers sets are bit masks (bit n = rn).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from jitbpf import isa
@@ -29,7 +30,7 @@ from jitbpf.isa import MAX_CALL_DEPTH, Insn, OpInfo
 ARGS = 0b111110                 # r1-r5
 INHERITED = 0b1111000001        # r0, r6-r9: what a callee shares with its caller
 FETCHES = frozenset({"fetch_add", "fetch_or", "fetch_and", "fetch_xor", "xchg"})
-_FP_LIMIT = 1 << 20             # frame offsets beyond this are not tracked
+_LIMIT = 1 << 20                # offsets beyond this are not tracked
 
 
 def bit(reg: int) -> int:
@@ -48,6 +49,16 @@ class Function:
 
     def contains(self, pc: int) -> bool:
         return pc in self._members
+
+    def blocks(self) -> dict[int, list[int]]:
+        """Leader -> the slots of its block, in order."""
+        blocks: dict[int, list[int]] = {}
+        current: list[int] = []
+        for pc in self.slots:
+            if pc in self.leaders:
+                current = blocks[pc] = []
+            current.append(pc)
+        return blocks
 
     def __post_init__(self) -> None:
         self._members = set(self.slots)
@@ -238,76 +249,71 @@ class ProgramFlow:
             return longest[node]
         return depth(0) > MAX_CALL_DEPTH
 
-    # ---------------------------------------------------------------- addresses
-    def addresses(self, f: Function) -> dict[int, tuple[Base, ...]]:
-        """For each instruction of ``f``, what each register holds before it runs, as far
-        as addressing is concerned (see :data:`Base`)."""
-        entry: tuple[Base, ...] = (None, *(f"a{r}" for r in range(1, 6)), None, None, None, None)
-        state: dict[int, tuple[Base, ...]] = {f.start: entry}
-        work = [f.start]
+    # ---------------------------------------------------------------- known bases
+    def bases(self, f: Function) -> dict[int, tuple[Known, ...]]:
+        """For each instruction of ``f``, what r0-r9 hold before it runs (see Known).
+        Blocks are visited in slot order (a heap), so straight-line code and forward
+        branches are visited once and loops until their facts settle."""
+        blocks = f.blocks()
+        entry: tuple[Known, ...] = (None, *((r, 0) for r in range(1, 6)), None, None, None, None)
+        at_leader: dict[int, tuple[Known, ...]] = {f.start: entry}
+        state: dict[int, tuple[Known, ...]] = {}
+        work, queued = [f.start], {f.start}
         while work:
-            pc = work.pop()
-            after = self._address_transfer(pc, state[pc])
-            for succ in self.successors(pc):
-                old = state.get(succ)
-                new = after if old is None else tuple(a if a == b else None for a, b in zip(old, after))
+            leader = heapq.heappop(work)
+            queued.discard(leader)
+            regs = at_leader[leader]
+            for pc in blocks[leader]:
+                state[pc] = regs
+                regs = self._base_transfer(pc, regs)
+            for succ in self.successors(blocks[leader][-1]):
+                old = at_leader.get(succ)
+                new = regs if old is None else tuple(a if a == b else None for a, b in zip(old, regs))
                 if new != old:
-                    state[succ] = new
-                    work.append(succ)
+                    at_leader[succ] = new
+                    if succ not in queued:
+                        queued.add(succ)
+                        heapq.heappush(work, succ)
         return state
 
-    def _address_transfer(self, pc: int, regs: tuple[Base, ...]) -> tuple[Base, ...]:
+    def _base_transfer(self, pc: int, regs: tuple[Known, ...]) -> tuple[Known, ...]:
         spec, insn = self.specs[pc], self.insns[pc]
         kind = spec.kind
         if kind in ("jcond", "ja", "exit", "st", "stx"):
             return regs
-        out = list(regs)
-        if kind in ("call", "callx"):
-            out[0] = None
-            if kind == "callx" or insn.src == isa.CALL_LOCAL:
+        if kind in ("call", "callx", "ldabs", "ldind"):
+            out = list(regs)
+            out[0] = None                             # helpers keep r1-r5, functions may not
+            if kind == "callx" or kind == "call" and insn.src == isa.CALL_LOCAL:
                 out[1:6] = (None,) * 5
-        elif kind in ("ldabs", "ldind"):
-            out[0] = None
-        elif kind == "atomic":
-            if spec.op == "cmpxchg":
-                out[0] = None
-            elif spec.op in FETCHES:
-                out[insn.src] = None
-        elif kind == "ldx" and not spec.signed and spec.width >= 4:
-            out[insn.dst] = f"l{pc}"                  # a loaded pointer (ctx->data, a map value)
+            return tuple(out)
+        if kind == "atomic":
+            reg = 0 if spec.op == "cmpxchg" else insn.src if spec.op in FETCHES else None
+            value = None
         else:                                         # alu, end, ldx, lddw write dst
-            out[insn.dst] = None
-        if kind == "alu" and spec.width == 64:
-            out[insn.dst] = _alu_base(spec.op, insn, regs)
+            reg = insn.dst
+            value = _alu_base(spec.op, insn, regs) if kind == "alu" and spec.width == 64 else None
+        if reg is None or regs[reg] == value:
+            return regs
+        out = list(regs)
+        out[reg] = value
         return tuple(out)
 
 
-#: What a register holds, for addressing: an int k = r10 + k (exactly); "aN" = argument
-#: rN of the function plus some offset; "lPC" = the value loaded at slot PC plus some
-#: offset; None = unknown. Code generators address memory relative to these bases so the
-#: optimiser can follow pointers (stack slots promoted to registers, loops vectorised);
-#: the address computed is the register's value in every case.
-Base = int | str | None
+#: What a register holds, for addressing: ``(base, k)`` = exactly ``base + k``, where base
+#: is r10 (``isa.FP``) or 1-5 (the function's argument rN as it arrived); None = unknown.
+Known = tuple[int, int] | None
 
 
-def _alu_base(op: str, insn: Insn, regs: tuple[Base, ...]) -> Base:
-    dst = regs[insn.dst]
-    src = 0 if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
+def _alu_base(op: str, insn: Insn, regs: tuple[Known, ...]) -> Known:
+    """A known base after a 64-bit ALU instruction: mov of r10 or of a known register,
+    or a known register plus or minus a constant."""
     if insn.source == isa.SRC_K:
-        if op == "mov":
-            return None
-        if op in ("add", "sub") and dst is not None:
-            if isinstance(dst, str):
-                return dst
-            value = dst + insn.imm if op == "add" else dst - insn.imm
-            return value if abs(value) < _FP_LIMIT else None
+        known = regs[insn.dst]
+        if op in ("add", "sub") and known is not None:
+            k = known[1] + insn.imm if op == "add" else known[1] - insn.imm
+            return (known[0], k) if abs(k) < _LIMIT else None
         return None
     if op == "mov":
-        return src
-    if op == "add" and isinstance(dst, str) and src is None:
-        return dst
-    if op == "add" and isinstance(src, str) and dst is None:
-        return src
-    if op == "sub" and isinstance(dst, str) and src is None:
-        return dst
+        return (isa.FP, 0) if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
     return None

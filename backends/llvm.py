@@ -2,10 +2,12 @@
 
 Lowering (one LLVM function per BPF function, native ABI of :mod:`backends.abi`):
 
-- Registers r0-r9 are allocas that mem2reg/SROA promote; r10 is the end of a zeroed
-  512-byte frame alloca. Stack accesses whose base is ``r10 + k`` for a k known at
-  compile time (:mod:`backends.flow`) address the alloca itself, so SROA can keep stack
-  slots in registers; every other access is ``inttoptr`` of the 64-bit address.
+- Registers r0-r9 are allocas that SROA promotes (a block keeps the values it computes
+  and writes them back only when control leaves it); r10 is the end of a zeroed
+  512-byte frame alloca. An access whose base is known (:meth:`flow.ProgramFlow.bases`)
+  to be ``r10 + k`` addresses the alloca itself, so SROA keeps stack slots in registers;
+  one based on ``argument + k`` addresses that argument's pointer, so alias analysis
+  tells the accesses apart; any other is ``inttoptr`` of the register plus the offset.
 - No undefined behaviour for any input: divisors are replaced *before* dividing (0 ->
   the ISA's result, INT_MIN / -1 -> negation), shift counts are masked, loads and stores
   are ``align 1``, the frame is zeroed (reads of unwritten slots give 0 as in the
@@ -23,12 +25,20 @@ Lowering (one LLVM function per BPF function, native ABI of :mod:`backends.abi`)
   counts back-edges so that fuzzed loops cannot hang. Run state is reset by an entry
   wrapper that exists only when such state does.
 
-Pass pipeline: LLVM's default per-module pipeline for the level
-(``PassBuilder.buildPerModuleDefaultPipeline(O<opt>)``: SROA/mem2reg, EarlyCSE,
-InstCombine, SimplifyCFG, the inliner, GVN, LICM, loop rotation/unrolling, the
-vectorisers at O2/O3), then instruction selection and register allocation at the same
-level. O0 runs no IR passes (allocas stay in memory).
-
+Pass pipeline (:data:`PASSES`): O1 and O2 run a pipeline chosen for BPF-derived IR,
+O3 LLVM's whole default<O3> per-module pipeline, O0 nothing (allocas stay in memory);
+code generation runs at the same level. BPF from clang is already optimised at the BPF
+level (inlined, CSE'd, LICM'd, unrolled); what the lowering adds is registers and stack
+slots in memory, 32-bit operations as trunc/zext pairs, divisor guards and one block per
+BPF block. So O1 is SROA, InstCombine and SimplifyCFG (diamonds become selects), and O2
+adds Reassociate before InstCombine (address arithmetic folds, xor/add chains gain ILP).
+Measured (callgrind, benchmarks/compute.py's 1,000-slot program, x86_64): the default
+<O2> pipeline cost ~200 M instructions of ~430 M per compile, InstCombine alone ~125 M
+(it runs 8 times, each time computing known bits over long ALU chains); the pipeline
+above costs ~80 M. Execution of the compute kernels: the same within noise or faster
+(sort -25%: the default pipeline unrolls its outer loop, which costs on this CPU),
+crc32 +2-3% (the default unrolled it x2); the vectorisers, GVN, LICM and the inliner
+never paid off on these programs (clang did that work already).
 IR construction: text, then ``parse_assembly``. Measured on a 1,000-instruction ALU
 program (``benchmarks/ir_build.py``): building with ``llvmlite.ir`` and parsing its
 string takes 44 ms; emitting the same IR as text and parsing it takes 7-8 ms (~6x faster;
@@ -57,6 +67,12 @@ PREDICATES = {"jeq": "eq", "jne": "ne", "jgt": "ugt", "jge": "uge", "jlt": "ult"
               "jsgt": "sgt", "jsge": "sge", "jslt": "slt", "jsle": "sle"}
 RMW = {"add": "add", "or": "or", "and": "and", "xor": "xor", "xchg": "xchg",
        "fetch_add": "add", "fetch_or": "or", "fetch_and": "and", "fetch_xor": "xor"}
+#: IR passes per level (llvmlite's names); a level not listed runs LLVM's default
+#: per-module pipeline for it (see the module docstring for why and what it costs).
+PASSES: dict[int, tuple[str, ...]] = {
+    1: ("sroa", "instruction_combine", "simplify_cfg"),
+    2: ("sroa", "reassociate", "instruction_combine", "simplify_cfg"),
+}
 UNLIKELY = "!prof !{prof}"
 SIGNATURE = "(i64, i64, i64, i64, i64)"
 #: Code generation may turn the frame's zeroing into a call to ``memset`` (when it is
@@ -232,16 +248,17 @@ class _FunctionLowering:
         self.lines: list[str] = []
         self.n = 0
         self.dbg = ""
-        self.bases = self.flow.addresses(f)
+        self.bases = self.flow.bases(f)
         self.uses_stack = any(self._touches_fp(pc) for pc in f.slots)
-        # Pointer bases some access is addressed from: base -> (i64 value, ptr value).
-        self.roots: dict[str, tuple[str, str]] = {}
-        self.used_roots = {b for pc in f.slots if (b := self._base(pc)) is not None and isinstance(b, str)}
         self.terminated = False
         # Register values known in the current BPF block (local value numbering): reads
         # reuse them, writes reach the allocas only when control leaves the block.
         self.values: dict[int, str] = {}
         self.dirty: set[int] = set()
+        self.pointers: dict[str, str] = {}     # register value -> its inttoptr, this block
+        self.arg_pointers: set[int] = set()    # arguments some access is addressed from
+        self.fp_line: int | None = None
+        self.fp_used = False
 
     # ---------------------------------------------------------------- text helpers
     def emit(self, line: str) -> None:
@@ -265,6 +282,7 @@ class _FunctionLowering:
         """After a terminator: nothing is known, nothing is pending."""
         self.values.clear()
         self.dirty.clear()
+        self.pointers.clear()
 
     def block(self, name: str) -> None:
         """Start a block dominated by the current one (known register values stay valid)."""
@@ -286,6 +304,7 @@ class _FunctionLowering:
 
     def get(self, reg: int, bits: int = 64) -> str:
         if reg == isa.FP:
+            self.fp_used = True
             value = "%fp"
         else:
             value = self.values.get(reg)
@@ -327,6 +346,9 @@ class _FunctionLowering:
             getattr(self, "_" + spec.kind)(pc, self.insns[pc], spec)
         self._shared_blocks()
         self.lines.append("}")
+        if self.fp_line is not None and not self.fp_used:
+            del self.lines[self.fp_line:self.fp_line + 2]
+        self.lines[2:2] = [f"  %p{r} = inttoptr i64 %a{r} to ptr" for r in sorted(self.arg_pointers)]
         m.body.extend(self.lines)
 
     def _at(self, pc: int) -> None:
@@ -342,6 +364,9 @@ class _FunctionLowering:
             m.intrinsic("declare void @llvm.memset.inline.p0.i64(ptr, i8, i64, i1 immarg)")
             self.emit(f"%stack = alloca [{STACK_SIZE} x i8], align 16")
             self.emit(f"call void @llvm.memset.inline.p0.i64(ptr align 16 %stack, i8 0, i64 {STACK_SIZE}, i1 false)")
+            # r10 as a value escapes the frame (SROA then keeps it in memory): the
+            # line stays only if some instruction reads r10 other than as an address base.
+            self.fp_line = len(self.lines)
             self.emit(f"%fpp = getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE}")
             self.emit("%fp = ptrtoint ptr %fpp to i64")
         for r in range(10):
@@ -350,7 +375,6 @@ class _FunctionLowering:
         for r in range(10):
             if 1 <= r <= 5:
                 value = f"%a{r}"
-                self._root(f"a{r}", value)
             elif inherits and f.live_in & bit(r):
                 value = self.val(f"load i64, ptr {m.reg_global(r)}")
             else:
@@ -595,35 +619,26 @@ class _FunctionLowering:
         self.forget()
 
     # ---------------------------------------------------------------- memory
-    def _base(self, pc: int):
-        """The address base (flow.Base) of the memory access at ``pc``, if it is one."""
-        spec, insn = self.specs[pc], self.insns[pc]
-        if spec.kind not in ("ldx", "st", "stx", "atomic"):
-            return None
-        reg = insn.src if spec.kind == "ldx" else insn.dst
-        return 0 if reg == isa.FP else self.bases[pc][reg] if pc in self.bases else None
-
     def _address(self, pc: int, reg: int, off: int, size: int) -> str:
-        """A pointer to ``reg + off``: into the frame alloca when the offset is known and
-        inside the frame, else from the pointer the register is based on, else inttoptr."""
-        base = self._base(pc)
-        if isinstance(base, int) and self.uses_stack and -STACK_SIZE <= base + off and base + off + size <= 0:
-            return self.val(f"getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE + base + off}")
+        """A pointer to ``reg + off``. Where the register is known to be r10 + k and the
+        access lies inside the frame: into the frame alloca. Where it is an argument + k:
+        from that argument's pointer, so alias analysis tells ``[r1+8]`` from ``[r1+16]``.
+        Else from the ``inttoptr`` of the register's value (shared by the accesses of one
+        block). Instruction selection folds the constant into the addressing mode."""
+        known = (isa.FP, 0) if reg == isa.FP else self.bases[pc][reg]
+        if known is not None:
+            base, k = known
+            if base == isa.FP:
+                if self.uses_stack and -STACK_SIZE <= k + off and k + off + size <= 0:
+                    return self.val(f"getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE + k + off}")
+            else:
+                self.arg_pointers.add(base)
+                return self.val(f"getelementptr i8, ptr %p{base}, i64 {k + off}") if k + off else f"%p{base}"
         address = self.get(reg)
-        if isinstance(base, str) and base in self.roots:
-            start, pointer = self.roots[base]
-            delta = self.val(f"sub i64 {address}, {start}")
-            if off:
-                delta = self.val(f"add i64 {delta}, {off}")
-            return self.val(f"getelementptr i8, ptr {pointer}, i64 {delta}")
-        if off:
-            address = self.val(f"add i64 {address}, {off}")
-        return self.val(f"inttoptr i64 {address} to ptr")
-
-    def _root(self, name: str, value: str) -> None:
-        """Make ``value`` (an argument or a loaded pointer) a base later accesses use."""
-        if name in self.used_roots:
-            self.roots[name] = (value, self.val(f"inttoptr i64 {value} to ptr"))
+        pointer = self.pointers.get(address)
+        if pointer is None:
+            pointer = self.pointers[address] = self.val(f"inttoptr i64 {address} to ptr")
+        return self.val(f"getelementptr i8, ptr {pointer}, i64 {off}") if off else pointer
 
     def _ldx(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         bits = spec.width * 8
@@ -631,7 +646,6 @@ class _FunctionLowering:
         value = self.val(f"load i{bits}, ptr {p}, align 1")
         if bits != 64:
             value = self.val(f"{'sext' if spec.signed else 'zext'} i{bits} {value} to i64")
-        self._root(f"l{pc}", value)
         self.put(insn.dst, value)
 
     def _st(self, pc: int, insn: Insn, spec: OpInfo) -> None:
@@ -699,6 +713,20 @@ def _llvm():
     return llvm
 
 
+def optimise(module, tm, opt: int) -> None:
+    """Run the IR pipeline of level ``opt`` (1-3) over ``module`` (see PASSES)."""
+    llvm = _llvm()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=opt))
+    passes = PASSES.get(opt)
+    if passes is None:
+        mpm = pb.getModulePassManager()
+    else:
+        mpm = llvm.create_new_module_pass_manager()
+        for name in passes:
+            getattr(mpm, f"add_{name}_pass")()
+    mpm.run(module, pb)
+
+
 def target_machine(arch: str, opt: int, cpu: str = "generic"):
     """A cached TargetMachine for the triple of ``arch`` (cpu "host" = this machine's CPU)."""
     key = (arch, opt, cpu)
@@ -762,9 +790,7 @@ class LLVMEngine:
         module.triple = self.triple
         module.data_layout = str(tm.target_data)
         if self.opt:
-            pto = llvm.create_pipeline_tuning_options(speed_level=self.opt)
-            pb = llvm.create_pass_builder(tm, pto)
-            pb.getModulePassManager().run(module, pb)
+            optimise(module, tm, self.opt)
         return module
 
     def object(self, program) -> bytes:

@@ -24,12 +24,13 @@ CONDBR19, TSTBR14.
 from __future__ import annotations
 
 import bisect
-import io
 import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
 from jitbpf.errors import BpfEngineError
+
+from .elfobj import SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, ElfObject
 
 PAGE = 4096
 
@@ -247,51 +248,39 @@ def _stub_code(arch: str) -> bytes:
 
 def link_elf(data: bytes, pc_map: list[tuple[str, int, int]] | None = None) -> Image:
     """Link an ELF relocatable object (as LLVM emits it) into an Image."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-
-    elf = ELFFile(io.BytesIO(data))
-    arch = ELF_MACHINES.get(elf["e_machine"] if isinstance(elf["e_machine"], int)
-                            else {"EM_X86_64": 62, "EM_AARCH64": 183}.get(elf["e_machine"], 0))
+    elf = ElfObject(data)
+    arch = ELF_MACHINES.get(elf.machine)
     if arch is None:
-        raise BpfEngineError(f"unsupported ELF machine {elf['e_machine']}")
+        raise BpfEngineError(f"unsupported ELF machine {elf.machine}")
     kinds = X86_64_RELOCS if arch == "x86_64" else AARCH64_RELOCS
     sections: list[Section] = []
     index_to_name: dict[int, str] = {}
-    for i, sec in enumerate(elf.iter_sections()):
-        flags = sec["sh_flags"]
-        if not flags & 0x2 or sec.name.startswith(".eh_frame"):       # SHF_ALLOC only, no unwind tables
+    for sec in elf.sections:
+        if not sec.flags & SHF_ALLOC or sec.name.startswith(".eh_frame"):     # no unwind tables
             continue
-        body = bytes(sec["sh_size"]) if sec["sh_type"] == "SHT_NOBITS" else sec.data()
-        sections.append(Section(sec.name, body, max(sec["sh_addralign"], 1),
-                                writable=bool(flags & 0x1), executable=bool(flags & 0x4)))
-        index_to_name[i] = sec.name
+        sections.append(Section(sec.name, elf.contents(sec), max(sec.addralign, 1),
+                                writable=bool(sec.flags & SHF_WRITE), executable=bool(sec.flags & SHF_EXECINSTR)))
+        index_to_name[sec.index] = sec.name
+    table = elf.symbols()
     symbols: dict[str, tuple[str, int]] = {}
-    symtab = elf.get_section_by_name(".symtab")
-    for sym in symtab.iter_symbols() if symtab else ():
-        shndx = sym["st_shndx"]
-        if isinstance(shndx, int) and shndx in index_to_name and sym.name and \
-                sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE"):
-            symbols[sym.name] = (index_to_name[shndx], sym["st_value"])
+    for sym in table:
+        if sym.shndx in index_to_name and sym.name and sym.type in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE"):
+            symbols[sym.name] = (index_to_name[sym.shndx], sym.value)
     relocs: list[Reloc] = []
-    for sec in elf.iter_sections():
-        if not isinstance(sec, RelocationSection):
+    for sec in elf.relocation_sections():
+        target = index_to_name.get(sec.info)
+        if target is None:
             continue
-        target_index = sec["sh_info"]
-        if target_index not in index_to_name:
-            continue
-        target = index_to_name[target_index]
-        table = elf.get_section(sec["sh_link"])
-        for r in sec.iter_relocations():
-            kind = kinds.get(r["r_info_type"])
+        for offset, number, index, addend in elf.relocations(sec):
+            kind = kinds.get(number)
             if kind is None:
-                raise BpfEngineError(f"unsupported {arch} relocation type {r['r_info_type']} in {target}")
-            sym = table.get_symbol(r["r_info_sym"])
-            if sym["st_info"]["type"] == "STT_SECTION":
-                name = index_to_name.get(sym["st_shndx"])
+                raise BpfEngineError(f"unsupported {arch} relocation type {number} in {target}")
+            sym = table[index]
+            if sym.type == "STT_SECTION":
+                name = index_to_name.get(sym.shndx)
                 if name is None:
                     raise BpfEngineError(f"relocation against a non-loaded section in {target}")
             else:
                 name = sym.name
-            relocs.append(Reloc(target, r["r_offset"], kind, name, r["r_addend"]))
+            relocs.append(Reloc(target, offset, kind, name, addend))
     return link(arch, sections, symbols, relocs, pc_map)

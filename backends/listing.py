@@ -11,32 +11,104 @@ appear several times, or not at all.
 from __future__ import annotations
 
 import bisect
-import io
+import struct
 
 from jitbpf.errors import BpfEngineError
 
+from .elfobj import ElfObject
 from .link import Image
 
 CAPSTONE = {"x86_64": ("CS_ARCH_X86", "CS_MODE_64"), "arm64": ("CS_ARCH_ARM64", "CS_MODE_ARM")}
 
 
 def line_table(obj: bytes) -> list[tuple[str, int, int]]:
-    """(section, offset, BPF slot) rows of an object's DWARF line table, by address."""
-    from elftools.elf.elffile import ELFFile
-
-    elf = ELFFile(io.BytesIO(obj))
-    if not elf.has_dwarf_info():
+    """(section, offset, BPF slot) rows of an object's DWARF 2-4 line table, by address
+    (where several rows share an address, the last one wins)."""
+    elf = ElfObject(obj)
+    section = elf.by_name.get(".debug_line")
+    if section is None:
         return []
-    dwarf = elf.get_dwarf_info(relocate_dwarf_sections=True)
-    rows: dict[int, int] = {}
-    for cu in dwarf.iter_CUs():
-        program = dwarf.line_program_for_CU(cu)
-        for entry in program.get_entries() if program else ():
-            state = entry.state
-            if state is None or state.end_sequence or state.line == 0:
-                continue
-            rows[state.address] = state.line - 1
-    return [(".text", address, slot) for address, slot in sorted(rows.items())]
+    # DW_LNE_set_address operands are relocated: operand offset -> (section, address).
+    targets: dict[int, tuple[str, int]] = {}
+    relocations = elf.by_name.get(".rela.debug_line")
+    if relocations is not None:
+        symbols = elf.symbols()
+        for offset, _kind, index, addend in elf.relocations(relocations):
+            symbol = symbols[index]
+            targets[offset] = (elf.sections[symbol.shndx].name, symbol.value + addend)
+    data = elf.contents(section)
+    rows: dict[tuple[str, int], int] = {}
+    at = 0
+    while at < len(data):
+        at = _line_program(data, at, targets, rows)
+    return [(name, address, slot) for (name, address), slot in sorted(rows.items())]
+
+
+def _line_program(data: bytes, at: int, targets: dict[int, tuple[str, int]],
+                  rows: dict[tuple[str, int], int]) -> int:
+    """Run the line-number program of the unit at ``at`` into ``rows`` ((section,
+    address) -> line - 1 for lines > 0); return where the next unit starts."""
+    length, at = struct.unpack_from("<I", data, at)[0], at + 4
+    wide = length == 0xFFFFFFFF                       # 64-bit DWARF
+    if wide:
+        length, at = struct.unpack_from("<Q", data, at)[0], at + 8
+    end = at + length
+    version, at = struct.unpack_from("<H", data, at)[0], at + 2
+    if not 2 <= version <= 4:
+        raise BpfEngineError(f"DWARF line table version {version} is not supported")
+    header, at = struct.unpack_from("<Q" if wide else "<I", data, at)[0], at + (8 if wide else 4)
+    program = at + header
+    min_length = data[at]
+    at += 3 if version >= 4 else 2                    # maximum_operations_per_instruction, default_is_stmt
+    line_base, line_range, opcode_base = struct.unpack_from("<bBB", data, at)
+    operands = data[at + 3:at + 2 + opcode_base]      # ULEB operand count of standard opcodes
+    at, section, address, line = program, ".text", 0, 1
+    while at < end:
+        op = data[at]
+        at += 1
+        if op >= opcode_base:                         # special opcode: advance both, add a row
+            step = op - opcode_base
+            address += step // line_range * min_length
+            line += line_base + step % line_range
+            if line:
+                rows[section, address] = line - 1
+        elif op == 0:                                 # extended opcode
+            size, at = _uleb(data, at)
+            if data[at] == 1:                         # DW_LNE_end_sequence
+                section, address, line = ".text", 0, 1
+            elif data[at] == 2:                       # DW_LNE_set_address
+                section, address = targets.get(at + 1, (section, int.from_bytes(data[at + 1:at + size], "little")))
+            at += size
+        elif op == 1:                                 # DW_LNS_copy
+            if line:
+                rows[section, address] = line - 1
+        elif op == 2:                                 # DW_LNS_advance_pc
+            step, at = _uleb(data, at)
+            address += step * min_length
+        elif op == 3:                                 # DW_LNS_advance_line
+            step, at = _uleb(data, at, signed=True)
+            line += step
+        elif op == 8:                                 # DW_LNS_const_add_pc
+            address += (255 - opcode_base) // line_range * min_length
+        elif op == 9:                                 # DW_LNS_fixed_advance_pc
+            address, at = address + struct.unpack_from("<H", data, at)[0], at + 2
+        else:
+            for _ in range(operands[op - 1]):
+                _, at = _uleb(data, at)
+    return end
+
+
+def _uleb(data: bytes, at: int, signed: bool = False) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            if signed and byte & 0x40:
+                value -= 1 << shift
+            return value, at
 
 
 def _disassembler(arch: str):

@@ -303,6 +303,83 @@ def test_unaligned_loads_and_stores(engine):
     assert res.memory[9:17] == mem[1:9]
 
 
+@pytest.mark.parametrize("opt", [0, 2])
+@pytest.mark.parametrize("engine", LLVM_ENGINES)
+def test_addresses_known_on_some_paths_only(engine, opt):
+    """Accesses through copies of r10 and r1 whose offset depends on the path taken (the
+    join must forget what only one path knew) and a pointer advanced in a loop.
+    mem = bytes 0..31: the loop sums mem[0..3] = 6, r2 = r1 + 8 on the taken path gives
+    the word at 8 (0x0f0e0d0c0b0a0908; with sum 4 the fall-through path loads the word at
+    24), the frame copy r3 = r10 - 16 stored 5 at r10-16
+    and 7 at r10-8 (through r3 + 8), read back through r10: 12."""
+    text = """mov %r0, 0
+mov %r4, %r1
+mov %r5, 4
+loop:
+ldxb %r6, [%r4+0]
+add %r0, %r6
+add %r4, 1
+sub %r5, 1
+jne %r5, 0, loop
+mov %r2, %r1
+jeq %r0, 6, skip
+add %r2, 16
+skip:
+add %r2, 8
+ldxdw %r7, [%r2+0]
+mov %r3, %r10
+sub %r3, 16
+stdw [%r3+0], 5
+stdw [%r3+8], 7
+ldxdw %r8, [%r10-16]
+ldxdw %r9, [%r10-8]
+add %r8, %r9
+stxdw [%r1+24], %r8
+xor %r0, %r7
+add %r0, %r8
+exit"""
+    fn = build(text, engine, opt=opt)
+    mem = bytes(range(32))
+    res = fn.run(mem, check=True)
+    assert res.r0 == (6 ^ 0x0F0E0D0C0B0A0908) + 12
+    assert res.memory[24:32] == (12).to_bytes(8, "little")
+    mem = bytes([1, 1, 1, 1]) + bytes(range(4, 32))     # sum 4: falls through, r2 = r1 + 24
+    assert fn.run(mem, check=True).r0 == (4 ^ 0x1F1E1D1C1B1A1918) + 12
+
+
+@pytest.mark.parametrize("engine", ["llvm", "llvm-arm64"])
+def test_line_table_reads_like_pyelftools(engine):
+    """backends.listing decodes the DWARF line program itself; pyelftools (independent)
+    must find the same (address, BPF slot) rows."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    from backends.listing import line_table
+    from jitbpf.engines import get_engine
+    text = "mov %r0, 0\nmov %r2, 10\nloop:\nadd %r0, %r2\nsub %r2, 1\njne %r2, 0, loop\nexit"
+    obj = get_engine(engine, debug=True).object(jitbpf.assemble(text).program())
+    dwarf = ELFFile(io.BytesIO(obj)).get_dwarf_info(relocate_dwarf_sections=True)
+    want: dict[int, int] = {}
+    for cu in dwarf.iter_CUs():
+        for entry in dwarf.line_program_for_CU(cu).get_entries():
+            if entry.state is not None and not entry.state.end_sequence and entry.state.line:
+                want[entry.state.address] = entry.state.line - 1
+    assert want and line_table(obj) == [(".text", address, slot) for address, slot in sorted(want.items())]
+
+
+def test_elf_reader_refuses_what_it_cannot_link():
+    from backends.elfobj import ElfObject
+    from backends.link import link_elf
+    with pytest.raises(jitbpf.BpfEngineError, match="ELF64"):
+        ElfObject(b"\x7fELF\x01\x01" + bytes(58))
+    header = bytearray(64)                      # ELF64 LE, EM_PPC64 (21), no sections
+    header[:6] = b"\x7fELF\x02\x01"
+    header[18] = 21
+    with pytest.raises(jitbpf.BpfEngineError, match="unsupported ELF machine 21"):
+        link_elf(bytes(header))
+
+
 @pytest.mark.parametrize("engine", LLVM_ENGINES)
 def test_ld_abs_and_ld_ind(engine):
     """Big-endian loads from the socket buffer registered for r6; out of bounds ends the

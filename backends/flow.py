@@ -42,6 +42,7 @@ class Function:
     start: int
     slots: list[int] = field(default_factory=list)     # reachable instruction slots, sorted
     leaders: set[int] = field(default_factory=set)
+    branch_only: set[int] = field(default_factory=set)   # leaders entered only from pc - 1
     live_in: int = 0              # inherited registers (INHERITED bits) read before written
     returns_args: bool = False    # some caller reads r1-r5 after calling this function
     may_unwind: bool = False      # can end the program (helpers, runtime checks, callees)
@@ -107,14 +108,20 @@ class ProgramFlow:
         return sorted(seen)
 
     def _leaders(self, f: Function) -> None:
-        """Block starts: the entry, jump targets, and whatever follows a jump or exit."""
-        f.leaders.add(f.start)
+        """Block starts: the entry, jump targets, and whatever follows a jump or exit;
+        ``branch_only``: the blocks entered only by falling through a conditional jump."""
+        targets = {f.start}
+        after_jcond = set()
         for pc in f.slots:
             spec = self.specs[pc]
             if spec.kind in ("jcond", "ja"):
-                f.leaders.add(isa.jump_target(self.insns[pc], pc))
+                targets.add(isa.jump_target(self.insns[pc], pc))
             if spec.kind in ("jcond", "ja", "exit") and f.contains(pc + 1):
                 f.leaders.add(pc + 1)
+                if spec.kind == "jcond":
+                    after_jcond.add(pc + 1)
+        f.leaders |= targets
+        f.branch_only = after_jcond - targets
 
     def successors(self, pc: int) -> list[int]:
         """Slots control can reach next within the same frame."""

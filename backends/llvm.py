@@ -270,13 +270,16 @@ class _FunctionLowering:
         self.emit(f"{name} = {expr}")
         return name
 
-    def label(self, name: str) -> None:
-        """Start the block of a BPF leader: registers come from the allocas again."""
+    def label(self, name: str, keep: bool = False) -> None:
+        """Start the block of a BPF leader: registers come from the allocas again, unless
+        the block is entered only from the conditional jump just before it (``keep``:
+        it is dominated by that block, whose values stay valid)."""
         if not self.terminated:
             self.flush()
             self.emit(f"br label %{name}")
         self.block(name)
-        self.forget()
+        if not keep:
+            self.forget()
 
     def forget(self) -> None:
         """After a terminator: nothing is known, nothing is pending."""
@@ -341,7 +344,7 @@ class _FunctionLowering:
         for pc in f.slots:                    # a slot not following its predecessor is a leader
             spec = self.specs[pc]
             if pc in f.leaders:
-                self.label(f"L{pc}")
+                self.label(f"L{pc}", keep=pc in f.branch_only)
             self._at(pc)
             getattr(self, "_" + spec.kind)(pc, self.insns[pc], spec)
         self._shared_blocks()
@@ -697,7 +700,7 @@ class _FunctionLowering:
 # ==================================================================== compiling
 
 _lock = threading.Lock()
-_machines: dict[tuple[str, int, str], Any] = {}
+_machines: dict[tuple[str, int, str, bool], Any] = {}
 _initialised = False
 
 
@@ -727,17 +730,22 @@ def optimise(module, tm, opt: int) -> None:
     mpm.run(module, pb)
 
 
-def target_machine(arch: str, opt: int, cpu: str = "generic"):
-    """A cached TargetMachine for the triple of ``arch`` (cpu "host" = this machine's CPU)."""
-    key = (arch, opt, cpu)
+def target_machine(arch: str, opt: int, cpu: str = "generic", emulated: bool = False):
+    """A cached TargetMachine for the triple of ``arch`` (cpu "host" = this machine's CPU).
+    Instruction order does not matter to an emulator: code for unicorn is not scheduled
+    a second time after register allocation (arm64 CPUs do that; -15 M instructions of
+    ~370 M for benchmarks/compute.py's program)."""
+    key = (arch, opt, cpu, emulated)
     tm = _machines.get(key)
     if tm is None:
         llvm = _llvm()
-        name, features = cpu, ""
+        name, features = cpu, []
         if cpu == "host":
-            name, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+            name, features = llvm.get_host_cpu_name(), [llvm.get_host_cpu_features().flatten()]
+        if emulated and arch == "arm64":
+            features.append("-use-postra-scheduler")
         target = llvm.Target.from_triple(TRIPLES[arch])
-        tm = target.create_target_machine(cpu=name, features=features, opt=opt, reloc="pic",
+        tm = target.create_target_machine(cpu=name, features=",".join(features), opt=opt, reloc="pic",
                                           codemodel="small")
         _machines[key] = tm
     return tm
@@ -776,9 +784,12 @@ class LLVMEngine:
             return text
         return str(self._optimised(text))
 
+    def target_machine(self):
+        return target_machine(self.spec.arch, self.opt, self.cpu, self.spec.executor == "unicorn")
+
     def _optimised(self, text: str):
         llvm = _llvm()
-        tm = target_machine(self.spec.arch, self.opt, self.cpu)
+        tm = self.target_machine()
         try:
             # A context per module: constants and metadata are uniqued in the context and
             # would otherwise accumulate in the global one with every compile.
@@ -797,7 +808,7 @@ class LLVMEngine:
         """The ELF relocatable object LLVM emits for ``program``."""
         text = Lowering(program, self.budget, self.debug).module()
         module = self._optimised(text)
-        return target_machine(self.spec.arch, self.opt, self.cpu).emit_object(module)
+        return self.target_machine().emit_object(module)
 
     def image(self, program, debug: bool | None = None) -> Image:
         """The linked image (with ``pc_map`` when line info is on)."""

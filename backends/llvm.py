@@ -47,7 +47,9 @@ llvmlite.ir builds Python objects, then prints the same text anyway).
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from jitbpf import isa
@@ -751,11 +753,54 @@ def target_machine(arch: str, opt: int, cpu: str = "generic", emulated: bool = F
     return tm
 
 
+class ObjectCache:
+    """Compiled objects by content: (arch, executor, opt, cpu, hash of the IR text) ->
+    (object, line table). The IR bakes in everything the object depends on (bytecode,
+    map and global addresses, the helpers registered, budget, line info), so equal keys
+    mean equal objects; the least recently used entry goes first beyond ``size``."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[tuple, tuple[bytes, list | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: tuple[bytes, list | None]) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: Shared by every LLVM engine of the process (``compile("llvm", cache=False)`` skips it).
+CACHE = ObjectCache()
+
+
 class LLVMEngine:
     """``make_engine`` result: compiles programs for one EngineSpec at one optimisation level."""
 
     def __init__(self, spec, opt: int = 2, budget: int | None = None, cpu: str | None = None,
-                 debug: bool | None = None, verify: bool = True, **executor_options: Any):
+                 debug: bool | None = None, verify: bool = True, cache: bool = True,
+                 **executor_options: Any):
         if opt not in OPT_LEVELS:
             raise BpfEngineError(f"llvm: optimisation level must be 0-3, not {opt!r}")
         if budget is not None and budget < 0:
@@ -765,7 +810,7 @@ class LLVMEngine:
             raise BpfEngineError(f"llvm: unknown options {', '.join(sorted(unknown))}")
         if spec.executor == "native" and executor_options:
             raise BpfEngineError("llvm: max_instructions applies to unicorn engines only")
-        self.spec, self.opt, self.budget, self.verify = spec, opt, budget, verify
+        self.spec, self.opt, self.budget, self.verify, self.cache = spec, opt, budget, verify, cache
         self.cpu = cpu or ("host" if spec.executor == "native" else "generic")
         # Line info (BPF slot per native instruction) costs compile time; unicorn engines
         # use it to name the BPF instruction of a fault, listings always ask for it.
@@ -806,22 +851,37 @@ class LLVMEngine:
 
     def object(self, program) -> bytes:
         """The ELF relocatable object LLVM emits for ``program``."""
-        text = Lowering(program, self.budget, self.debug).module()
-        module = self._optimised(text)
-        return self.target_machine().emit_object(module)
+        return self._compiled(program)[0]
 
     def image(self, program, debug: bool | None = None) -> Image:
         """The linked image (with ``pc_map`` when line info is on)."""
         engine = self if debug is None or debug == self.debug else self._with(debug=debug)
-        obj = engine.object(program)
-        pc_map = None
-        if engine.debug:
-            from .listing import line_table
-            pc_map = line_table(obj)
+        obj, pc_map = engine._compiled(program)
         return link_elf(obj, pc_map)
 
+    def _compiled(self, program) -> tuple[bytes, list[tuple[str, int, int]] | None]:
+        """(object, line table or None), from the cache when the same IR was compiled for
+        the same target machine before."""
+        text = Lowering(program, self.budget, self.debug).module()
+        key = None
+        if self.cache:
+            key = (self.spec.arch, self.spec.executor, self.opt, self.cpu,
+                   hashlib.blake2b(text.encode(), digest_size=32).digest())
+            hit = CACHE.get(key)
+            if hit is not None:
+                return hit
+        obj = self.target_machine().emit_object(self._optimised(text))
+        pc_map = None
+        if self.debug:
+            from .listing import line_table
+            pc_map = line_table(obj)
+        if key is not None:
+            CACHE.put(key, (obj, pc_map))
+        return obj, pc_map
+
     def _with(self, **changes: Any) -> "LLVMEngine":
-        options = dict(opt=self.opt, budget=self.budget, cpu=self.cpu, debug=self.debug, verify=self.verify)
+        options = dict(opt=self.opt, budget=self.budget, cpu=self.cpu, debug=self.debug, verify=self.verify,
+                       cache=self.cache)
         options.update(changes)
         return LLVMEngine(self.spec, **options, **self.executor_options)
 

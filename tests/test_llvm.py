@@ -380,6 +380,48 @@ def test_elf_reader_refuses_what_it_cannot_link():
         link_elf(bytes(header))
 
 
+def _array_program(value: int):
+    """An object whose program returns word 0 of a one-entry array map holding value."""
+    from jitbpf.runtime import maps
+    obj = jitbpf.assemble("lddw %r1, map_value(0, 0)\nldxdw %r0, [%r1+0]\nexit")
+    m = maps.create(obj.runtime, "a", "array", 4, 8, 1)
+    m.update((0).to_bytes(4, "little"), value.to_bytes(8, "little"))
+    obj.add_map(m)
+    return obj.program()
+
+
+def test_object_cache_hits_and_invalidation():
+    """Same bytecode and options: the second compile is a hit. The map's address is
+    baked into the code, so the same bytecode over another map misses (and reads its
+    own map); other options miss; cache=False neither reads nor fills the cache."""
+    from backends.llvm import CACHE
+    CACHE.clear()
+    first = _array_program(11)
+    assert first.compile("llvm").run().r0 == 11
+    assert (CACHE.hits, CACHE.misses) == (0, 1)
+    assert first.compile("llvm").run().r0 == 11
+    assert (CACHE.hits, CACHE.misses) == (1, 1)
+    other = _array_program(22)                     # same instructions, another map
+    assert other.compile("llvm").run().r0 == 22
+    assert (CACHE.hits, CACHE.misses) == (1, 2)
+    assert first.compile("llvm", opt=0).run().r0 == 11
+    assert first.compile("llvm-arm64").run().r0 == 11
+    assert (CACHE.hits, CACHE.misses) == (1, 4)
+    assert first.compile("llvm", cache=False).run().r0 == 11
+    assert (CACHE.hits, CACHE.misses, len(CACHE)) == (1, 4, 4)
+
+
+def test_object_cache_forgets_the_least_recently_used():
+    from backends.llvm import ObjectCache
+    cache = ObjectCache(size=2)
+    cache.put(("a",), (b"A", None))
+    cache.put(("b",), (b"B", None))
+    assert cache.get(("a",)) == (b"A", None)       # a is now the most recent
+    cache.put(("c",), (b"C", None))
+    assert cache.get(("b",)) is None and cache.get(("a",)) and cache.get(("c",))
+    assert len(cache) == 2
+
+
 @pytest.mark.parametrize("engine", LLVM_ENGINES)
 def test_ld_abs_and_ld_ind(engine):
     """Big-endian loads from the socket buffer registered for r6; out of bounds ends the

@@ -43,6 +43,7 @@ class Function:
     slots: list[int] = field(default_factory=list)     # reachable instruction slots, sorted
     leaders: set[int] = field(default_factory=set)
     branch_only: set[int] = field(default_factory=set)   # leaders entered only from pc - 1
+    heads: set[int] = field(default_factory=set)         # leaders jumped to from them or later
     live_in: int = 0              # inherited registers (INHERITED bits) read before written
     returns_args: bool = False    # some caller reads r1-r5 after calling this function
     may_unwind: bool = False      # can end the program (helpers, runtime checks, callees)
@@ -109,13 +110,17 @@ class ProgramFlow:
 
     def _leaders(self, f: Function) -> None:
         """Block starts: the entry, jump targets, and whatever follows a jump or exit;
-        ``branch_only``: the blocks entered only by falling through a conditional jump."""
+        ``branch_only``: the blocks entered only by falling through a conditional jump;
+        ``heads``: the blocks some later slot jumps back to."""
         targets = {f.start}
         after_jcond = set()
         for pc in f.slots:
             spec = self.specs[pc]
             if spec.kind in ("jcond", "ja"):
-                targets.add(isa.jump_target(self.insns[pc], pc))
+                target = isa.jump_target(self.insns[pc], pc)
+                targets.add(target)
+                if target <= pc:
+                    f.heads.add(target)
             if spec.kind in ("jcond", "ja", "exit") and f.contains(pc + 1):
                 f.leaders.add(pc + 1)
                 if spec.kind == "jcond":

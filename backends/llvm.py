@@ -6,7 +6,7 @@ Lowering (one LLVM function per BPF function, native ABI of :mod:`backends.abi`)
   from the conditional jump before it keeps that block's values, other blocks start with
   phis where the incoming values differ (a loop head with one per register, completed
   when its back edges are known; LLVM folds the trivial ones). No register allocas: the
-  IR is ~40% shorter than with allocas for SROA to promote (-17 M instructions of the
+  IR is ~30% shorter than with allocas for SROA to promote (-17 M instructions of the
   compile). r10 is the end of a zeroed 512-byte frame alloca. An access whose base is known (:meth:`flow.ProgramFlow.bases`)
   to be ``r10 + k`` addresses the alloca itself, so SROA keeps stack slots in registers;
   one based on ``argument + k`` addresses that argument's pointer, so alias analysis
@@ -263,7 +263,9 @@ class _FunctionLowering:
         self.incoming: dict[str, list[tuple[str, list[str]]]] = {}     # label -> (block, values)
         self.open_phis: list[tuple[int, int, str, str]] = []          # (line, reg, label, dbg)
         self.pointers: dict[str, str] = {}     # register value -> its inttoptr, this block
-        self.arg_pointers: set[int] = set()    # arguments some access is addressed from
+        # Pointers the entry block defines once, on first use: "%stack+N" / "%pR+K" -> line.
+        self.entry: dict[str, str] = {}
+        self.entry_at = 2                      # where they go: after the frame's lines
         self.fp_line: int | None = None
         self.fp_used = False
 
@@ -376,9 +378,9 @@ class _FunctionLowering:
         self.lines.append("}")
         for line, reg, name, dbg in self.open_phis:
             self.lines[line] = f"  %r{reg}.{name} = {self._phi(self.incoming[name], reg)}{dbg}"
+        self.lines[self.entry_at:self.entry_at] = list(self.entry.values())
         if self.fp_line is not None and not self.fp_used:
             del self.lines[self.fp_line:self.fp_line + 2]
-        self.lines[2:2] = [f"  %p{r} = inttoptr i64 %a{r} to ptr" for r in sorted(self.arg_pointers)]
         m.body.extend(self.lines)
 
     def _at(self, pc: int) -> None:
@@ -399,6 +401,7 @@ class _FunctionLowering:
             self.fp_line = len(self.lines)
             self.emit(f"%fpp = getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE}")
             self.emit("%fp = ptrtoint ptr %fpp to i64")
+            self.entry_at = len(self.lines)
         inherits = f.start != 0 or L.main_inherits
         for r in range(10):
             if 1 <= r <= 5:
@@ -662,15 +665,24 @@ class _FunctionLowering:
             base, k = known
             if base == isa.FP:
                 if self.uses_stack and -STACK_SIZE <= k + off and k + off + size <= 0:
-                    return self.val(f"getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE + k + off}")
+                    return self._entry_pointer("%stack", STACK_SIZE + k + off, "inbounds ")
             else:
-                self.arg_pointers.add(base)
-                return self.val(f"getelementptr i8, ptr %p{base}, i64 {k + off}") if k + off else f"%p{base}"
+                return self._entry_pointer(self._entry_pointer(f"%a{base}", None), k + off)
         address = self.get(reg)
         pointer = self.pointers.get(address)
         if pointer is None:
             pointer = self.pointers[address] = self.val(f"inttoptr i64 {address} to ptr")
         return self.val(f"getelementptr i8, ptr {pointer}, i64 {off}") if off else pointer
+
+    def _entry_pointer(self, base: str, offset: int | None, flags: str = "") -> str:
+        """``base`` + offset (base as a pointer when offset is None), defined once in the
+        entry block (which dominates every use)."""
+        key = f"{base}+{offset}"
+        name = f"{base}.p" if offset is None else f"{base}.{offset}".replace("-", "m") if offset else base
+        if key not in self.entry and name != base:
+            self.entry[key] = (f"  {name} = inttoptr i64 {base} to ptr" if offset is None else
+                               f"  {name} = getelementptr {flags}i8, ptr {base}, i64 {offset}")
+        return name
 
     def _ldx(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         bits = spec.width * 8

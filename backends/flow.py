@@ -73,6 +73,7 @@ class ProgramFlow:
         self.program = program
         self.insns: list[Insn] = program.insns
         self.specs: list[OpInfo | None] = program.specs
+        self.next = [self._successors(pc) if spec is not None else () for pc, spec in enumerate(self.specs)]
         self.functions = [Function(entry, self._reachable(entry)) for entry in program.functions]
         self.by_start = {f.start: f for f in self.functions}
         self.called: set[int] = set()           # entries named by call local / callx candidates
@@ -101,8 +102,9 @@ class ProgramFlow:
     def _reachable(self, entry: int) -> list[int]:
         seen = {entry}
         work = [entry]
+        nxt = self.next
         while work:
-            for succ in self.successors(work.pop()):
+            for succ in nxt[work.pop()]:
                 if succ not in seen:
                     seen.add(succ)
                     work.append(succ)
@@ -117,7 +119,7 @@ class ProgramFlow:
         for pc in f.slots:
             spec = self.specs[pc]
             if spec.kind in ("jcond", "ja"):
-                target = isa.jump_target(self.insns[pc], pc)
+                target = self.next[pc][-1]
                 targets.add(target)
                 if target <= pc:
                     f.heads.add(target)
@@ -128,17 +130,20 @@ class ProgramFlow:
         f.leaders |= targets
         f.branch_only = after_jcond - targets
 
-    def successors(self, pc: int) -> list[int]:
+    def successors(self, pc: int) -> tuple[int, ...]:
         """Slots control can reach next within the same frame."""
+        return self.next[pc]
+
+    def _successors(self, pc: int) -> tuple[int, ...]:
         spec, insn = self.specs[pc], self.insns[pc]
         if spec.kind == "exit":
-            return []
+            return ()
         if spec.kind == "ja":
-            return [isa.jump_target(insn, pc)]
+            return (isa.jump_target(insn, pc),)
         nxt = pc + (2 if spec.kind == "lddw" else 1)
         if spec.kind == "jcond":
-            return [nxt, isa.jump_target(insn, pc)]
-        return [nxt]
+            return (nxt, isa.jump_target(insn, pc))
+        return (nxt,)
 
     def callees(self, pc: int) -> list[Function]:
         """Functions an instruction may call directly (local call, callx)."""

@@ -276,7 +276,7 @@ class _FunctionLowering:
     def val(self, expr: str) -> str:
         self.n += 1
         name = f"%t{self.n}"
-        self.emit(f"{name} = {expr}")
+        self.lines.append(f"  {name} = {expr}{self.dbg}")
         return name
 
     def label(self, pc: int) -> None:
@@ -302,11 +302,15 @@ class _FunctionLowering:
         """At the start of block ``name``, all of whose incoming edges are known: a phi for
         each register whose incoming values differ."""
         edges = self.incoming[name]
-        values = list(edges[0][1])
-        for r in range(10):
-            if any(incoming[r] != values[r] for _, incoming in edges):
-                values[r] = f"%r{r}.{name}"
-                self.lines.append(f"  {values[r]} = {self._phi(edges, r)}{self.dbg}")
+        first = edges[0][1]
+        differ = set()
+        for _, values in edges[1:]:
+            if values != first:
+                differ.update(r for r in range(10) if values[r] != first[r])
+        values = list(first)
+        for r in sorted(differ):
+            values[r] = f"%r{r}.{name}"
+            self.lines.append(f"  {values[r]} = {self._phi(edges, r)}{self.dbg}")
         self.values = values
 
     @staticmethod
@@ -549,14 +553,14 @@ class _FunctionLowering:
             cond = self.val(f"icmp ne {t} {self.val(f'and {t} {a}, {b}')}, 0")
         else:
             cond = self.val(f"icmp {PREDICATES[spec.op]} {t} {a}, {b}")
-        target = self._target(pc, isa.jump_target(insn, pc))
+        target = self._target(pc, self.flow.next[pc][-1])
         if target[0] == "L":
             self.edge(target)
         self.edge(f"L{pc + 1}")
         self.terminate(f"br i1 {cond}, label %{target}, label %L{pc + 1}")
 
     def _ja(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        target = self._target(pc, isa.jump_target(insn, pc))
+        target = self._target(pc, self.flow.next[pc][-1])
         if target[0] == "L":
             self.edge(target)
         self.terminate(f"br label %{target}")

@@ -411,6 +411,19 @@ def test_object_cache_hits_and_invalidation():
     assert (CACHE.hits, CACHE.misses, len(CACHE)) == (1, 4, 4)
 
 
+def test_compiles_from_several_threads():
+    """Pass managers are per thread: concurrent compiles give the same code as one
+    thread (each program returns 100 + 3 * k, worked out by hand)."""
+    from concurrent.futures import ThreadPoolExecutor
+    texts = [f"mov %r0, {k}\nmul %r0, 3\nadd %r0, 100\nexit" for k in range(8)]
+
+    def compile_one(text):
+        return jitbpf.assemble(text).program().compile("llvm", cache=False)
+    with ThreadPoolExecutor(4) as pool:
+        compiled = list(pool.map(compile_one, texts))
+    assert [fn.run().r0 for fn in compiled] == [100 + 3 * k for k in range(8)]
+
+
 def test_object_cache_forgets_the_least_recently_used():
     from backends.llvm import ObjectCache
     cache = ObjectCache(size=2)

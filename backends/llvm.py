@@ -5,12 +5,14 @@ Lowering (one LLVM function per BPF function, native ABI of :mod:`backends.abi`)
 - Registers r0-r9 are SSA values, built as the text is written: a block entered only
   from the conditional jump before it keeps that block's values, other blocks start with
   phis where the incoming values differ (a loop head with one per register, completed
-  when its back edges are known; LLVM folds the trivial ones). No register allocas: the
-  IR is ~30% shorter than with allocas for SROA to promote (-17 M instructions of the
-  compile). r10 is the end of a zeroed 512-byte frame alloca. An access whose base is known (:meth:`flow.ProgramFlow.bases`)
-  to be ``r10 + k`` addresses the alloca itself, so SROA keeps stack slots in registers;
-  one based on ``argument + k`` addresses that argument's pointer, so alias analysis
-  tells the accesses apart; any other is ``inttoptr`` of the register plus the offset.
+  when its back edges are known; LLVM folds the trivial ones). r10 is the end of a
+  zeroed 512-byte frame alloca. An access whose base is known
+  (:meth:`flow.ProgramFlow.bases`) to be ``r10 + k`` addresses the alloca itself, so
+  SROA keeps stack slots in registers; one based on ``argument + k`` addresses that
+  argument's pointer, so alias analysis tells the accesses apart (both pointers are
+  defined once, in the entry block); any other is ``inttoptr`` of the register plus the
+  offset. (Registers as allocas for SROA made the IR ~30% longer; pointer bases of
+  unknown offset, ``gep(arg, reg - arg)``, made sort 50% slower with Reassociate.)
 - No undefined behaviour for any input: divisors are replaced *before* dividing (0 ->
   the ISA's result, INT_MIN / -1 -> negation), shift counts are masked, loads and stores
   are ``align 1``, the frame is zeroed (reads of unwritten slots give 0 as in the
@@ -29,19 +31,33 @@ Lowering (one LLVM function per BPF function, native ABI of :mod:`backends.abi`)
   wrapper that exists only when such state does.
 
 Pass pipeline (:data:`PASSES`): O1 and O2 run a pipeline chosen for BPF-derived IR,
-O3 LLVM's whole default<O3> per-module pipeline, O0 nothing (allocas stay in memory);
-code generation runs at the same level. BPF from clang is already optimised at the BPF
-level (inlined, CSE'd, LICM'd, unrolled); what the lowering adds is registers and stack
-slots in memory, 32-bit operations as trunc/zext pairs, divisor guards and one block per
-BPF block. So O1 is SROA, InstCombine and SimplifyCFG (diamonds become selects), and O2
-adds Reassociate before InstCombine (address arithmetic folds, xor/add chains gain ILP).
-Measured (callgrind, benchmarks/compute.py's 1,000-slot program, x86_64): the default
-<O2> pipeline cost ~200 M instructions of ~430 M per compile, InstCombine alone ~125 M
-(it runs 8 times, each time computing known bits over long ALU chains); the pipeline
-above costs ~80 M. Execution of the compute kernels: the same within noise or faster
-(sort -25%: the default pipeline unrolls its outer loop, which costs on this CPU),
-crc32 +2-3% (the default unrolled it x2); the vectorisers, GVN, LICM and the inliner
-never paid off on these programs (clang did that work already).
+O3 LLVM's whole default<O3> per-module pipeline, O0 nothing (the frame stays in
+memory); code generation runs at the same level. BPF from clang is already optimised
+at the BPF level (inlined, CSE'd, LICM'd, unrolled); what the lowering adds is stack
+slots in memory, 32-bit operations as trunc/zext pairs, divisor guards and one block
+per BPF block. So O1 is SROA, InstCombine and SimplifyCFG (diamonds become selects),
+and O2 adds Reassociate before InstCombine (address arithmetic folds, xor/add chains
+gain ILP: crc32 -4%). No inliner: bpf-to-bpf calls stay calls (clang kept them on
+purpose), as in the kernel's JIT.
+
+Compile time, benchmarks/compute.py's 1,000-slot program at O2 (callgrind, per
+compile; CPU ms on this loaded 2-core machine, best conditions): x86_64 430 M -> 252 M
+instructions (~62 -> ~38 ms); arm64 (unicorn, line info) 566 M -> 322 M. Before: LLVM's
+default<O2> pipeline ~200 M (InstCombine alone ~125 M: it runs 8 times, computing known
+bits over long ALU chains), code generation ~125 M, IR parsing ~35 M, lowering ~45 M,
+reading the object with pyelftools ~10 M (60 M on arm64 with its DWARF line table).
+After: code generation ~134 M (instruction selection 63 M, register allocation 29 M;
+the floor: DAG combining computes the same known bits), IR passes 62 M (InstCombine
+41 M, SROA 11 M, Reassociate 6 M, SimplifyCFG 4 M), parsing 15 M, verifying 2 M,
+lowering and flow analysis ~37 M, linking ~1 M (backends/elfobj.py). Execution of the
+compute kernels against the old default<O2> side by side: checksum, fnv1a and vm the
+same within noise, sort -25% (default<O2> unrolled its outer loop), crc32 +3% (it was
+unrolled x2; unrolling here costs sort more than it gives crc32); the vectorisers, GVN,
+LICM and unrolling did not pay off on these programs. Not kept: GVN (NewGVN +12 M,
+fewer instructions for code generation but more in total), fast instruction selection
+(-40 M, crc32 +40%), turning the machine scheduler off (a process-wide LLVM option;
+-8 M x86_64, no kernel faster). Compiled objects are cached by content (ObjectCache).
+
 IR construction: text, then ``parse_assembly``. Measured on a 1,000-instruction ALU
 program (``benchmarks/ir_build.py``): building with ``llvmlite.ir`` and parsing its
 string takes 44 ms; emitting the same IR as text and parsing it takes 7-8 ms (~6x faster;

@@ -272,6 +272,7 @@ class ProgramFlow:
         Blocks are visited in slot order (a heap), so straight-line code and forward
         branches are visited once and loops until their facts settle."""
         blocks = f.blocks()
+        specs, insns = self.specs, self.insns
         entry: tuple[Known, ...] = (None, *((r, 0) for r in range(1, 6)), None, None, None, None)
         at_leader: dict[int, tuple[Known, ...]] = {f.start: entry}
         state: dict[int, tuple[Known, ...]] = {}
@@ -282,9 +283,20 @@ class ProgramFlow:
             regs = at_leader[leader]
             for pc in blocks[leader]:
                 state[pc] = regs
-                regs = self._base_transfer(pc, regs)
-            for succ in self.successors(blocks[leader][-1]):
+                spec = specs[pc]
+                if spec.kind in _KEEPS_BASES:
+                    continue
+                if spec.kind in _WRITES_DST:          # the common case, without a call
+                    insn = insns[pc]
+                    value = _alu_base(spec.op, insn, regs) if spec.kind == "alu" and spec.width == 64 else None
+                    if regs[insn.dst] != value:
+                        regs = (*regs[:insn.dst], value, *regs[insn.dst + 1:])
+                else:
+                    regs = self._base_transfer(pc, regs)
+            for succ in self.next[blocks[leader][-1]]:
                 old = at_leader.get(succ)
+                if old == regs:
+                    continue
                 new = regs if old is None else tuple(a if a == b else None for a, b in zip(old, regs))
                 if new != old:
                     at_leader[succ] = new
@@ -296,7 +308,7 @@ class ProgramFlow:
     def _base_transfer(self, pc: int, regs: tuple[Known, ...]) -> tuple[Known, ...]:
         spec, insn = self.specs[pc], self.insns[pc]
         kind = spec.kind
-        if kind in ("jcond", "ja", "exit", "st", "stx"):
+        if kind in _KEEPS_BASES:
             return regs
         if kind in ("call", "callx", "ldabs", "ldind"):
             out = list(regs)
@@ -320,6 +332,10 @@ class ProgramFlow:
 #: What a register holds, for addressing: ``(base, k)`` = exactly ``base + k``, where base
 #: is r10 (``isa.FP``) or 1-5 (the function's argument rN as it arrived); None = unknown.
 Known = tuple[int, int] | None
+
+
+_KEEPS_BASES = frozenset({"jcond", "ja", "exit", "st", "stx"})
+_WRITES_DST = frozenset({"alu", "end", "ldx", "lddw"})
 
 
 def _alu_base(op: str, insn: Insn, regs: tuple[Known, ...]) -> Known:

@@ -40,9 +40,10 @@ and O2 adds Reassociate before InstCombine (address arithmetic folds, xor/add ch
 gain ILP: crc32 -4%). No inliner: bpf-to-bpf calls stay calls (clang kept them on
 purpose), as in the kernel's JIT.
 
-Compile time, benchmarks/compute.py's 1,000-slot program at O2 (callgrind, per
-compile; CPU ms on this loaded 2-core machine, best conditions): x86_64 430 M -> 252 M
-instructions (~62 -> ~38 ms); arm64 (unicorn, line info) 566 M -> 322 M. Before: LLVM's
+Compile time, benchmarks/compute.py's 1,000-slot program (callgrind, instructions per
+compile, before -> after): x86_64 O2 430 M -> 248 M (CPU ~62 -> ~35-45 ms on this
+loaded 2-core machine; side by side 0.53-0.65x), O0 124 -> 84 M, O1 405 -> 242 M, O3
+431 -> 328 M; arm64 O2 (unicorn, line info) 568 M -> 319 M. Before: LLVM's
 default<O2> pipeline ~200 M (InstCombine alone ~125 M: it runs 8 times, computing known
 bits over long ALU chains), code generation ~125 M, IR parsing ~35 M, lowering ~45 M,
 reading the object with pyelftools ~10 M (60 M on arm64 with its DWARF line table).
@@ -52,11 +53,12 @@ the floor: DAG combining computes the same known bits), IR passes 62 M (InstComb
 lowering and flow analysis ~37 M, linking ~1 M (backends/elfobj.py). Execution of the
 compute kernels against the old default<O2> side by side: checksum, fnv1a and vm the
 same within noise, sort -25% (default<O2> unrolled its outer loop), crc32 +3% (it was
-unrolled x2; unrolling here costs sort more than it gives crc32); the vectorisers, GVN,
-LICM and unrolling did not pay off on these programs. Not kept: GVN (NewGVN +12 M,
-fewer instructions for code generation but more in total), fast instruction selection
-(-40 M, crc32 +40%), turning the machine scheduler off (a process-wide LLVM option;
--8 M x86_64, no kernel faster). Compiled objects are cached by content (ObjectCache).
+unrolled x2; LoopUnroll here gives it back but costs sort 20%: opt=3 unrolls); the
+vectorisers, GVN, LICM and unrolling did not pay off on these programs overall. Not
+kept: GVN (NewGVN +12 M, fewer instructions for code generation but more in total),
+fast instruction selection (-40 M, crc32 +40%), turning the machine scheduler off (a
+process-wide LLVM option; -8 M x86_64, no kernel faster). Compiled objects are cached
+by content (ObjectCache).
 
 IR construction: text, then ``parse_assembly``. Measured on a 1,000-instruction ALU
 program (``benchmarks/ir_build.py``): building with ``llvmlite.ir`` and parsing its

@@ -42,7 +42,8 @@ def compile_speed(runs: int) -> list[tuple[str, int, float, float, float]]:
     setups += [("direct blind=True", "direct", {"blind": True}),
                ("direct bounds_check=True", "direct", {"bounds_check": True})]
     if "llvm" in available_engines():
-        setups += [(f"{e} O{opt}", e, {"opt": opt}) for e in ("llvm", "llvm-arm64") for opt in (0, 2)]
+        setups += [(f"{e} O{opt}", e, {"opt": opt, "cache": False})       # a cold compile each time
+                   for e in ("llvm", "llvm-arm64") for opt in (0, 2)]
     rows = []
     for label, engine, options in setups:
         image, wall, cpu = [], [], []

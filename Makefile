@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CONFORMANCE ?= ../shared/conformance/tests
 JOBS   ?= auto
 
-.PHONY: install run test conformance bench fixtures clean
+.PHONY: install run test conformance bench fixtures lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --select F,E9 jitbpf backends verifier tests benchmarks
 
 conformance: $(STAMP)
 	$(VENV)/bin/jitbpf conformance $(CONFORMANCE) --engine all

@@ -75,10 +75,10 @@ from typing import Any
 
 from jitbpf import isa
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, sign_extend, to_s32, to_s64
+from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, sign_extend, to_s64
 
 from . import abi
-from .flow import ARGS, INHERITED, Function, ProgramFlow, bit
+from .flow import Function, ProgramFlow, bit
 from .link import Image, link_elf
 
 TRIPLES = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}

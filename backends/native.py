@@ -22,7 +22,7 @@ import ctypes
 import mmap
 import threading
 
-from jitbpf.errors import BpfEngineError, BpfRuntimeError
+from jitbpf.errors import BpfEngineError
 from jitbpf.runtime import Region, Runtime
 
 from . import abi, faultguard

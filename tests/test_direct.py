@@ -1,8 +1,8 @@
 """The direct JITs (backends/x86_64.py, backends/arm64.py) on all three of their engines:
-the conformance suite with and without constant blinding, the run-time semantics the
-interpreter defines (calls, frames, helpers, callx, unwinding, LD_ABS), the options
-(blinding, bounds checks, loop budget), arm64 branches beyond +-1 MiB, and random
-programs cross-checked against the interpreter."""
+the conformance suite with and without constant blinding, code shape (stack alignment,
+offset forms), the options (blinding, bounds checks), arm64 branches beyond +-1 MiB, and
+random programs cross-checked against the interpreter. The run-time semantics shared by
+every engine are in test_engines.py."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ import jitbpf
 from jitbpf import isa
 from jitbpf.conformance import load_test, run_test
 from jitbpf.errors import BpfEngineError, BpfRuntimeError
-from jitbpf.runtime import HostBuffer, Region, context
+from jitbpf.runtime import HostBuffer, Region
 
 import strategies
 from conftest import CONFORMANCE_TESTS, conformance_files, run_asm
-from test_interpreter import CALLS
 
 ENGINES = ["direct", "direct-arm64", "direct-x86_64@unicorn"]
 TESTS = conformance_files(CONFORMANCE_TESTS)
@@ -42,73 +41,7 @@ def test_conformance_runner_accepts_direct_engines():
         assert run_test(load_test(TESTS[0]), engine).passed
 
 
-# ----------------------------------------------------------------------------- calls and frames
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_local_calls_preserve_r6_r9_and_frames(engine):
-    assert run_asm(CALLS, engine=engine).r0 == 3 + 100 + 6 + 7
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_callee_leaves_r1_to_r5_as_in_the_interpreter(engine):
-    text = "mov %r1, 1\ncall local f\nmov %r0, %r1\nexit\nf:\nmov %r1, 41\nmov %r0, 0\nexit"
-    assert run_asm(text, engine=engine).r0 == 41
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_call_depth_limit(engine):
-    recursive = "mov %r0, 0\ncall local f\nexit\nf:\nadd %r0, 1\ncall local f\nexit"
-    with pytest.raises(BpfRuntimeError, match="call depth exceeds 8 frames"):
-        run_asm(recursive, engine=engine)
-    # main + 7 nested calls = 8 frames, each with its own 512 bytes at r10 - 512 k
-    text = """
-        mov %r0, 0
-        mov %r1, 7
-        call local f
-        exit
-    f:
-        stxdw [%r10-512], %r1
-        add %r0, 1
-        sub %r1, 1
-        jeq %r1, 0, +1
-        call local f
-        ldxdw %r2, [%r10-512]
-        add %r0, %r2
-        exit
-    """
-    assert run_asm(text, engine=engine).r0 == 7 + sum(range(1, 8))
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_fall_through_and_jumps_between_functions(engine):
-    """Control that leaves a function without a call stays in the current frame, as in
-    the interpreter: falling off a function's end, and jumping into another one."""
-    text = "mov %r0, 1\ncall local f\nadd %r0, 100\nexit\nf:\njeq %r0, 1, g\nexit\ng:\nmov %r0, 5\nexit"
-    assert run_asm(text, engine=engine).r0 == 105
-    prog = jitbpf.assemble("mov %r0, 2\ncall local f\nexit\nf:\njeq %r0, 3, +0\ncall local g\ng:\nadd %r0, 1\n"
-                           "exit").program()
-    assert prog.compile(engine).run().r0 == prog.compile("interp").run().r0
-
-
-# ----------------------------------------------------------------------------- helpers, callx, unwinding
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_helpers_keep_r1_to_r5(engine):
-    obj = jitbpf.assemble("mov %r1, 20\nmov %r2, 22\nmov %r5, 9\ncall 1000\nadd %r0, %r1\nadd %r0, %r5\nexit")
-    obj.runtime.helpers.register(1000, "my_add", lambda rt, a, b, *_: a + b)
-    assert obj.program().compile(engine).run().r0 == 42 + 20 + 9
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_callx_to_helper_function_and_nothing(engine):
-    obj = jitbpf.assemble("mov %r1, 2\nmov %r3, 1000\ncall %r3\nadd %r0, %r1\nexit")
-    obj.runtime.helpers.register(1000, "double", lambda rt, a, *_: 2 * a)
-    assert obj.program().compile(engine).run().r0 == 4 + 2
-    text = "lddw %r2, func(f)\nmov %r1, 20\ncall %r2\nexit\nf:\nmov %r0, %r1\nadd %r0, 1\nexit"
-    assert run_asm(text, engine=engine).r0 == 21
-    with pytest.raises(BpfRuntimeError, match="callx to 0x3e7: neither a helper id nor a function") as err:
-        run_asm("mov %r1, 999\ncall %r1\nexit", engine=engine)
-    assert err.value.pc == 1
+# ----------------------------------------------------------------------------- code shape
 
 
 @pytest.mark.parametrize("engine", ["direct-arm64", "direct-x86_64@unicorn"])
@@ -143,88 +76,6 @@ def test_stack_is_aligned_at_every_helper_call(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_unknown_helper_and_nameless_kfunc_are_compile_errors(engine):
-    with pytest.raises(BpfEngineError, match="unknown helper 999") as err:
-        run_asm("mov %r0, 0\ncall 999\nexit", engine=engine)
-    assert err.value.pc == 1
-    with pytest.raises(BpfEngineError, match="kfunc call to BTF id 77 has no name"):
-        run_asm("call runtime 77\nexit", engine=engine)
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_kfunc_calls_by_name(engine):
-    obj = jitbpf.assemble("mov %r1, 6\nmov %r2, 7\ncall runtime 77\nexit")
-    prog = obj.program()
-    prog.kfuncs[2] = "my_kfunc"
-    obj.runtime.helpers.register(5000, "my_kfunc", lambda rt, a, b, *_: a * b)
-    assert prog.compile(engine).run().r0 == 42
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_bpf_function_pointer_callbacks(engine):
-    text = """
-        lddw %r1, func(cb)
-        mov %r2, 5
-        call 2000
-        exit
-    cb:
-        mov %r0, %r1
-        mul %r0, 10
-        exit
-    """
-    obj = jitbpf.assemble(text)
-    obj.runtime.helpers.register(2000, "call_twice", lambda rt, fn, arg, *_: rt.invoke(fn, arg) + rt.invoke(fn, arg + 1))
-    assert obj.program().compile(engine).run().r0 == 50 + 60
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_helper_ends_program_from_a_nested_frame(engine):
-    text = """
-        mov %r6, %r1
-        call local f
-        stb [%r6], 1          # never runs
-        mov %r0, 99
-        exit
-    f:
-        call 3000
-        stb [%r6+1], 1        # never runs
-        exit
-    """
-    obj = jitbpf.assemble(text)
-    obj.runtime.helpers.register(3000, "end_now", lambda rt, *_: rt.end_program(1234) or 0)
-    compiled = obj.program().compile(engine)
-    for _ in range(2):                               # the unwind state is cleared between runs
-        result = compiled.run(bytes(2))
-        assert (result.r0, result.memory) == (1234, bytes(2))
-    assert not obj.runtime.unwinding
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_helper_errors_reach_the_caller(engine):
-    obj = jitbpf.assemble("call local f\nexit\nf:\ncall 3000\nexit")
-
-    def broken(rt, *_):
-        raise BpfRuntimeError("helper exploded")
-    obj.runtime.helpers.register(3000, "broken", broken)
-    with pytest.raises(BpfRuntimeError, match="helper exploded"):
-        obj.program().compile(engine).run()
-    assert not obj.runtime.unwinding
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_ld_abs_and_ind(engine):
-    packet = context.raw_memory(bytes([1, 2, 3, 4, 5, 6, 7, 8]))
-    load = "mov %r6, %r1\nldabsh 1\nmov %r7, %r0\nmov %r2, 2\nldindw %r2, 1\nadd %r0, %r7\nadd %r0, %r2\n"
-    for tail, expected in (("exit", 0x0203 + 0x04050607 + 2), ("ldabsb 100\nmov %r0, 77\nexit", 0),
-                           ("mov %r2, -1\nldindb %r2, 0\nmov %r0, 77\nexit", 0)):
-        fn = jitbpf.assemble(load + tail).program().compile(engine)
-        fn.program.runtime.skb_packets[packet.args[0]] = (packet.args[0], 8)
-        assert fn.invoke(packet) == expected
-    with pytest.raises(BpfRuntimeError, match="socket-buffer"):
-        run_asm("ldabsb 0\nexit", engine=engine)
-
-
-@pytest.mark.parametrize("engine", ENGINES)
 def test_every_offset_form_and_access_size(engine):
     """Offsets that fit no arm64 immediate form (materialised) and x86 disp8/disp32 edges,
     every size, signed and unsigned, with r10 and r1 as bases; checked against interp."""
@@ -243,17 +94,6 @@ def test_every_offset_form_and_access_size(engine):
 
 
 # ----------------------------------------------------------------------------- options
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_loop_budget(engine):
-    with pytest.raises(BpfRuntimeError, match="loop budget of 100 back-edges exceeded") as err:
-        run_asm("mov %r0, 0\nja -1\nexit", engine=engine, budget=100)
-    assert err.value.pc == 1
-    loop = "mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 10, loop\nexit"     # 9 taken back-edges
-    fn = jitbpf.assemble(loop).program().compile(engine, budget=9)
-    assert fn.run().r0 == 10 and fn.run().r0 == 10                       # the budget is per run
-    with pytest.raises(BpfRuntimeError, match="budget of 8"):
-        run_asm(loop, engine=engine, budget=8)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

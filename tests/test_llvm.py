@@ -1,7 +1,8 @@
 """The LLVM backend on every llvm engine: conformance at O0 (O2 runs in test_conformance),
-no undefined behaviour, calls of every kind, exact interpreter semantics across
-bpf-to-bpf calls, runtime traps, LD_ABS/LD_IND, listings, and a property test against
-the interpreter. Expected values are worked out by hand in each test."""
+no undefined behaviour, address analysis, the object cache and ELF reader, listings, and
+property tests against the interpreter. The run-time semantics shared by every engine
+(calls, helpers, callx, unwinding, LD_ABS) are in test_engines.py. Expected values are
+worked out by hand in each test."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 
 import jitbpf
 from jitbpf.conformance import load_test, run_test
-from jitbpf.runtime import HostBuffer, Region, Runtime
+from jitbpf.runtime import Runtime
 
-from conftest import CONFORMANCE_TESTS, conformance_files, run_asm
+from conftest import CONFORMANCE_TESTS, conformance_files
 from strategies import ALU_JMP, valid_program
 
 LLVM_ENGINES = ["llvm", "llvm-arm64", "llvm-x86_64@unicorn"]
@@ -86,189 +87,7 @@ exit"""
     assert build(text, engine).run((65).to_bytes(8, "little")).r0 == 2
 
 
-# --------------------------------------------------------------------------- calls
-
-def _twice(rt, a, *_):
-    return 2 * a
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_helper_call_keeps_r1_to_r5(engine):
-    text = """mov %r1, 21
-mov %r5, 4
-call 1000
-add %r0, %r1
-add %r0, %r5
-exit"""
-    fn = build(text, engine, lambda rt: rt.helpers.register(1000, "twice", _twice))
-    assert fn.run().r0 == 42 + 21 + 4
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_callx_reaches_helpers_and_functions(engine):
-    # twice(21) = 42 through callx on a helper id, then f(5) = 6 through a function pointer.
-    text = """mov %r1, 21
-mov %r2, 1000
-call %r2
-mov %r6, %r0
-lddw %r3, func(f)
-mov %r1, 5
-call %r3
-add %r0, %r6
-exit
-f:
-mov %r0, %r1
-add %r0, 1
-mov %r6, 0
-exit"""
-    fn = build(text, engine, lambda rt: rt.helpers.register(1000, "twice", _twice))
-    assert fn.run().r0 == 48
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_callx_to_nothing_is_a_runtime_error(engine):
-    with pytest.raises(jitbpf.BpfRuntimeError, match="instruction 1: callx to 0x3e7: neither"):
-        build("mov %r2, 999\ncall %r2\nexit", engine).run()
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_callbacks_through_rt_invoke(engine):
-    """A Python helper calls a BPF function pointer n times: sum of 10 * i for i < 5."""
-    def each(rt, fn, n, *_):
-        return sum(rt.invoke(fn, i) for i in range(n))
-    text = """lddw %r1, func(cb)
-mov %r2, 5
-call 1001
-exit
-cb:
-mov %r0, %r1
-mul %r0, 10
-exit"""
-    assert build(text, engine, lambda rt: rt.helpers.register(1001, "each", each)).run().r0 == 100
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_helper_ends_the_program_from_a_nested_frame(engine):
-    text = """call local f
-mov %r0, 1
-exit
-f:
-call 1002
-mov %r0, 2
-exit"""
-    fn = build(text, engine, lambda rt: rt.helpers.register(1002, "stop", lambda rt, *a: rt.end_program(55) or 0))
-    assert fn.run().r0 == 55
-    assert not fn.program.runtime.unwinding
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_helper_error_unwinds_and_is_raised(engine):
-    def broken(rt, *_):
-        raise jitbpf.BpfRuntimeError("helper exploded")
-    text = "call local f\nexit\nf:\ncall 1003\nexit"
-    with pytest.raises(jitbpf.BpfRuntimeError, match="helper exploded"):
-        build(text, engine, lambda rt: rt.helpers.register(1003, "broken", broken)).run()
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_bpf_to_bpf_calls_share_the_register_file_like_interp(engine):
-    """The callee reads the caller's r6 and r0 before writing them; the caller reads the
-    callee's r1 and r5 after the call (one register file in the interpreter):
-    r0 = (3 + 7) + 100 + 1000, and r6 is preserved (7)."""
-    text = """mov %r6, 7
-mov %r0, 3
-call local f
-add %r0, %r1
-add %r0, %r5
-add %r0, %r6
-exit
-f:
-add %r0, %r6
-mov %r6, 0
-mov %r1, 100
-mov %r5, 1000
-exit"""
-    assert build(text, engine).run().r0 == 10 + 100 + 1000 + 7 == run_asm(text).r0
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_each_call_gets_a_fresh_stack_frame(engine):
-    """f stores its argument at r10-8 and calls itself; each frame keeps its own slot:
-    f(3) = 3 + f(2) = 3 + 2 + f(1) = 6 (f(0) = 0)."""
-    text = """mov %r1, 3
-call local f
-exit
-f:
-mov %r0, 0
-jeq %r1, 0, out
-stxdw [%r10-8], %r1
-sub %r1, 1
-call local f
-ldxdw %r1, [%r10-8]
-add %r0, %r1
-out:
-exit"""
-    assert build(text, engine).run().r0 == 6
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_call_depth_limit(engine):
-    recurse = "mov %r1, {n}\ncall local f\nexit\nf:\nmov %r0, %r1\njeq %r1, 0, out\nsub %r1, 1\ncall local f\nout:\nexit"
-    assert build(recurse.format(n=6), engine).run().r0 == 0            # 8 frames: allowed
-    for eng in (engine, "interp"):                                      # a 9th frame
-        with pytest.raises(jitbpf.BpfRuntimeError, match="instruction 6: call depth exceeds 8 frames"):
-            build(recurse.format(n=7), eng).run()
-    # A fresh run starts at depth 1 again.
-    fn = build(recurse.format(n=6), engine)
-    assert fn.run().r0 == 0 and fn.run().r0 == 0
-
-
-@pytest.mark.parametrize("engine", ["llvm", "llvm-arm64"])
-def test_loop_budget_stops_endless_loops(engine):
-    fn = build("mov %r0, 0\nl:\nadd %r0, 1\nja l", engine, budget=1000)
-    with pytest.raises(jitbpf.BpfRuntimeError, match="instruction 2: loop budget of 1000 back-edges exceeded"):
-        fn.run()
-    # A loop of 10 back-edges fits a budget of 10 and returns 10.
-    text = "mov %r0, 0\nl:\nadd %r0, 1\njlt %r0, 11, l\nexit"
-    assert build(text, engine, budget=10).run().r0 == 11
-    with pytest.raises(jitbpf.BpfRuntimeError, match="loop budget"):
-        build(text, engine, budget=9).run()
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_jumping_or_falling_into_another_function_continues_there(engine):
-    """As in the interpreter, code a function jumps or falls into runs in the current
-    frame, and its exit returns from that frame: f sets r0 = 1 and jumps into g (r0 += 10,
-    exit back to main); main adds g's own result (r0 = 10 + 10 when called with r0 = 10)."""
-    text = """call local f
-mov %r6, %r0
-call local g
-add %r0, %r6
-exit
-f:
-mov %r0, 1
-ja g
-g:
-add %r0, 10
-exit"""
-    assert build(text, engine).run().r0 == (1 + 10) + (11 + 10) == run_asm(text).r0
-    fall = "call local f\nexit\nf:\nmov %r0, 1\ng:\nadd %r0, 2\nexit\nh:\ncall local g\nexit"
-    assert build(fall, engine).run().r0 == 3 == run_asm(fall).r0
-
-
-def test_unknown_helper_is_an_engine_error_with_the_instruction():
-    with pytest.raises(jitbpf.BpfEngineError, match="instruction 1: unknown helper 4242"):
-        build("mov %r0, 0\ncall 4242\nexit", "llvm")
-
-
-def test_unresolvable_map_is_an_engine_error_with_the_instruction():
-    with pytest.raises(jitbpf.BpfEngineError, match="instruction 1: lddw refers to map 3, but the object has 0"):
-        build("mov %r0, 0\nlddw %r1, map_value(3, 16)\nexit", "llvm")
-
-
-def test_kfunc_without_a_name_is_an_engine_error():
-    with pytest.raises(jitbpf.BpfEngineError, match="instruction 0: kfunc call to BTF id 77 has no name"):
-        build("call runtime 77\nexit", "llvm")
+# --------------------------------------------------------------------------- options
 
 
 def test_bad_options_are_engine_errors():
@@ -278,29 +97,7 @@ def test_bad_options_are_engine_errors():
         build("exit", "llvm", colour="red")
 
 
-# --------------------------------------------------------------------------- memory
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_stack_is_zeroed_and_escapes_to_helpers(engine):
-    """The helper reads the 8 bytes at r10-16 (77); r10-24 was never written: 0."""
-    text = """mov %r1, %r10
-sub %r1, 16
-stdw [%r10-16], 77
-call 1004
-ldxdw %r2, [%r10-24]
-add %r0, %r2
-exit"""
-    fn = build(text, engine, lambda rt: rt.helpers.register(1004, "peek", lambda rt, p, *_: rt.memory.load(p, 8)))
-    assert fn.run().r0 == 77
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_unaligned_loads_and_stores(engine):
-    text = "ldxdw %r0, [%r1+1]\nstxdw [%r1+9], %r0\nexit"
-    mem = bytes(range(1, 18))
-    res = build(text, engine).run(mem, check=True)
-    assert res.r0 == int.from_bytes(mem[1:9], "little")
-    assert res.memory[9:17] == mem[1:9]
+# --------------------------------------------------------------------------- memory, objects, cache
 
 
 @pytest.mark.parametrize("opt", [0, 2])
@@ -433,26 +230,6 @@ def test_object_cache_forgets_the_least_recently_used():
     cache.put(("c",), (b"C", None))
     assert cache.get(("b",)) is None and cache.get(("a",)) and cache.get(("c",))
     assert len(cache) == 2
-
-
-@pytest.mark.parametrize("engine", LLVM_ENGINES)
-def test_ld_abs_and_ld_ind(engine):
-    """Big-endian loads from the socket buffer registered for r6; out of bounds ends the
-    program with r0 = 0."""
-    packet = HostBuffer(16, bytes(range(0x10, 0x20)))
-    ctx = HostBuffer(8)
-
-    def run(text):
-        fn = build(text, engine)
-        rt = fn.program.runtime
-        rt.skb_packets[ctx.address] = (packet.address, 16)
-        with rt.mapped(Region.of("packet", packet), Region.of("ctx", ctx)):
-            return fn(ctx.address)
-    # ldabsh 2 = 0x1213; ldindw r7 + 4 with r7 = 8 -> bytes 12..15 = 0x1c1d1e1f; r1 unchanged.
-    assert run("mov %r6, %r1\nldabsh 2\nmov %r8, %r0\nmov %r7, 8\nldindw %r7, 4\nadd %r0, %r8\n"
-               "sub %r1, %r6\nadd %r0, %r1\nexit") == 0x1213 + 0x1C1D1E1F
-    assert run("mov %r6, %r1\nmov %r0, 9\nldabsw 13\nmov %r0, 7\nexit") == 0
-    assert run("mov %r6, %r1\nmov %r7, -1\nldindb %r7, 0\nmov %r0, 7\nexit") == 0
 
 
 # --------------------------------------------------------------------------- property

@@ -158,12 +158,12 @@ class Twin:
         writes them, so the kernel's positions are ours minus a fixed ``ring_delta``;
         what our user consumed, the kernel's consumer skips too."""
         m = self.ours
-        consumer, producer = self._ring_positions()
+        _consumer, producer = self._ring_positions()
         if self.ring_delta is None or m.producer - self.ring_delta != producer:
             if m.producer != m.consumer:
                 raise BpfEngineError(f"kernel: ring buffer '{m.name}' holds {m.producer - m.consumer} bytes of "
                                      "records the kernel did not write (drain it before a kernel run)")
-            self.ring_delta, consumer = m.producer - producer, producer
+            self.ring_delta = m.producer - producer
         self._ring[0][:8] = (m.consumer - self.ring_delta).to_bytes(8, "little")
 
     def _ring_pull(self) -> None:

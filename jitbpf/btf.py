@@ -119,6 +119,14 @@ def _header(data: bytes, what: str, min_len: int) -> tuple:
     return version, flags, hdr_len
 
 
+def _string(strings: bytes, off: int, what: str) -> str:
+    """The NUL-terminated string at ``off`` of a BTF string section."""
+    end = strings.find(b"\0", off)
+    if off >= len(strings) or end < 0:
+        raise BpfLoadError(f"{what}: string offset {off} out of range or not NUL-terminated")
+    return strings[off:end].decode("utf-8", "replace")
+
+
 def parse_btf(data: bytes) -> Btf:
     """Parse a ``.BTF`` section."""
     _, _, hdr_len = _header(data, ".BTF", 24)
@@ -129,9 +137,7 @@ def parse_btf(data: bytes) -> Btf:
     strings = data[base + str_off:base + str_off + str_len]
 
     def string(off: int) -> str:
-        if off >= len(strings):
-            raise BpfLoadError(f".BTF: string offset {off} out of range")
-        return strings[off:strings.index(b"\0", off)].decode("utf-8", "replace")
+        return _string(strings, off, ".BTF")
 
     types = [BtfType(0, "void", "")]
     pos, end = base + type_off, base + type_off + type_len
@@ -207,9 +213,7 @@ def parse_btf_ext(data: bytes, btf: Btf) -> BtfExt:
     ext = BtfExt()
 
     def string(off: int) -> str:
-        if off >= len(btf.strings):
-            raise BpfLoadError(f".BTF.ext: string offset {off} out of range")
-        return btf.strings[off:btf.strings.index(b"\0", off)].decode("utf-8", "replace")
+        return _string(btf.strings, off, ".BTF.ext")
 
     def records(off: int, length: int, min_size: int, what: str):
         if not length:

@@ -44,6 +44,7 @@ from typing import Any
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from . import isa
 from .btf import Btf, BtfExt, parse_btf, parse_btf_ext
@@ -143,6 +144,10 @@ class _Loader:
         if self.elf.elfclass != 64 or not self.elf.little_endian:
             raise BpfLoadError("only 64-bit little-endian BPF objects are supported")
         self.secs = list(self.elf.iter_sections())
+        for i, s in enumerate(self.secs):             # pyelftools would fail on these with a crash
+            if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > len(data):
+                raise self.error(i, None, f"{s['sh_size']} bytes at file offset {s['sh_offset']} run past "
+                                          f"the end of the {len(data)}-byte file")
         self.code: dict[int, list[Insn]] = {}
         self.map_at: dict[tuple[int, int], int] = {}       # (section, offset) -> map index
         self.data_maps: dict[int, int] = {}                # data section index -> map index
@@ -196,7 +201,7 @@ class _Loader:
     # ---------------------------------------------------------------- symbols, BTF
     def _symbols(self) -> list[Symbol]:
         symtab = self.elf.get_section_by_name(".symtab")
-        if symtab is None:
+        if not isinstance(symtab, SymbolTableSection):
             raise BpfLoadError("the object has no symbol table (.symtab)")
         out = []
         for sym in symtab.iter_symbols():
@@ -348,8 +353,10 @@ class _Loader:
         if tname.startswith(_IGNORED_RELOC_TARGETS):
             return
         for rel in rel_sec.iter_relocations():
-            sym = self.symbols[rel["r_info_sym"]]
             off, rtype = rel["r_offset"], rel["r_info_type"]
+            if not 0 <= rel["r_info_sym"] < len(self.symbols):
+                raise self.error(tname, off, f"relocation against symbol {rel['r_info_sym']}, which does not exist")
+            sym = self.symbols[rel["r_info_sym"]]
             self.obj.relocations.append(Relocation(tname, off, rtype, sym.name,
                                                    None if sym.shndx is None else self.name(sym.shndx), sym.value))
             if target in self.code:

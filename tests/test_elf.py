@@ -150,7 +150,18 @@ def test_damaged_objects(tmp_path):
     rel = obj.sections[".relxdp"]
     offset = good.index(rel.data)
     cases["reloc"] = good[:offset + 8] + struct.pack("<I", 7) + good[offset + 12:]
-    messages = {"truncated": "damaged ELF", "x86": "not BPF", "reloc": "section 'xdp' offset .*unsupported relocation 7"}
+    cases["symbol"] = good[:offset + 12] + struct.pack("<I", 9999) + good[offset + 16:]
+    # section headers: e_shoff at 0x28, 64 bytes each; sh_type at +4, sh_size at +32
+    shoff = struct.unpack_from("<Q", good, 0x28)[0]
+    xdp, symtab = obj.sections["xdp"].index, obj.sections[".symtab"].index
+    at = shoff + 64 * xdp + 32
+    cases["size"] = good[:at] + struct.pack("<Q", 1 << 62) + good[at + 8:]
+    at = shoff + 64 * symtab + 4
+    cases["symtab"] = good[:at] + struct.pack("<I", 1) + good[at + 4:]          # SHT_PROGBITS
+    messages = {"truncated": "damaged ELF", "x86": "not BPF", "reloc": "section 'xdp' offset .*unsupported relocation 7",
+                "symbol": "section 'xdp' offset .*symbol 9999, which does not exist",
+                "size": "section 'xdp': 4611686018427387904 bytes at file offset 64 run past the end",
+                "symtab": "no symbol table"}
     for what, data in cases.items():
         path = tmp_path / f"{what}.o"
         path.write_bytes(data)
@@ -167,3 +178,10 @@ def test_btf_errors():
     btf = parse_btf(data)
     with pytest.raises(jitbpf.BpfLoadError, match="too short"):
         parse_btf_ext(b"\x9f\xeb\x01", btf)
+    # one int type named by string offset 1, in a string section "\0int" without its final NUL
+    strings = b"\0int"
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32)
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    with pytest.raises(jitbpf.BpfLoadError, match="string offset 1 out of range or not NUL-terminated"):
+        parse_btf(header + types + strings)
+    assert parse_btf(header[:-4] + struct.pack("<I", 5) + types + strings + b"\0").get(1).name == "int"

@@ -352,6 +352,9 @@ def test_bad_map_definitions_are_clear_errors():
         M.create(rt, "x", "array", 8, 4, 4)
     with pytest.raises(M.BpfMapError, match="unknown map type"):
         M.create(rt, "x", "nonsense", 4, 4, 4)
+    with pytest.raises(M.BpfMapError, match="cannot allocate") as err:     # 2**64 bytes
+        M.create(rt, "x", "array", 4, 8, 1 << 61)
+    assert err.value.errno == M.ENOMEM
     with pytest.raises(jitbpf.BpfRuntimeError, match="not a map"):
         rt.map_at(0x1234)
     h = new("hash")

@@ -108,7 +108,10 @@ class Map:
         self.stride = self.value_stride = round8(value_size)
         self._setup()
         size = self._data_size()
-        self.buffer = HostBuffer(HEADER_SIZE + size)
+        try:
+            self.buffer = HostBuffer(HEADER_SIZE + size)
+        except (OSError, OverflowError) as e:            # e.g. max_entries from a damaged object
+            self._fail(f"cannot allocate {size} bytes of storage ({e})", ENOMEM)
         self.data = self.buffer.address + HEADER_SIZE
         self.view = self.buffer.view[HEADER_SIZE:]   # the storage (BPF_F_MMAPABLE analogue)
         header = b"".join(v.to_bytes(4, "little") for v in (self.map_type, key_size, value_size, max_entries))

@@ -91,13 +91,19 @@ def udp(dport: int, payload: bytes = b"hello", sport: int = 5353) -> bytes:
 SYN, ACK = 0x02, 0x10
 
 
+def frames(engine, packets):
+    """The packets an engine can be given: BPF_PROG_TEST_RUN refuses XDP frames shorter
+    than an Ethernet header, so the kernel engine runs the others only."""
+    return [p for p in packets if engine != "kernel" or len(p) >= 14]
+
+
 # ----------------------------------------------------------------------------- cases
 
 def case_xdp_parse(engine):
     """Verdicts and counters from an independent parse of each packet."""
-    packets = [eth(ipv4(6, tcp(80, SYN))), eth(ipv4(6, tcp(80, ACK))), eth(ipv4(6, tcp(23, ACK))),
+    packets = frames(engine, [eth(ipv4(6, tcp(80, SYN))), eth(ipv4(6, tcp(80, ACK))), eth(ipv4(6, tcp(23, ACK))),
                eth(ipv4(17, udp(53))), eth(b"\x00" * 28, 0x0806), eth(b"")[:10],
-               eth(ipv4(6, tcp(443, SYN), options=b"\x01\x01\x01\x00")), eth(ipv4(6, tcp(80, SYN))[:30])]
+               eth(ipv4(6, tcp(443, SYN), options=b"\x01\x01\x01\x00")), eth(ipv4(6, tcp(80, SYN))[:30])])
     obj = load("xdp_parse")
     protos: dict[int, int] = {}
     ports: dict[int, int] = {}
@@ -465,9 +471,9 @@ def case_xdp_adjust(engine):
     pkt = eth(ipv4(17, udp(7, b"payload!")))
     res = run(obj, engine, packet=pkt)
     assert (res.r0, res.memory) == (XDP_TX, b"TAG!" + pkt[:-2])
-    short = bytes(range(10))
-    res = run(obj, engine, packet=short)          # trimming would leave less than an Ethernet header
-    assert (res.r0, res.memory) == (XDP_ABORTED, b"TAG!" + short)
+    for short in frames(engine, [bytes(range(10))]):
+        res = run(obj, engine, packet=short)      # trimming would leave less than an Ethernet header
+        assert (res.r0, res.memory) == (XDP_ABORTED, b"TAG!" + short)
 
 
 CASES = {name[5:]: f for name, f in sorted(globals().items()) if name.startswith("case_")}

@@ -642,9 +642,6 @@ KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str | None]] = {
     # probe_read_kernel of address 16: Linux says -ERANGE (user address), interp -EFAULT;
     # comm, clocks and random numbers differ by nature
     "helpers_misc": (jitbpf.BpfMismatchError, "memory after the run differs"),
-    # the case also sends a 10-byte frame, which BPF_PROG_TEST_RUN refuses
-    "xdp_adjust": (jitbpf.BpfEngineError, "at least 14 bytes"),
-    "xdp_parse": (jitbpf.BpfEngineError, "at least 14 bytes"),
     # bpf_printk lines go to the kernel's trace buffer, not Result.trace (which stays empty)
     "globals": (AssertionError, r"assert \[\] == \['index"),
 }

@@ -1,5 +1,5 @@
 """The direct JITs (backends/x86_64.py, backends/arm64.py) on all three of their engines:
-the conformance suite with and without constant blinding, code shape (stack alignment,
+the conformance suite plain, with constant blinding and with bounds checks, code shape (stack alignment,
 offset forms), the options (blinding, bounds checks), arm64 branches beyond +-1 MiB, and
 random programs cross-checked against the interpreter. The run-time semantics shared by
 every engine are in test_engines.py."""
@@ -26,13 +26,14 @@ ENGINES = ["direct", "direct-arm64", "direct-x86_64@unicorn"]
 TESTS = conformance_files(CONFORMANCE_TESTS)
 
 
-@pytest.mark.parametrize("blind", [False, True], ids=["plain", "blinded"])
+@pytest.mark.parametrize("options", [{}, {"blind": True}, {"bounds_check": True}],
+                         ids=["plain", "blinded", "bounds-checked"])
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", TESTS, ids=lambda p: p.stem)
-def test_conformance(path, engine, blind):
+def test_conformance(path, engine, options):
     test = load_test(path)
     insns = test.program()
-    result = jitbpf.from_insns(insns, test.name).program().compile(engine, blind=blind).run(test.mem)
+    result = jitbpf.from_insns(insns, test.name).program().compile(engine, **options).run(test.mem)
     assert result.r0 == test.result
 
 

@@ -151,7 +151,7 @@ def case_percpu(engine):
     obj = load("percpu")
     rt = obj.runtime
     per_cpu = [0] * rt.num_cpus
-    for cpu, add in ((0, 5), (2, 7), (0, 1)):
+    for cpu, add in ((0, 5), (1, 7), (0, 1)):      # CPUs 0 and 1: the kernel engine needs real ones
         rt.cpu = cpu
         res = run(obj, engine, ctx=struct.pack("<IIQ", add, 99, 0))
         per_cpu[cpu] += add
@@ -159,7 +159,7 @@ def case_percpu(engine):
         assert struct.unpack("<IIQ", res.memory) == (add, cpu, sum(per_cpu))
     assert [u64(v) for v in obj.maps["pcpu_arr"].lookup_percpu(1)] == per_cpu
     hashed = obj.maps["pcpu_hash"]
-    for cpu in (0, 2):
+    for cpu in (0, 1):
         want = [per_cpu[cpu] if c == cpu else 0 for c in range(rt.num_cpus)]
         assert [int.from_bytes(v, "little") for v in hashed.lookup_percpu(cpu)] == want
     assert len(hashed) == 2

@@ -39,8 +39,8 @@ from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, STAC
 
 REGS = ("x7", "x0", "x1", "x2", "x3", "x4", "x19", "x20", "x21", "x22", "x25")
 FRAME = 112
-SPILL = ("stp x0, x1, [sp, #64]", "stp x2, x3, [sp, #80]", "str x4, [sp, #96]")
-RELOAD = ("ldp x0, x1, [sp, #64]", "ldp x2, x3, [sp, #80]", "ldr x4, [sp, #96]")
+SAVE_ARGS = ("stp x0, x1, [sp, #64]", "stp x2, x3, [sp, #80]", "str x4, [sp, #96]")
+RESTORE_ARGS = ("ldp x0, x1, [sp, #64]", "ldp x2, x3, [sp, #80]", "ldr x4, [sp, #96]")
 COND = {"jeq": "eq", "jne": "ne", "jgt": "hi", "jge": "hs", "jlt": "lo", "jle": "ls",
         "jsgt": "gt", "jsge": "ge", "jslt": "lt", "jsle": "le", "jset": "ne"}
 LOGICAL = {"and": "and", "or": "orr", "xor": "eor"}
@@ -155,23 +155,14 @@ class Arm64Emitter(Emitter):
         self.emit("add x10, x9, #1", "str x10, [x26]", f"add x25, x26, #{STACK_TOP >> 12}, lsl #12",
                   "sub x25, x25, x9, lsl #9")
 
-    def routines(self) -> None:
+    def exits(self) -> None:
         self.emit("K_unwind:", "mov x7, #0",
                   "K_epilogue:", "ldr x9, [x26]", "sub x9, x9, #1", "str x9, [x26]",
                   "ldp x25, x26, [sp, #48]", "ldp x21, x22, [sp, #32]", "ldp x19, x20, [sp, #16]",
-                  f"ldp x29, x30, [sp], #{FRAME}", "ret", "K_fail:")
-        self.call_external(abi.TRAP)
-        self.emit("b K_unwind")
-        if self.options.bounds_check:
-            self.check_routine()
-        if self.uses_callx:
-            self.callx_routine()
+                  f"ldp x29, x30, [sp], #{FRAME}", "ret")
 
     def jump_lines(self, label: str) -> list[str]:
         return [f"b {label}"]
-
-    def jump(self, label: str) -> None:
-        self.emit(f"b {label}")
 
     def budget_tick(self, error: str) -> list:
         return [f"ldr x9, [x26, #{CTRL_BUDGET}]", "subs x9, x9, #1", f"str x9, [x26, #{CTRL_BUDGET}]",
@@ -181,12 +172,16 @@ class Arm64Emitter(Emitter):
         value_lines = [f"mov x2, {value}"] if isinstance(value, str) else imm_lines("x2", value)
         return [*value_lines, *imm_lines("x0", code), *imm_lines("x1", pc), "b K_fail"]
 
-    def unwind_check(self) -> None:
+    def load_unwind_flag(self) -> None:
+        """x16 = the abi.UNWIND cell's value (its address through the linker's GOT)."""
         self.reloc("got_page", abi.UNWIND)
         self.word(ADRP | 16)
         self.reloc("got_lo12", abi.UNWIND)
         self.word(LDR_X16_X16)
         self.emit("ldr x16, [x16]")
+
+    def unwind_check(self) -> None:
+        self.load_unwind_flag()
         self.bcond("cbnz x16", "K_unwind")
 
     def call_external(self, symbol: str) -> None:
@@ -194,9 +189,9 @@ class Arm64Emitter(Emitter):
         self.word(BL)
 
     def call_helper(self, symbol: str) -> None:
-        self.emit(*SPILL)
+        self.emit(*SAVE_ARGS)
         self.call_external(symbol)
-        self.emit("mov x7, x0", *RELOAD)
+        self.emit("mov x7, x0", *RESTORE_ARGS)
         self.unwind_check()
 
     def call_local(self, label: str) -> None:
@@ -417,11 +412,8 @@ class Arm64Emitter(Emitter):
         self.call_external(CHECK)
         self.emit("ldp x0, x1, [sp, #16]", "ldp x2, x3, [sp, #32]", "ldp x4, x7, [sp, #48]",
                   "ldp x11, x13, [sp, #64]", "ldp x29, x30, [sp], #80")
-        self.reloc("got_page", abi.UNWIND)
-        self.word(ADRP | 16)
-        self.reloc("got_lo12", abi.UNWIND)
-        self.word(LDR_X16_X16)
-        self.emit("ldr x16, [x16]", "cbz x16, K_check_ok", "b K_unwind")
+        self.load_unwind_flag()
+        self.emit("cbz x16, K_check_ok", "b K_unwind")
 
     def packet_load(self, pc: int, size: int, src: str | None, insn) -> None:
         """LD_ABS / LD_IND through the runtime (abi.LOAD_PACKET); r1-r5 survive it."""
@@ -433,9 +425,9 @@ class Arm64Emitter(Emitter):
         if src is not None:                                 # 32-bit sum, sign-extended
             self.emit(f"add w9, {sized(src, 32)}, w13", "sxtw x9, w9")
             offset = "x9"
-        self.emit(*SPILL, f"mov x1, {offset}", "mov x0, x19", *imm_lines("x2", size), *imm_lines("x3", pc))
+        self.emit(*SAVE_ARGS, f"mov x1, {offset}", "mov x0, x19", *imm_lines("x2", size), *imm_lines("x3", pc))
         self.call_external(abi.LOAD_PACKET)
-        self.emit("mov x7, x0", *RELOAD)
+        self.emit("mov x7, x0", *RESTORE_ARGS)
         self.unwind_check()
 
     # ------------------------------------------------------------------ layout

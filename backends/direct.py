@@ -73,8 +73,7 @@ def _check_access(rt, ctrl: int, address: int, info: int, *_: int) -> int:
     of the run. Accept it if a region registered since covers it (the executors' own stacks
     excepted), else raise the interpreter's error for it."""
     program = _live.get(ctrl)
-    excluded = program.executor_regions() if program is not None else ()
-    visible = AddressSpace([r for r in rt.memory.regions if all(r is not x for x in excluded)])
+    visible = AddressSpace(program.program_regions() if program is not None else rt.memory.regions)
     visible._region(address, (info >> 1) & 0x7F, bool(info & 1), info >> 8)   # raises if invalid
     return 0
 
@@ -298,14 +297,26 @@ class Emitter:
     def check_info(self, pc: int, size: int, write: bool) -> int:
         return (pc << 8) | (size << 1) | int(write)
 
-    def routines(self) -> None:
-        """Shared code after the functions: epilogue, unwind and trap exits, and the
-        bounds check and callx dispatch when used."""
-        raise NotImplementedError
+    def jump(self, label: str) -> None:
+        self.emit(*self.jump_lines(label))
 
-    # Target hooks (documented in the subclasses): reg, prologue, jump, jump_lines, load_imm,
-    # blinded_load, budget_tick, trap_lines, call_local, call_helper, callx, function_address,
-    # packet_load, op_alu, op_end, op_jcond, op_ldx, op_st, op_stx, op_atomic.
+    def routines(self) -> None:
+        """Shared code after the functions: the exits (``K_unwind``, ``K_epilogue``), the trap
+        exit ``K_fail`` that reports through abi.TRAP and unwinds, and the bounds check and
+        callx dispatch when used."""
+        self.exits()
+        self.label("K_fail")
+        self.call_external(abi.TRAP)
+        self.jump("K_unwind")
+        if self.options.bounds_check:
+            self.check_routine()
+        if self.uses_callx:
+            self.callx_routine()
+
+    # Target hooks (documented in the subclasses): reg, prologue, exits, jump_lines, load_imm,
+    # blinded_load, budget_tick, trap_lines, call_external, call_local, call_helper, callx,
+    # callx_routine, check_routine, function_address, packet_load, op_alu, op_end, op_jcond,
+    # op_ldx, op_st, op_stx, op_atomic.
 
 
 _assemblers: dict[tuple[int, int], Any] = {}
@@ -354,18 +365,18 @@ class DirectProgram:
         _live[ctrl.address] = self
         weakref.finalize(self, _live.pop, ctrl.address, None)
 
-    def executor_regions(self) -> tuple[Region, ...]:
-        """Regions the executor adds for itself (its own stacks): never valid for the program."""
+    def program_regions(self) -> list[Region]:
+        """The runtime's regions without those the executor adds for itself (its own
+        stacks), which are never valid for the program."""
         own = getattr(self.code, "stack_region", None)
-        if own is not None:
-            return (own,)
-        from .native import thread_stack_region
-        return (thread_stack_region(),)
+        if own is None:
+            from .native import thread_stack_region
+            own = thread_stack_region()
+        return [r for r in self.rt.memory.regions if r is not own]
 
     def _fill_table(self) -> None:
         view = self.ctrl.view
-        excluded = self.executor_regions()
-        regions = [r for r in self.rt.memory.regions if all(r is not x for x in excluded)][:TABLE_ENTRIES]
+        regions = self.program_regions()[:TABLE_ENTRIES]
         struct.pack_into("<Q", view, CTRL_COUNT, len(regions))
         for i, r in enumerate(regions):
             struct.pack_into("<QQQ", view, CTRL_TABLE + ENTRY_SIZE * i, r.address, r.end, int(r.writable))

@@ -44,6 +44,8 @@ CC = {"jeq": "e", "jne": "ne", "jgt": "a", "jge": "ae", "jlt": "b", "jle": "be",
       "jsgt": "g", "jsge": "ge", "jslt": "l", "jsle": "le", "jset": "ne"}
 SHIFTS = {"lsh": "shl", "rsh": "shr", "arsh": "sar"}
 SPILL = 40                      # r1-r5 around helper calls
+SAVE_ARGS = tuple(f"mov qword ptr [rsp + {8 * i}], {r}" for i, r in enumerate(ARGS))
+RESTORE_ARGS = tuple(f"mov {r}, qword ptr [rsp + {8 * i}]" for i, r in enumerate(ARGS))
 NUMBERS = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7,
            **{f"r{i}": i for i in range(8, 16)}}
 
@@ -101,23 +103,13 @@ class X86Emitter(Emitter):
                   "lea r9, [r11 + 1]", "mov qword ptr [r12], r9",
                   "shl r11, 9", f"lea rbp, [r12 + {STACK_TOP}]", "sub rbp, r11")
 
-    def routines(self) -> None:
+    def exits(self) -> None:
         self.emit("K_unwind:", "xor eax, eax",
                   "K_epilogue:", "dec qword ptr [r12]", f"add rsp, {SPILL}",
-                  "pop r12", "pop r15", "pop r14", "pop r13", "pop rbx", "pop rbp", "ret",
-                  "K_fail:")
-        self.call_external(abi.TRAP)
-        self.emit("jmp K_unwind")
-        if self.options.bounds_check:
-            self.check_routine()
-        if self.uses_callx:
-            self.callx_routine()
+                  "pop r12", "pop r15", "pop r14", "pop r13", "pop rbx", "pop rbp", "ret")
 
     def jump_lines(self, label: str) -> list[str]:
         return [f"jmp {label}"]
-
-    def jump(self, label: str) -> None:
-        self.emit(f"jmp {label}")
 
     def budget_tick(self, error: str) -> list[str]:
         return [f"dec qword ptr [r12 + {CTRL_BUDGET}]", f"js {error}"]
@@ -126,18 +118,23 @@ class X86Emitter(Emitter):
         value_lines = [f"mov rdx, {value}"] if isinstance(value, str) else self.imm_lines("rdx", value)
         return [*value_lines, f"mov edi, {code}", f"mov esi, {pc}", "jmp K_fail"]
 
-    def unwind_check(self) -> None:
+    def load_unwind_cell(self, reg: str) -> None:
+        """``reg`` = the address of the abi.UNWIND cell (through the linker's GOT)."""
         self.reloc("gotpcrel", abi.UNWIND, -4, 3)
-        self.emit(_rip_load("r11"), "cmp qword ptr [r11], 0", "jne K_unwind")
+        self.emit(_rip_load(reg))
+
+    def unwind_check(self) -> None:
+        self.load_unwind_cell("r11")
+        self.emit("cmp qword ptr [r11], 0", "jne K_unwind")
 
     def call_external(self, symbol: str) -> None:
         self.reloc("plt32", symbol, -4, 1)
         self.emit(".byte 0xe8, 0, 0, 0, 0")
 
     def call_helper(self, symbol: str) -> None:
-        self.emit(*(f"mov qword ptr [rsp + {8 * i}], {r}" for i, r in enumerate(ARGS)))
+        self.emit(*SAVE_ARGS)
         self.call_external(symbol)
-        self.emit(*(f"mov {r}, qword ptr [rsp + {8 * i}]" for i, r in enumerate(ARGS)))
+        self.emit(*RESTORE_ARGS)
         self.unwind_check()
 
     def call_local(self, label: str) -> None:
@@ -353,8 +350,8 @@ class X86Emitter(Emitter):
                   "mov rdi, r12", "mov rsi, r11", "mov rdx, r9")
         self.call_external(CHECK)
         self.emit("add rsp, 8", "pop r11", "pop r10", "pop r8", "pop rsi", "pop rdi")
-        self.reloc("gotpcrel", abi.UNWIND, -4, 3)
-        self.emit(_rip_load("rdx"), "cmp qword ptr [rdx], 0", "je K_check_ok",
+        self.load_unwind_cell("rdx")
+        self.emit("cmp qword ptr [rdx], 0", "je K_check_ok",
                   "add rsp, 32", "jmp K_unwind")
 
     def packet_load(self, pc: int, size: int, src: str | None, insn) -> None:
@@ -368,10 +365,9 @@ class X86Emitter(Emitter):
         else:
             self.emit(f"mov r11, {src}", f"add r11, {imm}", "movsxd r11, r11d")   # 32-bit sum, sign-extended
             offset = "r11"
-        self.emit(*(f"mov qword ptr [rsp + {8 * i}], {r}" for i, r in enumerate(ARGS)))
-        self.emit(f"mov rsi, {offset}", "mov rdi, rbx", f"mov edx, {size}", f"mov ecx, {pc}")
+        self.emit(*SAVE_ARGS, f"mov rsi, {offset}", "mov rdi, rbx", f"mov edx, {size}", f"mov ecx, {pc}")
         self.call_external(abi.LOAD_PACKET)
-        self.emit(*(f"mov {r}, qword ptr [rsp + {8 * i}]" for i, r in enumerate(ARGS)))
+        self.emit(*RESTORE_ARGS)
         self.unwind_check()
 
 

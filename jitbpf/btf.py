@@ -24,8 +24,10 @@ CORE_KINDS = {0: "field_byte_offset", 1: "field_byte_size", 2: "field_exists", 3
               4: "field_lshift_u64", 5: "field_rshift_u64", 6: "type_id_local", 7: "type_id_target",
               8: "type_exists", 9: "type_size", 10: "enumval_exists", 11: "enumval_value", 12: "type_matches"}
 #: bytes of kind-specific data after the 12-byte btf_type: (fixed, per vlen entry)
-_EXTRA = {"int": (4, 0), "array": (12, 0), "struct": (0, 12), "union": (0, 12), "enum": (0, 8),
+KIND_LAYOUT = {"int": (4, 0), "array": (12, 0), "struct": (0, 12), "union": (0, 12), "enum": (0, 8),
           "func_proto": (0, 8), "var": (4, 0), "datasec": (0, 12), "decl_tag": (4, 0), "enum64": (0, 12)}
+#: kinds whose size_type word is a size in bytes (the others reference a type)
+SIZED_KINDS = frozenset({"int", "struct", "union", "enum", "enum64", "float", "datasec"})
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Btf:
 
     def size_of(self, type_id: int) -> int:
         t = self.resolve(type_id)
-        if t.kind in ("int", "struct", "union", "enum", "enum64", "float", "datasec"):
+        if t.kind in SIZED_KINDS:
             return t.size
         if t.kind == "ptr":
             return 8
@@ -106,17 +108,18 @@ class Btf:
         return out
 
 
-def _header(data: bytes, what: str, min_len: int) -> tuple:
+def _header(data: bytes, what: str, min_len: int) -> int:
+    """Check the common BTF / BTF.ext header; returns its length."""
     if len(data) < min_len:
         raise BpfLoadError(f"{what}: {len(data)} bytes is too short for its header")
-    magic, version, flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+    magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
     if magic != BTF_MAGIC:
         if magic == 0x9FEB:
             raise BpfLoadError(f"{what}: big-endian BTF is not supported")
         raise BpfLoadError(f"{what}: bad magic 0x{magic:04x}")
     if version != 1:
         raise BpfLoadError(f"{what}: unsupported version {version}")
-    return version, flags, hdr_len
+    return hdr_len
 
 
 def _string(strings: bytes, off: int, what: str) -> str:
@@ -129,7 +132,7 @@ def _string(strings: bytes, off: int, what: str) -> str:
 
 def parse_btf(data: bytes) -> Btf:
     """Parse a ``.BTF`` section."""
-    _, _, hdr_len = _header(data, ".BTF", 24)
+    hdr_len = _header(data, ".BTF", 24)
     type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
     base = hdr_len
     if base + max(type_off + type_len, str_off + str_len) > len(data):
@@ -148,11 +151,11 @@ def parse_btf(data: bytes) -> Btf:
             raise BpfLoadError(f".BTF: unknown kind {(info >> 24) & 0x1F} at offset {pos - base - type_off}")
         vlen = info & 0xFFFF
         t = BtfType(len(types), kind, string(name_off), vlen=vlen, kind_flag=bool(info >> 31))
-        if kind in ("int", "struct", "union", "enum", "enum64", "float", "datasec"):
+        if kind in SIZED_KINDS:
             t.size = size_type
         else:
             t.type = size_type
-        fixed, each = _EXTRA.get(kind, (0, 0))
+        fixed, each = KIND_LAYOUT.get(kind, (0, 0))
         p = pos + 12
         if p + fixed + each * vlen > end:
             raise BpfLoadError(f".BTF: type {t.id} runs past the type section")
@@ -207,7 +210,7 @@ class BtfExt:
 
 def parse_btf_ext(data: bytes, btf: Btf) -> BtfExt:
     """Parse a ``.BTF.ext`` section (strings live in ``btf``)."""
-    _, _, hdr_len = _header(data, ".BTF.ext", 24)
+    hdr_len = _header(data, ".BTF.ext", 24)
     offsets = struct.unpack_from("<IIII", data, 8)
     core = struct.unpack_from("<II", data, 24) if hdr_len >= 32 and len(data) >= 32 else (0, 0)
     ext = BtfExt()

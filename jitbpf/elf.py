@@ -30,8 +30,8 @@ What is understood, as libbpf does it:
 
 After loading, lddw map references are ``Pseudo.MAP_IDX`` / ``MAP_IDX_VALUE`` with
 imm = index into ``Object.map_list``. The original sections, symbols and
-relocations stay on the Object (``sections``, ``relocations``) for the kernel
-engine. Anything else raises :class:`BpfLoadError` naming the section and offset.
+relocations stay on the Object (``sections``, ``symbols``, ``relocations``) for the
+kernel engine. Anything else raises :class:`BpfLoadError` naming the section and offset.
 """
 
 from __future__ import annotations
@@ -125,7 +125,11 @@ class Function:
 def load_elf(path: str | bytes | os.PathLike, runtime=None):
     """Load a BPF ELF object from a path (or its bytes)."""
     from .program import Object
-    data = path if isinstance(path, bytes) else open(path, "rb").read()
+    if isinstance(path, bytes):
+        data = path
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
     obj = Object(runtime, None if isinstance(path, bytes) else str(path))
     try:
         _Loader(data, obj).load()
@@ -170,7 +174,7 @@ class _Loader:
     # ---------------------------------------------------------------- main
     def load(self) -> None:
         obj = self.obj
-        self.symbols = self._symbols()
+        self.symbols = obj.symbols = self._symbols()
         for i, s in enumerate(self.secs):
             obj.sections[s.name] = SectionInfo(i, s.name, s["sh_type"], s["sh_flags"], s["sh_size"],
                                                b"" if s["sh_type"] == "SHT_NOBITS" else s.data())

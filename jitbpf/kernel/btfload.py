@@ -13,67 +13,36 @@ from __future__ import annotations
 import os
 import struct
 
+from ..btf import KIND_LAYOUT
 from . import syscall as sc
-
-_KIND_DATASEC = 15
-#: kind -> (extra bytes after the 12-byte header, bytes per vlen member)
-_LAYOUT = {1: (4, 0), 2: (0, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 7: (0, 0), 8: (0, 0),
-           9: (0, 0), 10: (0, 0), 11: (0, 0), 12: (0, 0), 13: (0, 8), 14: (4, 0), 15: (0, 12),
-           16: (0, 0), 17: (4, 0), 18: (0, 0), 19: (0, 12)}
 
 
 def _symbol_values(obj) -> dict[tuple[str, str], int]:
     """(section name, symbol name) -> value, from the object's ELF symbol table."""
-    symbols = getattr(obj, "symbols", None)
-    if symbols is None and obj.path:
-        from elftools.elf.elffile import ELFFile
-        with open(obj.path, "rb") as f:
-            elf = ELFFile(f)
-            names = [s.name for s in elf.iter_sections()]
-            tab = elf.get_section_by_name(".symtab")
-            return {(names[s["st_shndx"]], s.name): s["st_value"] for s in (tab.iter_symbols() if tab else ())
-                    if isinstance(s["st_shndx"], int) and 0 < s["st_shndx"] < len(names)}
-    out = {}
-    for s in symbols or ():
-        if s.shndx is not None:
-            section = next((n for n, info in obj.sections.items() if info.index == s.shndx), None)
-            if section is not None:
-                out[(section, s.name)] = s.value
-    return out
+    names = {info.index: name for name, info in obj.sections.items()}
+    return {(names[s.shndx], s.name): s.value for s in getattr(obj, "symbols", ()) if s.shndx in names}
 
 
 def patched_btf(obj) -> bytes:
-    """The object's raw .BTF with DATASEC sizes and variable offsets filled in."""
+    """The object's raw .BTF with DATASEC sizes and variable offsets filled in
+    (types walked as ``obj.btf`` parsed them, positions by the fixed layout of each kind)."""
     raw = bytearray(obj.sections[".BTF"].data)
-    _magic, _version, _flags, hdr_len, type_off, type_len, str_off, _str_len = struct.unpack_from("<HBBIIIII", raw)
-    strings = hdr_len + str_off
-
-    def name(off: int) -> str:
-        end = raw.index(0, strings + off)
-        return raw[strings + off:end].decode()
-
+    btf = obj.btf
+    hdr_len, type_off = struct.unpack_from("<II", raw, 4)
     symbols = _symbol_values(obj)
-    var_names: dict[int, str] = {}
-    pos, end, type_id = hdr_len + type_off, hdr_len + type_off + type_len, 1
-    while pos < end:
-        name_off, info, _size = struct.unpack_from("<III", raw, pos)
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        extra, per = _LAYOUT[kind]
-        if kind == 14:                                # VAR: remember names for the DATASECs after it
-            var_names[type_id] = name(name_off)
-        if kind == _KIND_DATASEC:
-            section = name(name_off)
-            info_sec = obj.sections.get(section)
-            if info_sec is not None:
-                struct.pack_into("<I", raw, pos + 8, info_sec.size)
-            for i in range(vlen):
-                at = pos + 12 + 12 * i
-                var, offset, _vsize = struct.unpack_from("<III", raw, at)
-                value = symbols.get((section, var_names.get(var, "")))
+    var_names = {t.id: t.name for t in btf.types if t.kind == "var"}
+    pos = hdr_len + type_off
+    for t in btf.types[1:]:
+        if t.kind == "datasec":
+            section = obj.sections.get(t.name)
+            if section is not None:
+                struct.pack_into("<I", raw, pos + 8, section.size)
+            for i, (var, offset, _size) in enumerate(t.members):
+                value = symbols.get((t.name, var_names.get(var, "")))
                 if value is not None and offset == 0:
-                    struct.pack_into("<I", raw, at + 4, value)
-        pos += 12 + extra + per * vlen
-        type_id += 1
+                    struct.pack_into("<I", raw, pos + 12 + 12 * i + 4, value)
+        fixed, each = KIND_LAYOUT.get(t.kind, (0, 0))
+        pos += 12 + fixed + each * t.vlen
     return bytes(raw)
 
 

@@ -17,7 +17,7 @@ programs are wrapped before loading:
   that map value (``lddw map_idx_value``), r2-r5 to the caller's values and r0,
   r6-r9 to zero (as the interpreter does). These run as XDP programs (spin locks and
   every map type allowed) over a dummy 14-byte packet; one kernel program is loaded
-  per memory length and kept. A wrapped program cannot pass its context to a
+  per memory length and r2-r5 values, and kept. A wrapped program cannot pass its context to a
   helper that needs the real one (bpf_tail_call): the verifier says so.
 * ``xdp``, ``tc``, ``socket``, ``cgroup_skb`` and ``raw_tracepoint`` programs run
   natively on their own context: packet and context fields go through data_in /
@@ -47,13 +47,14 @@ from typing import Iterator
 from .. import isa
 from ..errors import BpfEngineError
 from ..isa import Insn, Pseudo
+from ..runtime.context import ETH_HLEN, SK_BUFF_SIZE, SKB
 from . import syscall as sc
 from .rewrite import Spliced, splice
 
 #: The kernel's lddw sources for our map references: everything goes through fd_array.
 _FD_ARRAY_SOURCE = {Pseudo.MAP_FD: Pseudo.MAP_IDX, Pseudo.MAP_IDX: Pseudo.MAP_IDX,
                     Pseudo.MAP_VALUE: Pseudo.MAP_IDX_VALUE, Pseudo.MAP_IDX_VALUE: Pseudo.MAP_IDX_VALUE}
-DUMMY_PACKET = bytes(14)         # the smallest packet an XDP test run takes (ETH_HLEN)
+DUMMY_PACKET = bytes(ETH_HLEN)   # the smallest packet an XDP test run takes
 
 
 def _mov(reg: int, value: int) -> list[Insn]:
@@ -100,11 +101,12 @@ _SKB_TYPES = {"socket_filter", "sched_cls", "cgroup_skb"}
 #: What makes a run depend on the CPU it runs on.
 _CPU_MAPS = {"percpu_array", "percpu_hash", "lru_percpu_hash", "prog_array"}
 _CPU_HELPERS = {8, 153, 154, 195}   # get_smp_processor_id, per_cpu_ptr, this_cpu_ptr, map_lookup_percpu_elem
-#: __sk_buff fields a test run may set (the kernel rejects the others when non-zero).
-_SKB_IN = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4), (176, 4))
-_SKB_OUT = ((8, 4), (32, 4), (48, 20), (152, 8))        # what the kernel reports back
+#: __sk_buff fields (offset, size) the kernel reports back after a test run, and those
+#: a test run may set (the kernel rejects the others when non-zero).
+_SKB_OUT = tuple((SKB[f], n) for f, n in (("mark", 4), ("priority", 4), ("cb", 20), ("tstamp", 8)))
+_SKB_IN = _SKB_OUT + tuple((SKB[f], 4) for f in ("ingress_ifindex", "ifindex", "wire_len", "gso_segs", "gso_size"))
 #: Ethertype -> the smallest packet a socket-buffer test run takes (Ethernet + IP header).
-_SKB_MIN_PACKET = {0x0800: ("IPv4", 14 + 20), 0x86DD: ("IPv6", 14 + 40)}
+_SKB_MIN_PACKET = {0x0800: ("IPv4", ETH_HLEN + 20), 0x86DD: ("IPv6", ETH_HLEN + 40)}
 RAW_TP_MAX_ARGS = 12             # a raw_tracepoint test run takes up to 12 u64 arguments
 
 
@@ -253,8 +255,8 @@ class KernelProgram:
     def _run_xdp(self, r1: int, args: tuple[int, ...]) -> None:
         frame = self.runtime.contexts[r1]
         data, end, meta = frame.pointers()
-        if end - data < 14:
-            raise BpfEngineError(f"kernel: an XDP test run needs a packet of at least 14 bytes "
+        if end - data < ETH_HLEN:
+            raise BpfEngineError(f"kernel: an XDP test run needs a packet of at least {ETH_HLEN} bytes "
                                  f"(an Ethernet header), not {end - data}")
         ingress, queue = struct.unpack_from("<II", frame.ctx.view, 12)
         # the kernel's default frame comes from the loopback device (ifindex 1, queue 0)
@@ -269,14 +271,14 @@ class KernelProgram:
     def _run_skb(self, r1: int, args: tuple[int, ...]) -> None:
         memory = self.runtime.memory
         data, length = self.runtime.skb_packets[r1]
-        head = 14 if self.kernel_type == "socket_filter" else 0       # socket filters start after L2
+        head = ETH_HLEN if self.kernel_type == "socket_filter" else 0       # socket filters start after L2
         packet = memory.read(data - head, length + head)
         proto, need = _SKB_MIN_PACKET.get(int.from_bytes(packet[12:14], "big"), ("", 0))
         if len(packet) < need:
             raise BpfEngineError(f"kernel: a test run needs an {proto} packet of at least {need} bytes "
                                  f"(Ethernet and {proto} headers), not {len(packet)}")
-        ours = memory.read(r1, 192)
-        ctx = bytearray(192)
+        ours = memory.read(r1, SK_BUFF_SIZE)
+        ctx = bytearray(SK_BUFF_SIZE)
         for off, size in _SKB_IN:
             ctx[off:off + size] = ours[off:off + size]
         run = self._test_run(self.load(), data=packet, ctx=bytes(ctx))

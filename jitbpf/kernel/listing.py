@@ -47,11 +47,11 @@ def xlated_text(code: bytes, style: str = "kernel") -> str:
     insns = normalize_xlated(code)
     in_range = all(t is None or 0 <= t < len(insns)
                    for pc, i in enumerate(insns) for t in [isa.jump_target(i, pc)])
-    base, names = _kallsyms() if any(i.opcode == isa.OP_CALL and i.src == 0 for i in insns) else (0, {})
+    base, names = _kallsyms() if any(i.opcode == isa.OP_CALL and i.src == isa.CALL_HELPER for i in insns) else (0, {})
     lines = []
     for pc, text in disassemble(insns, style, labels=in_range):
         insn = insns[pc] if pc >= 0 else None
-        if insn is not None and insn.opcode == isa.OP_CALL and insn.src == 0 and base:
+        if insn is not None and insn.opcode == isa.OP_CALL and insn.src == isa.CALL_HELPER and base:
             name = names.get((base + insn.imm) & isa.MASK64)
             text += f"    ; {name}" if name else ""
         lines.append(text if pc < 0 else f"{pc:5}: {text}")

@@ -8,9 +8,9 @@ copied with one memcpy each way (their layout is the kernel's: element i at
 frozen, as libbpf does, so the verifier may treat its contents as constants.
 Hashes, LPM tries and per-CPU maps go element by element; queues and stacks are
 drained and refilled; ring buffers are kept in step through the kernel ring's mmap
-(records copied byte for byte, our consumer position written to the kernel's); prog arrays hold the kernel fds of the
-programs ours hold. Per-CPU values: kernel CPU c is our CPU c, and programs run
-pinned to the runtime's current CPU.
+(records copied byte for byte, our consumer position written to the kernel's);
+prog arrays hold the kernel fds of the programs ours hold. Per-CPU values: kernel
+CPU c is our CPU c, and programs run pinned to the runtime's current CPU.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import mmap
 import weakref
 
 from ..errors import BpfEngineError
+from ..isa import Pseudo
 from . import syscall as sc
 
 _T = sc.MAP_TYPES
 _ARRAYS = {_T["array"]}
-_PERCPU = {_T["percpu_array"], _T["percpu_hash"], _T["lru_percpu_hash"]}
 _KEYED = {_T["hash"], _T["lru_hash"], _T["lpm_trie"], _T["percpu_hash"], _T["lru_percpu_hash"],
           _T["percpu_array"]}
 _QUEUES = {_T["queue"], _T["stack"]}
-_MAP_SOURCES = (1, 2, 5, 6)            # lddw map_fd, map_value, map_idx, map_idx_value
+_MAP_SOURCES = (Pseudo.MAP_FD, Pseudo.MAP_VALUE, Pseudo.MAP_IDX, Pseudo.MAP_IDX_VALUE)
 _UNSUPPORTED = {
     _T["bloom_filter"]: "the kernel's filter bits use another hash and cannot be copied",
     _T["perf_event_array"]: "perf events are not available to test runs",
@@ -46,8 +46,8 @@ class Twin:
         flags = ours.map_flags | (sc.F_MMAPABLE if t in _ARRAYS else 0)
         self.frozen = bool(t in _ARRAYS and ours.map_flags & sc.F_RDONLY_PROG)
         args = (t, ours.key_size, ours.value_size, ours.max_entries, flags, ours.name)
-        extra = getattr(ours, "map_extra", 0)
-        btf_ids = (getattr(ours, "btf_key_type", 0), getattr(ours, "btf_value_type", 0))
+        extra = ours.map_extra
+        btf_ids = (ours.btf_key_type, ours.btf_value_type)
         if owner.btf.fd and any(btf_ids):
             try:        # with BTF when it has it (spin locks and timers need it), else without
                 self.kernel = sc.create_map(*args, btf_fd=owner.btf.fd, btf_key_type_id=btf_ids[0],
@@ -90,7 +90,7 @@ class Twin:
                 if t != _T["percpu_array"]:
                     k.delete(key)
             for key, value in m.items():
-                k.update(key, self._to_kernel(value) if t in _PERCPU else value)
+                k.update(key, self._to_kernel(value) if m.percpu else value)
         elif t in _QUEUES:
             while k.pop() is not None:
                 pass
@@ -119,7 +119,7 @@ class Twin:
             if t != _T["percpu_array"]:
                 m.clear()
             for key, value in k.items():
-                m.update(key, self._from_kernel(value) if t in _PERCPU else value)
+                m.update(key, self._from_kernel(value) if m.percpu else value)
         elif t in _QUEUES:
             while m.pop() is not None:
                 pass

@@ -16,7 +16,10 @@ import re
 from dataclasses import dataclass
 
 from ..errors import BpfEngineError, BpfVerifierError
-from ..runtime.maps import MAP_TYPES   # enum bpf_map_type, by our names
+# Linux's map types (by our names), map flags and update flags, defined once in runtime.maps
+from ..runtime.maps import MAP_TYPES, round8
+from ..runtime.maps import BPF_F_MMAPABLE as F_MMAPABLE, BPF_F_RDONLY_PROG as F_RDONLY_PROG  # noqa: F401
+from ..runtime.maps import BPF_ANY as ANY, BPF_EXIST as EXIST, BPF_NOEXIST as NOEXIST  # noqa: F401
 
 #: bpf(2) system call numbers by machine.
 _NR_BPF = {"x86_64": 321, "amd64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "loongarch64": 280}
@@ -43,13 +46,8 @@ PROG_TYPES = {
     "raw_tracepoint": 17, "flow_dissector": 22, "tracing": 26, "lsm": 29, "syscall": 31,
 }
 
-# map_flags and prog_flags
-F_NO_PREALLOC = 1 << 0
-F_RDONLY_PROG = 1 << 7
-F_MMAPABLE = 1 << 10
-F_SLEEPABLE = 1 << 4
-# update flags
-ANY, NOEXIST, EXIST = 0, 1, 2
+#: Map types whose values hold one 8-aligned slot per possible CPU.
+PERCPU_MAP_TYPES = frozenset(MAP_TYPES[t] for t in ("percpu_hash", "percpu_array", "lru_percpu_hash"))
 
 OBJ_NAME_LEN = 16
 LOG_LEVEL = 1
@@ -230,7 +228,7 @@ class KernelMap:
 
     @property
     def stride(self) -> int:
-        return (self.value_size + 7) & ~7
+        return round8(self.value_size)
 
     @property
     def view(self) -> memoryview:
@@ -319,7 +317,7 @@ class KernelMap:
     @property
     def value_bytes(self) -> int:
         """Bytes a lookup returns: per-CPU maps give one 8-aligned value per possible CPU."""
-        if self.type in (MAP_TYPES["percpu_hash"], MAP_TYPES["percpu_array"], MAP_TYPES["lru_percpu_hash"]):
+        if self.type in PERCPU_MAP_TYPES:
             return self.stride * possible_cpus()
         return self.value_size
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import BpfRuntimeError
+from .maps import EACCES, EINVAL
 from .memory import HostBuffer, Region
 
 XDP_HEADROOM = 256            # XDP_PACKET_HEADROOM
@@ -31,7 +32,6 @@ SKB_SHARED_INFO = 320         # tailroom Linux reserves after the frame
 XDP_MD_SIZE = 24
 SK_BUFF_SIZE = 192
 ETH_HLEN = 14
-EINVAL, EACCES = 22, 13
 XDP_ACTIONS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
 TC_ACTIONS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
               3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
@@ -209,7 +209,8 @@ def skb(packet: bytes, ctx_in: bytes | None = None, l2: bool = True) -> Invocati
     ctx = HostBuffer(SK_BUFF_SIZE)
     fields = bytearray(bytes(ctx_in or b"")[:SK_BUFF_SIZE].ljust(SK_BUFF_SIZE, b"\0"))
     for name, value in (("len", length), ("protocol", int.from_bytes(packet[12:14], "little")),
-                        ("ifindex", _u32(fields, 40) or 1), ("ingress_ifindex", _u32(fields, 36) or 1),
+                        ("ifindex", _u32(fields, SKB["ifindex"]) or 1),
+                        ("ingress_ifindex", _u32(fields, SKB["ingress_ifindex"]) or 1),
                         ("data", data), ("data_end", data + length), ("data_meta", data)):
         struct.pack_into("<I", fields, SKB[name], value)
     if not _u32(fields, SKB["wire_len"]):

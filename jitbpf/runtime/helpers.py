@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BpfEngineError, BpfRuntimeError
+from .maps import E2BIG, EAGAIN, EFAULT, EINVAL, ENOENT, ProgArrayMap
 
 HelperFunc = Callable[..., int]
 KFUNC_ID_BASE = 1 << 20        # ids given to kfuncs registered by name
@@ -90,7 +91,6 @@ MASK32, MASK64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 MAX_TAIL_CALLS = 33          # Linux MAX_TAIL_CALL_CNT
 MAX_LOOPS = 1 << 23          # bpf_loop's limit
 HZ = 250                     # for bpf_jiffies64
-EAGAIN = 11
 
 
 def helper(id: int, name: str, args: tuple[str, ...] = (), ret: str = "integer"):
@@ -105,11 +105,6 @@ def _s32(x: int) -> int:
 
 def _err(errno: int) -> int:
     return -errno & MASK64
-
-
-def _maps():
-    from . import maps          # maps imports memory only; imported lazily to keep this module light
-    return maps
 
 
 # ------------------------------------------------------------------ maps
@@ -146,17 +141,17 @@ def map_lookup_percpu_elem(rt, map_, key, cpu, *_):
 def map_push_elem(rt, map_, value, flags, *_):
     m = rt.map_at(map_)
     if not hasattr(m, "_push"):
-        return _err(22)
+        return _err(EINVAL)
     return m._push(rt.memory.read(value, m.value_size), flags) & MASK64
 
 
 def _take(rt, map_, value, remove):
     m = rt.map_at(map_)
     if not hasattr(m, "_take"):
-        return _err(22)
+        return _err(EINVAL)
     v = m._take(remove)
     if v is None:
-        return _err(2)
+        return _err(ENOENT)
     rt.memory.write(value, v)
     return 0
 
@@ -177,7 +172,7 @@ def map_peek_elem(rt, map_, value, *_):
 @helper(164, "for_each_map_elem", ("const_map_ptr", "ptr_to_func", "ptr_to_stack_or_null", "anything"))
 def for_each_map_elem(rt, map_, callback, ctx, flags, _):
     if flags:
-        return _err(22)
+        return _err(EINVAL)
     m = rt.map_at(map_)
     return m.for_each(lambda k, v: rt.invoke(callback, map_, k, v, ctx) or rt.unwinding, rt.cpu)
 
@@ -189,13 +184,13 @@ def tail_call(rt, ctx, map_, index, *_):
     grow and no compiled program is re-entered). Fails (returns, the caller goes on) for
     an empty slot or after 33 tail calls in one run, as Linux does."""
     m = rt.map_at(map_)
-    if not isinstance(m, _maps().ProgArrayMap):
+    if not isinstance(m, ProgArrayMap):
         raise BpfRuntimeError(f"bpf_tail_call: map '{m.name}' is a {m.type_name}, not a prog_array")
     if rt.current_engine is None:
         raise BpfRuntimeError("bpf_tail_call outside CompiledProgram.invoke")
     target = m.program_at(index)
     if target is None or rt.tail_calls >= MAX_TAIL_CALLS:
-        return _err(2)
+        return _err(ENOENT)
     rt.tail_calls += 1
     rt.pending_tail_call = (target, ctx)
     rt.end_program(0)
@@ -254,7 +249,7 @@ def _probe_read(rt, dst, size, src, *_):
         data = rt.memory.read(src, size & MASK32)
     except BpfRuntimeError:
         rt.memory.write(dst, bytes(size & MASK32))
-        return _err(14)
+        return _err(EFAULT)
     rt.memory.write(dst, data)
     return 0
 
@@ -269,7 +264,7 @@ def _probe_read_str(rt, dst, size, src, *_):
             raise BpfRuntimeError("string runs off its region")
     except BpfRuntimeError:
         rt.memory.write(dst, bytes(size))
-        return _err(14)
+        return _err(EFAULT)
     rt.memory.write(dst, s + b"\0")
     return len(s) + 1
 
@@ -315,7 +310,7 @@ def csum_diff(rt, from_, from_size, to, to_size, seed):
     from_size &= MASK32
     to_size &= MASK32
     if (from_size | to_size) & 3 or from_size + to_size > 512:
-        return _err(22)
+        return _err(EINVAL)
     old, new = rt.memory.read(from_, from_size), rt.memory.read(to, to_size)
     if from_size and to_size:
         total = _csum_add(_csum_partial(new, seed), ~_csum_partial(old, 0) & MASK32)
@@ -349,7 +344,7 @@ def _format(rt, fmt, args):
 
 def _trace(rt, text):
     if text is None:
-        return _err(22)
+        return _err(EINVAL)
     rt.trace_lines.extend(text.removesuffix("\n").split("\n"))
     return len(text.encode("latin-1"))
 
@@ -376,7 +371,7 @@ def trace_vprintk(rt, fmt, fmt_size, data, data_len, _):
 def snprintf(rt, out, out_size, fmt, data, data_len):
     text = _format(rt, rt.memory.read_cstr(fmt, 1 << 16), _u64_array(rt, data, data_len))
     if text is None:
-        return _err(22)
+        return _err(EINVAL)
     encoded = text.encode("latin-1")
     out_size &= MASK32
     if out_size:
@@ -389,10 +384,10 @@ def snprintf(rt, out, out_size, fmt, data, data_len):
 @helper(181, "loop", ("anything", "ptr_to_func", "ptr_to_stack_or_null", "anything"))
 def loop(rt, nr_loops, callback, ctx, flags, _):
     if flags:
-        return _err(22)
+        return _err(EINVAL)
     nr_loops &= MASK32
     if nr_loops > MAX_LOOPS:
-        return _err(7)
+        return _err(E2BIG)
     for i in range(nr_loops):
         if rt.invoke(callback, i, ctx) & MASK64:
             return i + 1
@@ -497,7 +492,7 @@ def skb_load_bytes(rt, skb, offset, to, length, _):
     offset &= MASK32
     if length == 0 or offset + length > size:
         rt.memory.write(to, bytes(length & MASK32))
-        return _err(14)
+        return _err(EFAULT)
     rt.memory.write(to, rt.memory.read(data + offset, length))
     return 0
 
@@ -506,8 +501,10 @@ def skb_load_bytes(rt, skb, offset, to, length, _):
 def skb_store_bytes(rt, skb, offset, src, length, flags):
     data, size = rt.skb_window(skb)
     offset &= MASK32
-    if flags & ~3 or offset + length > size:
-        return _err(14) if not flags & ~3 else _err(22)
+    if flags & ~3:
+        return _err(EINVAL)
+    if offset + length > size:
+        return _err(EFAULT)
     rt.memory.write(data + offset, rt.memory.read(src, length))
     return 0
 

@@ -55,9 +55,12 @@ MAP_TYPE_NAMES = {v: k for k, v in MAP_TYPES.items()}
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK = 0, 1, 2, 4
 BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_MMAPABLE = 0x1, 0x80, 0x400
-ENOENT, E2BIG, ENOMEM, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, EOPNOTSUPP = 2, 7, 12, 14, 16, 17, 22, 28, 95
-ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", ENOMEM: "ENOMEM", EFAULT: "EFAULT", EBUSY: "EBUSY",
-               EEXIST: "EEXIST", EINVAL: "EINVAL", ENOSPC: "ENOSPC", EOPNOTSUPP: "EOPNOTSUPP"}
+# Linux errno numbers (not the host's), shared by maps, helpers and contexts
+ENOENT, E2BIG, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, EOPNOTSUPP = \
+    2, 7, 11, 12, 13, 14, 16, 17, 22, 28, 95
+ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES",
+               EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EINVAL: "EINVAL", ENOSPC: "ENOSPC",
+               EOPNOTSUPP: "EOPNOTSUPP"}
 HEADER_SIZE = 64
 ITER_KEY = 56            # header bytes holding the current key of bpf_for_each_map_elem on arrays
 FNV_OFFSET, FNV_PRIME = 0x811C9DC5, 0x01000193
@@ -93,6 +96,7 @@ class Map:
 
     map_type = 0
     percpu = False
+    capacity = 0                          # hash maps: slots (in the header)
     _state: tuple[str, ...] = ()          # Python-side attributes that snapshot/restore copy
 
     def __init__(self, rt, name: str, key_size: int, value_size: int, max_entries: int,
@@ -125,8 +129,6 @@ class Map:
         if initial:
             self.view[:len(initial)] = initial
 
-    capacity = 0
-
     def _setup(self) -> None:
         """Check the attributes and compute the layout (before the buffer exists)."""
 
@@ -150,7 +152,8 @@ class Map:
 
     # ---------------------------------------------------------------- coercion
     def key(self, key: Any) -> bytes:
-        return self._bytes(key, self.key_size, "key")
+        """Key bytes from bytes or an int; maps without keys (key_size 0) ignore it."""
+        return self._bytes(key, self.key_size, "key") if self.key_size else b""
 
     def _bytes(self, x: Any, size: int, what: str) -> bytes:
         if x is None:
@@ -415,9 +418,6 @@ class HashMap(Map):
     def _data_size(self) -> int:
         return self.capacity * self.stride
 
-    def _slot_offset(self, slot: int) -> int:
-        return slot * self.stride
-
     def _lookup(self, key: bytes, cpu: int | None = None) -> int:
         slot = self._slots.get(key)
         if slot is None:
@@ -488,7 +488,7 @@ class HashMap(Map):
 
     def _next_key(self, key: bytes | None) -> bytes | None:
         """Slot order; the first key when ``key`` is None or absent (as Linux does)."""
-        order = sorted(self._slots, key=self._slots.__getitem__)
+        order = self._keys()
         if key is None or key not in self._slots:
             return order[0] if order else None
         i = order.index(key) + 1
@@ -498,6 +498,7 @@ class HashMap(Map):
         return sorted(self._slots, key=self._slots.__getitem__)
 
     def lookup(self, key: Any = None) -> bytes | None:
+        """As Map.lookup, without touching the LRU order (only programs' accesses do)."""
         k = self.key(key)
         slot = self._slots.get(k)
         if slot is None:
@@ -607,15 +608,25 @@ class LpmTrieMap(Map):
                 return keys[i] if i < len(keys) else None
         return keys[0] if keys else None
 
-    def lookup(self, key: Any = None) -> bytes | None:
-        """Longest-prefix match, like bpf_map_lookup_elem."""
-        return super().lookup(key)
-
     def _key_address(self, key: bytes, value_address: int) -> int:
         return value_address - self.key_stride
 
 
-class QueueMap(Map):
+class _ValueMap(Map):
+    """Maps of values without keys (queue, stack, bloom filter): an update is a push."""
+
+    def _setup(self) -> None:
+        if self.key_size != 0 or self.value_size <= 0:
+            self._fail("needs key_size 0 and a value")
+
+    def push(self, value: Any, flags: int = BPF_ANY) -> None:
+        self._check(self._push(self._bytes(value, self.value_size, "value"), flags), "push")
+
+    def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
+        return self._push(value, flags)           # each subclass defines _push
+
+
+class QueueMap(_ValueMap):
     """queue (FIFO) and stack (LIFO): push/pop/peek, key_size 0."""
 
     map_type = MAP_TYPES["queue"]
@@ -623,16 +634,9 @@ class QueueMap(Map):
     _state = ("_items", "_free")
 
     def _setup(self) -> None:
-        if self.key_size != 0 or self.value_size <= 0:
-            self._fail("needs key_size 0 and a value")
+        super()._setup()
         self._items: list[int] = []          # slots, oldest first
         self._free = list(range(self.max_entries - 1, -1, -1))
-
-    def key(self, key: Any) -> bytes:
-        return b""
-
-    def push(self, value: Any, flags: int = BPF_ANY) -> None:
-        self._check(self._push(self._bytes(value, self.value_size, "value"), flags), "push")
 
     def pop(self) -> bytes | None:
         return self._take(True)
@@ -661,9 +665,6 @@ class QueueMap(Map):
             self._free.append(slot)
         return bytes(self.view[slot * self.stride:slot * self.stride + self.value_size])
 
-    def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
-        return self._push(value, flags)
-
     def lookup(self, key: Any = None) -> bytes | None:
         return self.peek()
 
@@ -687,23 +688,19 @@ class StackMap(QueueMap):
     lifo = True
 
 
-class BloomFilterMap(Map):
+class BloomFilterMap(_ValueMap):
     """push adds a value, peek answers 'maybe present' (0) or -ENOENT; no keys."""
 
     map_type = MAP_TYPES["bloom_filter"]
 
     def _setup(self) -> None:
-        if self.key_size != 0 or self.value_size <= 0:
-            self._fail("needs key_size 0 and a value")
+        super()._setup()
         self.nr_hashes = self.map_extra & 0xF or 5
         self.nbits = _pow2(max(64, self.max_entries * self.nr_hashes * 7 // 5))
         self.stride = 1
 
     def _data_size(self) -> int:
         return self.nbits // 8
-
-    def key(self, key: Any) -> bytes:
-        return b""
 
     def _bits(self, value: bytes) -> list[int]:
         return [fnv1a32(value, i) & (self.nbits - 1) for i in range(self.nr_hashes)]
@@ -718,14 +715,8 @@ class BloomFilterMap(Map):
     def _peek(self, value: bytes) -> int:
         return 0 if all(self.view[b >> 3] >> (b & 7) & 1 for b in self._bits(value)) else -ENOENT
 
-    def push(self, value: Any, flags: int = BPF_ANY) -> None:
-        self._check(self._push(self._bytes(value, self.value_size, "value"), flags), "push")
-
     def __contains__(self, value: Any) -> bool:
         return self._peek(self._bytes(value, self.value_size, "value")) == 0
-
-    def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
-        return self._push(value, flags)
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return []
@@ -748,9 +739,6 @@ class RingBufMap(Map):
 
     def _data_size(self) -> int:
         return 2 * self.max_entries
-
-    def key(self, key: Any) -> bytes:
-        return b""
 
     def reserve(self, size: int) -> int:
         """Address of a new busy record of ``size`` bytes, or 0 when it does not fit."""

@@ -106,9 +106,6 @@ class Region:
     def end(self) -> int:
         return self.address + self.size
 
-    def contains(self, address: int, size: int) -> bool:
-        return self.address <= address and address + size <= self.end
-
     @classmethod
     def of(cls, name: str, buf: HostBuffer, writable: bool = True) -> "Region":
         return cls(name, buf.address, buf.size, buf.view, writable, buf)
@@ -117,11 +114,9 @@ class Region:
 class AddressSpace:
     """The set of regions a program may touch; every interpreter access goes through it."""
 
-    def __init__(self, regions: list[Region] | None = None):
+    def __init__(self):
         self.regions: list[Region] = []
-        self._last: Region | None = None
-        for r in regions or ():
-            self.add(r)
+        self._last: Region | None = None         # the region of the previous access, tried first
 
     def add(self, region: Region) -> Region:
         if region.size > 0:

@@ -20,16 +20,18 @@ error). Jump targets are ``+N``/``-N`` slot offsets or labels; an undefined labe
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from . import isa
 from .errors import BpfAsmError
 from .isa import Insn
 
 _MEM_OPERAND = re.compile(r"^\[\s*(%?r\d+)\s*(?:([+-])\s*(\w+)\s*)?\]$")
-_LABEL = re.compile(r"^([A-Za-z_.$][\w.$]*)\s*:\s*(.*)$")
+_NAME = r"[A-Za-z_.$][\w.$]*"
+_LABEL = re.compile(rf"^({_NAME})\s*:\s*(.*)$")
 _PSEUDO_OPERAND = re.compile(r"^(\w+)\s*\(\s*([^,()]+?)\s*(?:,\s*([^,()]+?)\s*)?\)$")
-_SIZE_BY_SUFFIX = {v: k for k, v in isa.SIZE_SUFFIX.items()}
 _PSEUDO_BY_NAME = {v: k for k, v in isa.PSEUDO_NAMES.items()}
+_ATOMIC_BY_NAME = {v: k for k, v in isa.ATOMIC_OPS.items()}
 _BYTESWAP_ALIASES = {"swap16": "bswap16", "swap32": "bswap32", "swap64": "bswap64"}
 
 # Mnemonic -> (opcode, discriminator value), inverted from the opcode table for the
@@ -127,7 +129,7 @@ class _Assembler:
         text = text.strip()
         if text[:1] in "+-" and text[1:2].isdigit():
             return parse_int(text, bits, "jump offset")
-        if not re.fullmatch(r"[A-Za-z_.$][\w.$]*", text):
+        if not re.fullmatch(_NAME, text):
             raise BpfAsmError(f"invalid jump target '{text}'")
         self.fixups.append((len(self.program), field, text, lineno))
         return 0
@@ -139,12 +141,9 @@ class _Assembler:
             if label not in self.labels:
                 raise BpfAsmError(f"undefined label '{label}'", line=str(lineno))
             offset = self.labels[label] - (self.slot_of[index] + 1)
-            insn = self.program[index]
             if field == "off" and not -0x8000 <= offset < 0x8000:
                 raise BpfAsmError(f"jump to '{label}' is out of 16-bit range", line=str(lineno))
-            fields = {f: getattr(insn, f) for f in ("opcode", "dst", "src", "off", "imm", "next_imm")}
-            fields[field] = offset
-            self.program[index] = Insn(**fields)
+            self.program[index] = replace(self.program[index], **{field: offset})
         return isa.to_slots(self.program)
 
     # ---------------------------------------------------------------- one line
@@ -160,11 +159,11 @@ class _Assembler:
             return
         mnemonic, _, rest = text.strip().partition(" ")
         mnemonic = mnemonic.lower()
-        operands = _split_operands(rest)
         if mnemonic == "lock":
             return self.lock(rest)
         if mnemonic == "call":
             return self.call(rest, lineno)
+        operands = _split_operands(rest)
         handler = _SHAPES.get(mnemonic)
         if handler is not None:
             return handler(self, mnemonic, operands, lineno)
@@ -206,15 +205,14 @@ class _Assembler:
 
     def memory(self, mnemonic: str, operands: list[str], lineno: int) -> None:
         self._count(mnemonic, operands, 2)
-        kind, size = _MEMORY_MNEMONICS[mnemonic]
-        if kind in ("ldx", "ldxs"):
+        kind, opcode = _MEMORY_FORMS[mnemonic]
+        if kind == "ldx":
             src, off = parse_mem(operands[1])
-            mode = isa.Mode.MEM if kind == "ldx" else isa.Mode.MEMSX
-            return self.emit(Insn(isa.Cls.LDX | mode | size, parse_register(operands[0]), src, off))
+            return self.emit(Insn(opcode, parse_register(operands[0]), src, off))
         dst, off = parse_mem(operands[0])
         if kind == "st":
-            return self.emit(Insn(isa.Cls.ST | isa.Mode.MEM | size, dst, 0, off, parse_int(operands[1], 32)))
-        return self.emit(Insn(isa.Cls.STX | isa.Mode.MEM | size, dst, parse_register(operands[1]), off))
+            return self.emit(Insn(opcode, dst, 0, off, parse_int(operands[1], 32)))
+        return self.emit(Insn(opcode, dst, parse_register(operands[1]), off))
 
     def lock(self, rest: str) -> None:
         head, _, tail = rest.partition("[")
@@ -229,11 +227,11 @@ class _Assembler:
         size = isa.Size.W if op.endswith("32") else isa.Size.DW
         op = op[:-2] if op.endswith("32") else op.removesuffix("64")
         name = ("fetch " if fetch else "") + op
-        codes = {v: k for k, v in isa.ATOMIC_OPS.items()}
-        if name not in codes:
+        if name not in _ATOMIC_BY_NAME:
             raise BpfAsmError(f"invalid atomic operation '{head.strip()}'")
         dst, off = parse_mem(operands[0])
-        self.emit(Insn(isa.Cls.STX | isa.Mode.ATOMIC | size, dst, parse_register(operands[1]), off, codes[name]))
+        self.emit(Insn(isa.Cls.STX | isa.Mode.ATOMIC | size, dst, parse_register(operands[1]), off,
+                       _ATOMIC_BY_NAME[name]))
 
     def call(self, rest: str, lineno: int) -> None:
         words = rest.split()
@@ -267,13 +265,12 @@ class _Assembler:
         self.emit(Insn(isa.OP_LDDW, dst, kind, 0, parse_int(m.group(2), 32), high))
 
     def packet(self, mnemonic: str, operands: list[str], lineno: int) -> None:
-        size = _SIZE_BY_SUFFIX[mnemonic[5:]]
-        if mnemonic.startswith("ldabs"):
+        kind, opcode = _MEMORY_FORMS[mnemonic]
+        if kind == "ldabs":
             self._count(mnemonic, operands, 1)
-            return self.emit(Insn(isa.Cls.LD | isa.Mode.ABS | size, imm=parse_int(operands[0], 32)))
+            return self.emit(Insn(opcode, imm=parse_int(operands[0], 32)))
         self._count(mnemonic, operands, 2)
-        self.emit(Insn(isa.Cls.LD | isa.Mode.IND | size, 0, parse_register(operands[0]), 0,
-                       parse_int(operands[1], 32)))
+        self.emit(Insn(opcode, 0, parse_register(operands[0]), 0, parse_int(operands[1], 32)))
 
     def jump_always(self, mnemonic: str, operands: list[str], lineno: int) -> None:
         self._count(mnemonic, operands, 1)
@@ -286,16 +283,13 @@ class _Assembler:
         self.emit(Insn(isa.OP_EXIT))
 
 
-_MEMORY_MNEMONICS: dict[str, tuple[str, int]] = {}
-for _size, _sfx in isa.SIZE_SUFFIX.items():
-    for _kind in ("ldx", "st", "stx"):
-        _MEMORY_MNEMONICS[_kind + _sfx] = (_kind, _size)
-    if _size != isa.Size.DW:
-        _MEMORY_MNEMONICS["ldxs" + _sfx] = ("ldxs", _size)
-del _size, _sfx, _kind
+# Mnemonic -> (kind, opcode) of the memory and packet-access forms, from the opcode table.
+_MEMORY_FORMS: dict[str, tuple[str, int]] = {
+    spec.name: (spec.kind, opcode) for (opcode, _), spec in isa.OPCODES.items()
+    if spec.kind in ("ldx", "st", "stx", "ldabs", "ldind")}
 
-_SHAPES = {name: _Assembler.memory for name in _MEMORY_MNEMONICS}
-_SHAPES.update({f"{k}{s}": _Assembler.packet for k in ("ldabs", "ldind") for s in ("b", "h", "w")})
+_SHAPES = {name: _Assembler.packet if kind in ("ldabs", "ldind") else _Assembler.memory
+           for name, (kind, _) in _MEMORY_FORMS.items()}
 _SHAPES.update({"lddw": _Assembler.lddw, "ja": _Assembler.jump_always, "ja32": _Assembler.jump_always,
                 "exit": _Assembler.exit})
 

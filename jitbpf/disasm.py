@@ -38,10 +38,12 @@ def _kmem(reg: int, off: int) -> str:
     return f"r{reg} {'+' if off >= 0 else '-'} {abs(off)}"
 
 
-def _target(pc: int, rel: int, labels: dict[int, str] | None) -> str:
+def _target(insn: Insn, pc: int, labels: dict[int, str] | None) -> str:
+    """Where a jump, local call or function pointer goes: its label, or else its +N offset."""
+    target = isa.jump_target(insn, pc)
     if labels is not None:
-        return labels[pc + 1 + rel]
-    return _offset(rel)
+        return labels[target]
+    return _offset(target - (pc + 1))
 
 
 def _asm(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) -> str:
@@ -55,13 +57,12 @@ def _asm(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) -> st
         return f"{spec.name} %r{insn.dst}"
     if k == "jcond":
         src = f"%r{insn.src}" if insn.source == isa.SRC_X else format_imm(insn.imm)
-        return f"{spec.name} %r{insn.dst}, {src}, {_target(pc, insn.off, labels)}"
+        return f"{spec.name} %r{insn.dst}, {src}, {_target(insn, pc, labels)}"
     if k == "ja":
-        rel = insn.off if spec.width == 64 else insn.imm
-        return f"{spec.name} {_target(pc, rel, labels)}"
+        return f"{spec.name} {_target(insn, pc, labels)}"
     if k == "call":
         if insn.src == isa.CALL_LOCAL:
-            return f"call local {_target(pc, insn.imm, labels)}"
+            return f"call local {_target(insn, pc, labels)}"
         if insn.src == isa.CALL_KFUNC:
             return f"call runtime {insn.imm}"
         return f"call {insn.imm}"
@@ -80,7 +81,7 @@ def _asm(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) -> st
             return f"lddw %r{insn.dst}, 0x{insn.imm64:x}"
         name = isa.PSEUDO_NAMES[isa.Pseudo(insn.src)]
         if insn.src == isa.Pseudo.FUNC:
-            return f"lddw %r{insn.dst}, func({_target(pc, insn.imm, labels)})"
+            return f"lddw %r{insn.dst}, func({_target(insn, pc, labels)})"
         high = f", {format_imm(insn.next_imm)}" if insn.next_imm else ""
         return f"lddw %r{insn.dst}, {name}({format_imm(insn.imm)}{high})"
     if k == "ldabs":
@@ -95,7 +96,7 @@ def _kernel(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) ->
     w = "w" if spec.width == 32 and k in ("alu", "jcond") else "r"
     d = f"{w}{insn.dst}"
     src = f"{w}{insn.src}" if insn.source == isa.SRC_X else str(insn.imm)
-    ctype = {1: "8", 2: "16", 4: "32", 8: "64"}.get(spec.width, "")
+    ctype = spec.width * 8               # memory kinds: the access size in bits
     if k == "alu":
         if spec.op == "neg":
             return f"{d} = -{d}"
@@ -105,14 +106,12 @@ def _kernel(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) ->
     if k == "end":
         return f"r{insn.dst} = {spec.op}{spec.width} r{insn.dst}"
     if k == "jcond":
-        return f"if {d} {_KERNEL_COND[spec.op]} {src} goto {_target(pc, insn.off, labels)}"
+        return f"if {d} {_KERNEL_COND[spec.op]} {src} goto {_target(insn, pc, labels)}"
     if k == "ja":
-        return ("goto " if spec.width == 64 else "gotol ") + _target(
-            pc, insn.off if spec.width == 64 else insn.imm, labels)
+        return ("goto " if spec.width == 64 else "gotol ") + _target(insn, pc, labels)
     if k == "call":
         if insn.src == isa.CALL_LOCAL:
-            return f"call pc{_target(pc, insn.imm, None)}" if labels is None else \
-                f"call {_target(pc, insn.imm, labels)}"
+            return f"call {'pc' if labels is None else ''}{_target(insn, pc, labels)}"
         return f"call {'kfunc ' if insn.src == isa.CALL_KFUNC else ''}{insn.imm}"
     if k == "callx":
         return f"callx r{insn.dst}"
@@ -140,7 +139,7 @@ def _kernel(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) ->
             return f"r{insn.dst} = 0x{insn.imm64:x} ll"
         name = isa.PSEUDO_NAMES[isa.Pseudo(insn.src)]
         if insn.src == isa.Pseudo.FUNC:
-            return f"r{insn.dst} = {name}({_target(pc, insn.imm, labels)}) ll"
+            return f"r{insn.dst} = {name}({_target(insn, pc, labels)}) ll"
         high = f", {insn.next_imm}" if insn.next_imm else ""
         return f"r{insn.dst} = {name}({insn.imm}{high}) ll"
     if k == "ldabs":

@@ -223,7 +223,7 @@ class Interpreter:
         return h
 
     def _h_jcond(self, pc: int, insn: Insn, spec: OpInfo):
-        d, s, nxt, target = insn.dst, insn.src, pc + 1, pc + 1 + insn.off
+        d, s, nxt, target = insn.dst, insn.src, pc + 1, isa.jump_target(insn, pc)
         test = CONDITIONS[spec.width][spec.op]
         m = MASK64 if spec.width == 64 else MASK32
         if insn.source == isa.SRC_X:
@@ -237,7 +237,7 @@ class Interpreter:
         return h
 
     def _h_ja(self, pc: int, insn: Insn, spec: OpInfo):
-        target = pc + 1 + (insn.off if spec.width == 64 else insn.imm)
+        target = isa.jump_target(insn, pc)
         return lambda r: target
 
     def _h_exit(self, pc: int, insn: Insn, spec: OpInfo):
@@ -261,7 +261,7 @@ class Interpreter:
     def _h_call(self, pc: int, insn: Insn, spec: OpInfo):
         nxt = pc + 1
         if insn.src == isa.CALL_LOCAL:
-            entry = pc + 1 + insn.imm
+            entry = isa.jump_target(insn, pc)
             return lambda r: self._enter(r, entry, nxt, pc)
         if insn.src == isa.CALL_KFUNC:
             name = self.program.kfuncs.get(pc)
@@ -307,7 +307,7 @@ class Interpreter:
     def _h_lddw(self, pc: int, insn: Insn, spec: OpInfo):
         d, nxt = insn.dst, pc + 2
         if insn.src == isa.Pseudo.FUNC:
-            value = FUNC_POINTER_BASE + pc + 1 + insn.imm
+            value = FUNC_POINTER_BASE + isa.jump_target(insn, pc)
         else:
             value = self.program.lddw_value(pc)
 

@@ -168,8 +168,7 @@ class Insn:
 def lddw(dst: int, value: int, src: int = Pseudo.IMM64) -> list[Insn]:
     """The two slots of ``lddw dst, value`` (value taken modulo 2**64)."""
     value &= MASK64
-    first = Insn(OP_LDDW, dst, src, 0, to_s32(value & MASK32), to_s32(value >> 32))
-    return [first, Insn(0, 0, 0, 0, first.next_imm)]
+    return to_slots([Insn(OP_LDDW, dst, src, 0, to_s32(value & MASK32), to_s32(value >> 32))])
 
 
 # --------------------------------------------------------------------------- numbers
@@ -333,7 +332,7 @@ OPCODES: dict[tuple[int, int | None], OpInfo] = _TABLE.ops
 #: opcode -> the field that selects the operation ("off", "imm") or None.
 DISCRIMINATOR: dict[int, str | None] = _TABLE.discriminator
 
-#: Opcodes whose dst register is written (so dst may not be r10).
+#: Kinds of instruction that write their dst register (so dst may not be r10).
 _WRITES_DST = frozenset({"alu", "end", "ldx", "lddw"})
 
 

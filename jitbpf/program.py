@@ -49,11 +49,11 @@ class Program:
     def functions(self) -> list[int]:
         """Entry slots of the BPF functions in this program, the main function (0) first."""
         entries = {0}
-        for pc, insn in enumerate(self.insns):
-            spec = self.specs[pc]
-            if spec is not None and (spec.kind == "call" and insn.src == isa.CALL_LOCAL
-                                     or spec.kind == "lddw" and insn.src == isa.Pseudo.FUNC):
-                entries.add(pc + 1 + insn.imm)
+        for pc, (insn, spec) in enumerate(zip(self.insns, self.specs)):
+            if spec is not None and spec.kind in ("call", "lddw"):    # local calls, function pointers
+                target = isa.jump_target(insn, pc)
+                if target is not None:
+                    entries.add(target)
         return sorted(entries)
 
     def function_ranges(self) -> list[tuple[int, int]]:
@@ -162,12 +162,13 @@ def assemble(text: str, name: str = "prog", runtime: Runtime | None = None) -> O
 def load(path: str, runtime: Runtime | None = None) -> Object:
     """Load a clang object (ELF), assembler text (.asm/.s) or raw bytecode, by content."""
     from pathlib import Path
-    data = Path(path).read_bytes()
-    name = Path(path).name.split(".")[0]
+    p = Path(path)
+    data = p.read_bytes()
+    name = p.name.split(".")[0]
     if data[:4] == b"\x7fELF":
         from .elf import load_elf
         return load_elf(path, runtime)
-    if Path(path).suffix in (".asm", ".s", ".txt"):
+    if p.suffix in (".asm", ".s", ".txt"):
         obj = assemble(data.decode(), name, runtime)
     else:
         obj = from_bytes(data, name, runtime)

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from . import conformance
-from .engines import available_engines, parse_engine
+from .engines import ENGINE_NAMES, available_engines, get_engine, parse_engine
 from .errors import BpfError
+from .program import from_bytes, load
 
 
 def _engines(name: str) -> list[str]:
@@ -21,7 +22,6 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     mem = conformance.parse_hex_bytes(" ".join(words)) if words else None
     try:
         code = conformance.parse_hex_bytes(sys.stdin.read())
-        from .program import from_bytes
         result = from_bytes(code).program().compile(args.engine).run(mem, check=args.check)
     except BpfError as e:
         print(e.message, file=sys.stderr)
@@ -71,7 +71,6 @@ def cmd_asm(args: argparse.Namespace) -> int:
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
-    from .program import load
     obj = load(args.file)
     progs = [obj.program(args.section)] if args.section else list(obj.programs.values())
     for prog in progs:
@@ -82,7 +81,6 @@ def cmd_disasm(args: argparse.Namespace) -> int:
             info = prog.compile("kernel").executable.info(args.mem_size)
             sys.stdout.write(listing(info, args.style))
         elif args.emit_llvm:
-            from .engines import get_engine
             engine = get_engine(args.engine or "llvm", **_opt(args))
             if not hasattr(engine, "llvm_ir"):
                 raise BpfError(f"disasm --emit-llvm: engine '{args.engine}' does not use LLVM")
@@ -104,7 +102,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from . import report
-    from .program import load
     obj = load(args.file)
     prog = obj.program(args.section)
     fn = prog.compile(args.engine, **_opt(args))
@@ -140,7 +137,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from . import report
-    from .program import load
     report.print_info(load(args.file), report.console())
     return 0
 
@@ -148,7 +144,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jitbpf", description="userspace eBPF toolchain and JIT compiler")
     sub = p.add_subparsers(dest="command", required=True)
-    engine_help = f"engine: {', '.join(available_engines())}"
+    # ENGINE_NAMES, not available_engines(): that probes bpf(2), which only the kernel engine needs.
+    engines = ", ".join(ENGINE_NAMES)
+    engine_help = f"engine: {engines} (kernel only where bpf(2) works)"
 
     s = sub.add_parser("plugin", help="bpf_conformance plugin (program as hex on stdin)")
     s.add_argument("--engine", default="interp", help=engine_help)
@@ -158,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("conformance", help="run a directory of bpf_conformance .data tests")
     s.add_argument("directory")
-    s.add_argument("--engine", default="interp", help=engine_help + ", or all")
+    s.add_argument("--engine", default="interp", help=f"engine: {engines} (kernel only where bpf(2) works), or all")
     s.add_argument("--check", action="store_true", help="cross-check every run against interp")
     s.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     s.set_defaults(func=cmd_conformance)
@@ -207,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except BpfError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
+    except (BpfError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -7,7 +7,6 @@ error whose message starts with the expected ``-- error`` text.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def parse_test(text: str, name: str = "test") -> ConformanceTest:
     sections: dict[str, list[str]] = {}
     current: str | None = None
     for raw in text.splitlines():
-        if "--" in raw and raw.strip().startswith("--"):
+        if raw.strip().startswith("--"):
             current = raw.strip()[2:].strip()
             if current not in KNOWN_SECTIONS:
                 raise BpfError(f"{name}: unknown section '-- {current}'")
@@ -124,5 +123,4 @@ def run_directory(directory: str | Path, engine: str = "interp", check: bool = F
 
 def parse_hex_bytes(text: str) -> bytes:
     """Space-separated two-digit hex bytes (the plugin protocol's program and memory)."""
-    words = re.split(r"\s+", text.strip())
-    return bytes(int(w, 16) for w in words if w)
+    return bytes(int(w, 16) for w in text.split())

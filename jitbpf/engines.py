@@ -18,8 +18,8 @@ from typing import Any, Callable
 from .errors import BpfEngineError, BpfError, BpfMismatchError
 from .runtime import context
 
-HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
-    platform.machine().lower(), platform.machine().lower())
+_ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "aarch64": "arm64"}
+HOST_ARCH = _ARCH_ALIASES.get(platform.machine().lower(), platform.machine().lower())
 ARCHES = ("x86_64", "arm64")
 EXECUTORS = ("native", "unicorn")
 
@@ -52,12 +52,12 @@ def parse_engine(name: str) -> EngineSpec:
     native for the host architecture and unicorn otherwise."""
     base, _, executor = name.partition("@")
     backend, _, arch = base.partition("-")
-    arch = {"aarch64": "arm64", "amd64": "x86_64", "x86-64": "x86_64"}.get(arch, arch) or HOST_ARCH
+    arch = _ARCH_ALIASES.get(arch, arch) or HOST_ARCH
     if backend not in BACKENDS:
         raise BpfEngineError(f"unknown engine '{name}' (known: {', '.join(available_engines())})")
     if arch not in ARCHES:
         raise BpfEngineError(f"unknown architecture '{arch}' in engine '{name}' (x86_64 or arm64)")
-    executor = executor or ("native" if arch == HOST_ARCH else "unicorn")
+    executor = executor or _default_executor(arch)
     if executor not in EXECUTORS:
         raise BpfEngineError(f"unknown executor '{executor}' in engine '{name}' (native or unicorn)")
     if executor == "native" and arch != HOST_ARCH:
@@ -69,14 +69,16 @@ def canonical_name(spec: EngineSpec) -> str:
     if spec.backend in ("interp", "kernel"):
         return spec.backend
     name = spec.backend if spec.arch == HOST_ARCH else f"{spec.backend}-{spec.arch}"
-    default_executor = "native" if spec.arch == HOST_ARCH else "unicorn"
-    return name if spec.executor == default_executor else f"{name}@{spec.executor}"
+    return name if spec.executor == _default_executor(spec.arch) else f"{name}@{spec.executor}"
+
+
+def _default_executor(arch: str) -> str:
+    return "native" if arch == HOST_ARCH else "unicorn"
 
 
 def available_engines() -> list[str]:
-    """Engine names whose backend exists in this build; ``kernel`` only where bpf(2) works."""
-    names = [n for n in ENGINE_NAMES if n.partition("-")[0].partition("@")[0] in BACKENDS]
-    return [n for n in names if n != "kernel" or _kernel_works()]
+    """The engine names usable here: ``kernel`` only where bpf(2) works."""
+    return [n for n in ENGINE_NAMES if n != "kernel" or _kernel_works()]
 
 
 def _kernel_works() -> bool:
@@ -85,9 +87,11 @@ def _kernel_works() -> bool:
 
 
 def get_engine(name: str, **options: Any):
-    spec = parse_engine(name)
-    module = importlib.import_module(BACKENDS[spec.backend])
-    return module.make_engine(spec, **options)
+    return _make_engine(parse_engine(name), **options)
+
+
+def _make_engine(spec: EngineSpec, **options: Any):
+    return importlib.import_module(BACKENDS[spec.backend]).make_engine(spec, **options)
 
 
 @dataclass
@@ -161,18 +165,19 @@ class CompiledProgram:
         then run this engine; the clock stands still for both runs unless fixed."""
         rt = self.program.runtime
         maps = list(rt.maps.values())
-        saved = ([m.snapshot() for m in maps], inv.snapshot(), rt.rng.getstate(), len(rt.trace_lines))
+        map_states, inv_state, rng_state, trace_len = (
+            [m.snapshot() for m in maps], inv.snapshot(), rt.rng.getstate(), len(rt.trace_lines))
         frozen = rt.fixed_clock_ns is None
         if frozen:
             rt.fixed_clock_ns = rt.clock_ns()
         try:
             reference = self.program.compile("interp")._run(inv)
             expected = [m.contents() for m in maps]
-            for m, state in zip(maps, saved[0]):
+            for m, state in zip(maps, map_states):
                 m.restore(state)
-            inv.restore(saved[1])
-            rt.rng.setstate(saved[2])
-            del rt.trace_lines[saved[3]:]
+            inv.restore(inv_state)
+            rt.rng.setstate(rng_state)
+            del rt.trace_lines[trace_len:]
             result = self._run(inv)
         finally:
             if frozen:
@@ -213,5 +218,6 @@ def _first_difference(got: Any, want: Any) -> str:
 
 
 def compile_program(program, engine: str = "interp", **options: Any) -> CompiledProgram:
-    eng = get_engine(engine, **options)
-    return CompiledProgram(program, canonical_name(parse_engine(engine)), eng.compile(program), eng, options)
+    spec = parse_engine(engine)
+    eng = _make_engine(spec, **options)
+    return CompiledProgram(program, spec.name, eng.compile(program), eng, options)

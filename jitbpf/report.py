@@ -7,7 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .isa import MASK32, to_s64
 from .runtime.context import TC_ACTIONS, XDP_ACTIONS, context_kind
+from .runtime.maps import MAP_TYPES
 
 MAX_ROWS = 32
 
@@ -20,9 +22,9 @@ def console() -> Console:
 
 def verdict(prog_type: str, r0: int) -> str:
     """r0 with its meaning for XDP and tc programs (``2 XDP_PASS``)."""
-    signed = r0 - (1 << 64) if r0 >> 63 else r0
+    signed = to_s64(r0)
     names = XDP_ACTIONS if prog_type == "xdp" else TC_ACTIONS if prog_type == "tc" else {}
-    name = names.get(signed & 0xFFFF_FFFF if prog_type == "xdp" else signed)
+    name = names.get(signed & MASK32 if prog_type == "xdp" else signed)
     return f"{signed} {name}" if name else str(signed)
 
 
@@ -74,7 +76,7 @@ def print_maps(obj: Any, console: Console) -> None:
         t = Table(title=f"map {m.name} ({m.type_name}, {len(items)} entr{'y' if len(items) == 1 else 'ies'})")
         t.add_column("key")
         t.add_column("value")
-        shown = [(k, v) for k, v in items if m.map_type != 2 or any(v)] if m.max_entries > 1 else items
+        shown = [(k, v) for k, v in items if m.map_type != MAP_TYPES["array"] or any(v)] if m.max_entries > 1 else items
         for k, v in shown[:MAX_ROWS]:
             t.add_row(_key(k), _hex(v))
         if len(shown) > MAX_ROWS:

@@ -174,11 +174,13 @@ class FaultGuard:
                 self.record.view[:RECORD_SIZE] = saved
             if faulted:
                 name = signal.Signals(sig).name if sig in signal.Signals.__members__.values() else str(sig)
-                raise _Fault(name, address, pc)
+                raise NativeFault(name, address, pc)
             return r0
 
 
-class _Fault(BpfRuntimeError):
+class NativeFault(BpfRuntimeError):
+    """A hardware fault inside the guarded code range (``native_pc`` is the faulting host pc)."""
+
     def __init__(self, signal_name: str, address: int, pc: int):
         self.signal_name, self.address, self.native_pc = signal_name, address, pc
         super().__init__(f"native code faulted ({signal_name}) accessing 0x{address:x} at pc 0x{pc:x}")
@@ -197,5 +199,3 @@ def guard() -> FaultGuard:
         _guard = FaultGuard()
     return _guard
 
-
-NativeFault = _Fault

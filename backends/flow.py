@@ -16,7 +16,7 @@
   argument from one pointer (alias analysis tells ``[r1+8]`` from ``[r1+16]``).
 - The call graph depth: whether a program can exceed the 8-frame limit at all.
 
-Registers sets are bit masks (bit n = rn).
+Register sets are bit masks (bit n = rn).
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ class Function:
 class ProgramFlow:
     """Flow facts of one program; ``functions`` in slot order, main first."""
 
-    def __init__(self, program, track_depth: bool | None = None):
-        self.program = program
+    def __init__(self, program):
         self.insns: list[Insn] = program.insns
         self.specs: list[OpInfo | None] = program.specs
         self.next = [self._successors(pc) if spec is not None else () for pc, spec in enumerate(self.specs)]
@@ -87,12 +86,12 @@ class ProgramFlow:
                 self.called.add(pc + 1 + insn.imm)
         if self.has_callx:
             self.called.update(self.by_start)
-        self.calls = bool(self.called) or any(f.address_taken for f in self.functions)
-        if self.calls:                  # a lone main function inherits nothing and returns only r0
+        calls = bool(self.called) or any(f.address_taken for f in self.functions)
+        if calls:                       # a lone main function inherits nothing and returns only r0
             self._interprocedural()
         else:
             self.functions[0].may_unwind = True
-        self.track_depth = self.calls and self._may_exceed_depth()
+        self.track_depth = calls and self._may_exceed_depth()
 
     # ---------------------------------------------------------------- structure
     @property
@@ -306,26 +305,19 @@ class ProgramFlow:
         return state
 
     def _base_transfer(self, pc: int, regs: tuple[Known, ...]) -> tuple[Known, ...]:
+        """The registers after a call, callx, LD_ABS/LD_IND or atomic instruction (the
+        other kinds are handled in :meth:`bases` itself)."""
         spec, insn = self.specs[pc], self.insns[pc]
         kind = spec.kind
-        if kind in _KEEPS_BASES:
-            return regs
-        if kind in ("call", "callx", "ldabs", "ldind"):
-            out = list(regs)
-            out[0] = None                             # helpers keep r1-r5, functions may not
-            if kind == "callx" or kind == "call" and insn.src == isa.CALL_LOCAL:
-                out[1:6] = (None,) * 5
-            return tuple(out)
         if kind == "atomic":
             reg = 0 if spec.op == "cmpxchg" else insn.src if spec.op in FETCHES else None
-            value = None
-        else:                                         # alu, end, ldx, lddw write dst
-            reg = insn.dst
-            value = _alu_base(spec.op, insn, regs) if kind == "alu" and spec.width == 64 else None
-        if reg is None or regs[reg] == value:
-            return regs
+            if reg is None or regs[reg] is None:
+                return regs
+            return (*regs[:reg], None, *regs[reg + 1:])
         out = list(regs)
-        out[reg] = value
+        out[0] = None                                 # helpers keep r1-r5, functions may not
+        if kind == "callx" or kind == "call" and insn.src == isa.CALL_LOCAL:
+            out[1:6] = (None,) * 5
         return tuple(out)
 
 

@@ -43,9 +43,13 @@ AARCH64_RELOCS = {257: "abs64", 258: "abs32", 260: "prel64", 261: "prel32", 274:
                   285: "ldst32_lo12", 286: "ldst64_lo12", 299: "ldst128_lo12",
                   311: "got_page", 312: "got_lo12"}
 ELF_MACHINES = {62: "x86_64", 183: "arm64"}
-STUB_SIZE = {"x86_64": 16, "arm64": 16}
+#: Stub code per architecture; the stub's 64-bit target follows it (16 bytes in all).
+STUBS = {"x86_64": bytes.fromhex("ff2502000000") + b"\x0f\x0b",          # jmp [rip+2]; ud2
+         "arm64": struct.pack("<II", 0x58000050, 0xD61F0200)}               # ldr x16, #8; br x16
 CALL_KINDS = frozenset({"plt32", "call26", "jump26"})
 GOT_KINDS = frozenset({"gotpcrel", "got_page", "got_lo12"})
+LO12_SCALE = {"ldst8_lo12": 0, "ldst16_lo12": 1, "ldst32_lo12": 2, "ldst64_lo12": 3, "ldst128_lo12": 4,
+              "got_lo12": 3}
 
 
 @dataclass
@@ -153,11 +157,11 @@ def _apply(out: bytearray, offset: int, place: int, kind: str, value: int) -> No
         delta = value - place
         _check_range(delta, 28, True, kind)
         _patch32(out, offset, 0x03FFFFFF, delta >> 2)
-    elif kind in ("condbr19",):
+    elif kind == "condbr19":
         delta = value - place
         _check_range(delta, 21, True, kind)
         _patch32(out, offset, 0x00FFFFE0, (delta >> 2) << 5)
-    elif kind in ("tstbr14",):
+    elif kind == "tstbr14":
         delta = value - place
         _check_range(delta, 16, True, kind)
         _patch32(out, offset, 0x0007FFE0, (delta >> 2) << 5)
@@ -172,9 +176,8 @@ def _apply(out: bytearray, offset: int, place: int, kind: str, value: int) -> No
         _patch32(out, offset, 0x60FFFFE0, ((delta & 3) << 29) | (((delta >> 2) & 0x7FFFF) << 5))
     elif kind == "add_lo12":
         _patch32(out, offset, 0x003FFC00, (value & 0xFFF) << 10)
-    elif kind.startswith("ldst") or kind == "got_lo12":
-        scale = {"ldst8_lo12": 0, "ldst16_lo12": 1, "ldst32_lo12": 2, "ldst64_lo12": 3,
-                 "ldst128_lo12": 4, "got_lo12": 3}[kind]
+    elif kind in LO12_SCALE:
+        scale = LO12_SCALE[kind]
         lo12 = value & 0xFFF
         if lo12 & ((1 << scale) - 1):
             raise BpfEngineError(f"relocation {kind}: misaligned target {value:#x}")
@@ -190,12 +193,11 @@ def link(arch: str, sections: list[Section], symbols: dict[str, tuple[str, int]]
     ``symbols`` maps a defined name to (section, offset); ``pc_map`` optionally maps
     (section, offset) of native code to BPF slots for disassembly listings.
     """
-    if arch not in STUB_SIZE:
+    if arch not in STUBS:
         raise BpfEngineError(f"unsupported architecture {arch}")
-    section_names = {s.name for s in sections}
-    defined = set(symbols) | section_names
+    defined = set(symbols) | {s.name for s in sections}
     externals = sorted({r.symbol for r in relocs if r.symbol not in defined})
-    needs_stub = sorted({r.symbol for r in relocs if r.symbol in externals and r.kind in CALL_KINDS})
+    needs_stub = sorted({r.symbol for r in relocs if r.kind in CALL_KINDS and r.symbol not in defined})
     needs_got = sorted({r.symbol for r in relocs if r.kind in GOT_KINDS})
 
     blob = bytearray()
@@ -214,36 +216,28 @@ def link(arch: str, sections: list[Section], symbols: dict[str, tuple[str, int]]
         place(s)
         if s.executable:
             code_ranges.append((placed[s.name], placed[s.name] + len(s.data)))
-    offsets: dict[str, int] = dict(placed)
+    slots: dict[str, int] = {}                     # stubs and GOT entries
     stub_start = len(blob) + (-len(blob)) % 16
     blob.extend(b"\0" * (stub_start - len(blob)))
     for name in needs_stub:
-        offsets[f"__stub${name}"] = len(blob)
-        blob.extend(_stub_code(arch) + b"\0" * 8)
+        slots[f"__stub${name}"] = len(blob)
+        blob.extend(STUBS[arch] + b"\0" * 8)
     if needs_stub:
         code_ranges.append((stub_start, len(blob)))
     blob.extend(b"\0" * ((-len(blob)) % 8))
     for name in needs_got:
-        offsets[f"__got${name}"] = len(blob)
+        slots[f"__got${name}"] = len(blob)
         blob.extend(b"\0" * 8)
     writable_from = len(blob) + (-len(blob)) % PAGE if writable else len(blob)
     if writable:
         blob.extend(b"\0" * (writable_from - len(blob)))
         for s in writable:
             place(s)
-            offsets[s.name] = placed[s.name]
-    for name, (section, off) in symbols.items():
-        offsets[name] = placed[section] + off
+    offsets = {**placed, **slots, **{name: placed[section] + off for name, (section, off) in symbols.items()}}
     image_relocs = [(placed[r.section] + r.offset, r.kind, r.symbol, r.addend) for r in relocs]
     native_pc_map = sorted((placed[sec] + off, slot) for sec, off, slot in (pc_map or []))
     return Image(arch, bytes(blob), offsets, image_relocs, externals, writable_from, code_ranges,
                  native_pc_map)
-
-
-def _stub_code(arch: str) -> bytes:
-    if arch == "x86_64":
-        return bytes.fromhex("ff2502000000") + b"\x0f\x0b"          # jmp [rip+2]; ud2; .quad target
-    return struct.pack("<II", 0x58000050, 0xD61F0200)                # ldr x16, #8; br x16; .quad target
 
 
 def link_elf(data: bytes, pc_map: list[tuple[str, int, int]] | None = None) -> Image:

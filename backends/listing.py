@@ -10,7 +10,6 @@ appear several times, or not at all.
 
 from __future__ import annotations
 
-import bisect
 import struct
 
 from jitbpf.errors import BpfEngineError
@@ -125,26 +124,23 @@ def listing(image: Image, program, base: int = 0, style: str = "asm") -> str:
     if image.arch not in CAPSTONE:
         raise BpfEngineError(f"no disassembler for {image.arch}")
     bpf_text = dict(disassemble(program.insns, style))
-    names = sorted((offset, name) for name, offset in image.symbols.items()
-                   if not name.startswith(("__", ".", "$")))     # stubs, sections, arm64 mapping symbols
-    keys = [off for off, _ in image.pc_map]
+    labels: dict[int, list[str]] = {}
+    for name, offset in sorted(image.symbols.items(), key=lambda item: (item[1], item[0])):
+        if not name.startswith(("__", ".", "$")):               # stubs, sections, arm64 mapping symbols
+            labels.setdefault(offset, []).append(f"{name}:")
     cs = _disassembler(image.arch)
     out: list[str] = []
     for start, end in image.code_ranges:
         current = None
         for insn in cs.disasm(image.blob[start:end], base + start):
             offset = insn.address - base
-            for off, name in names:
-                if off == offset:
-                    out.append(f"{name}:")
-            i = bisect.bisect_right(keys, offset) - 1
-            slot = image.pc_map[i][1] if i >= 0 else None
+            out.extend(labels.get(offset, ()))
+            slot = image.bpf_slot(offset)
             if slot is not None and slot != current:
                 out.append(f"    ; {slot}: {bpf_text.get(slot, '?')}")
             current = slot
             out.append(f"  {insn.address:8x}:  {insn.bytes.hex():<22} {insn.mnemonic} {insn.op_str}".rstrip())
     return "\n".join(out) + "\n"
-
 
 
 def engine_listing(engine_name: str, program, style: str = "asm", **options) -> str:

@@ -286,6 +286,8 @@ class _FunctionLowering:
         self.entry_at = 2                      # where they go: after the frame's lines
         self.fp_line: int | None = None
         self.fp_used = False
+        self.pending: list[str] = []          # out-of-line blocks (unwind, traps, back-edges), put last
+        self.has_unwind = False
 
     # ---------------------------------------------------------------- text helpers
     def emit(self, line: str) -> None:
@@ -396,7 +398,7 @@ class _FunctionLowering:
                 self.label(pc)
             self._at(pc)
             getattr(self, "_" + spec.kind)(pc, self.insns[pc], spec)
-        self._shared_blocks()
+        self.lines.extend(self.pending)
         self.lines.append("}")
         for line, reg, name, dbg in self.open_phis:
             self.lines[line] = f"  %r{reg}.{name} = {self._phi(self.incoming[name], reg)}{dbg}"
@@ -444,15 +446,11 @@ class _FunctionLowering:
             self.block(ok)
         self.jump(f"L{f.start}")
 
-    # ---------------------------------------------------------------- shared blocks
-    def _shared_blocks(self) -> None:
-        for line in getattr(self, "_pending", []):
-            self.lines.append(line)
-
+    # ---------------------------------------------------------------- out-of-line blocks
     def _unwind_label(self) -> str:
-        if not getattr(self, "_has_unwind", False):
-            self._has_unwind = True
-            self._pending = getattr(self, "_pending", []) + ["unwind:", "  ret i64 0"]
+        if not self.has_unwind:
+            self.has_unwind = True
+            self.pending += ["unwind:", "  ret i64 0"]
         return "unwind"
 
     def _check_unwind(self) -> None:
@@ -471,7 +469,7 @@ class _FunctionLowering:
         self.lines.append(f"{name}:")
         self.emit(f"call i64 {trap}(i64 {code}, i64 {pc}, i64 {value}, i64 0, i64 0)")
         self.emit("ret i64 0")
-        self._pending = getattr(self, "_pending", []) + self.lines
+        self.pending += self.lines
         self.lines = saved
         return name
 
@@ -490,7 +488,7 @@ class _FunctionLowering:
         out = self.val(f"icmp slt i64 {left1}, 0")
         self.emit(f"br i1 {out}, label %{trap}, label %L{target}, {UNLIKELY.format(prof=self.m.prof)}")
         self.incoming.setdefault(f"L{target}", []).append((name, list(self.values)))
-        self._pending = getattr(self, "_pending", []) + self.lines
+        self.pending += self.lines
         self.lines = saved
         return name
 
@@ -503,11 +501,10 @@ class _FunctionLowering:
     def _alu(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         bits, op, t = spec.width, spec.op, _ty(spec.width)
         if op == "mov":
-            value = self._operand(insn, bits)
-            if bits == 64 or insn.source == isa.SRC_K:
-                self.put(insn.dst, value if bits == 64 else str(insn.imm & isa.MASK32))
-                return
-            self.put(insn.dst, value, bits)
+            if bits == 32 and insn.source == isa.SRC_K:
+                self.put(insn.dst, str(insn.imm & isa.MASK32))
+            else:
+                self.put(insn.dst, self._operand(insn, bits), bits)
             return
         if op == "movsx":
             narrow = self.get(insn.src, spec.sx_bits)

@@ -34,6 +34,7 @@ _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.pthread_self.restype = ctypes.c_ulong
 
 HELPER_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)
 ENTRY_CFUNC = HELPER_CFUNC
@@ -73,19 +74,15 @@ def thread_stack_region() -> Region:
     region = _stack_regions.get(ident)
     if region is None:
         attr = ctypes.create_string_buffer(128)          # pthread_attr_t is 56 or 64 bytes
-        libpthread = _libc
-        if libpthread.pthread_getattr_np(ctypes.c_ulong(libpthread.pthread_self()), attr) != 0:
+        if _libc.pthread_getattr_np(ctypes.c_ulong(_libc.pthread_self()), attr) != 0:
             raise BpfEngineError("pthread_getattr_np failed: cannot find the native stack")
         base, size = ctypes.c_void_p(), ctypes.c_size_t()
-        libpthread.pthread_attr_getstack(attr, ctypes.byref(base), ctypes.byref(size))
-        libpthread.pthread_attr_destroy(attr)
+        _libc.pthread_attr_getstack(attr, ctypes.byref(base), ctypes.byref(size))
+        _libc.pthread_attr_destroy(attr)
         view = (ctypes.c_char * size.value).from_address(base.value)
         region = Region("native stack", base.value, size.value, memoryview(view).cast("B"), True, view)
         _stack_regions[ident] = region
     return region
-
-
-_libc.pthread_self.restype = ctypes.c_ulong
 
 
 class HelperCallbacks:

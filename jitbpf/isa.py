@@ -334,6 +334,8 @@ DISCRIMINATOR: dict[int, str | None] = _TABLE.discriminator
 
 #: Kinds of instruction that write their dst register (so dst may not be r10).
 _WRITES_DST = frozenset({"alu", "end", "ldx", "lddw"})
+#: Atomic operations that write the old value to their src register (cmpxchg writes r0).
+_WRITES_SRC = frozenset({"fetch_add", "fetch_or", "fetch_and", "fetch_xor", "xchg"})
 
 
 def info(insn: Insn) -> OpInfo | None:
@@ -384,6 +386,9 @@ def check_insn(insn: Insn, pc: int) -> OpInfo:
             raise BpfValidationError(f"{spec.name}: invalid {reg} register r{getattr(insn, reg)}", pc=pc)
     if insn.dst == FP and spec.kind in _WRITES_DST:
         raise BpfValidationError(f"{spec.name} writes to the read-only frame pointer r10", pc=pc)
+    if insn.src == FP and spec.kind == "atomic" and spec.op in _WRITES_SRC:
+        raise BpfValidationError(f"{spec.name} writes the old value to its src, the read-only frame pointer r10",
+                                 pc=pc)
     if spec.kind == "end" and insn.imm not in (16, 32, 64):
         raise BpfValidationError(f"{spec.name}: byte-swap width must be 16, 32 or 64", pc=pc)
     if spec.kind == "call" and insn.src not in (CALL_HELPER, CALL_LOCAL, CALL_KFUNC):

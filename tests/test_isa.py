@@ -83,6 +83,8 @@ EXIT = Insn(isa.OP_EXIT)
     ([Insn(0xDB, 1, 2, 0, 0x02), EXIT], "invalid imm field 2", 0),   # atomic op 2 does not exist
     ([Insn(0x78, 1, 2), EXIT], "unknown opcode 0x78", 0),            # no ABS|DW
     ([Insn(0x99, 1, 2), EXIT], "unknown opcode 0x99", 0),            # no MEMSX|DW
+    ([Insn(0xDB, 1, 10, 0, 0xA1), EXIT], "writes the old value to its src", 0),   # fetch xor into r10
+    ([Insn(0xC3, 1, 10, 0, 0xE1), EXIT], "writes the old value to its src", 0),   # xchg into r10
 ])
 def test_validator_rejects(insns, pattern, pc):
     with pytest.raises(BpfValidationError, match=re.escape(pattern)) as err:
@@ -90,6 +92,12 @@ def test_validator_rejects(insns, pattern, pc):
     assert err.value.pc == pc
     if pc is not None:
         assert f"instruction {pc}" in str(err.value)
+
+
+def test_atomics_may_read_r10():
+    """add/or/and/xor and cmpxchg (which writes r0) only read their src register."""
+    for imm in (0x00, 0x40, 0x50, 0xA0, 0xF1):
+        isa.validate([Insn(0xDB, 1, 10, 0, imm), EXIT])
 
 
 def test_validator_accepts_every_table_entry():

@@ -27,7 +27,7 @@ def valid_insn(draw, kinds: frozenset[str] | None = None) -> list[Insn]:
     if "dst" in spec.fields:
         fields["dst"] = draw(regs if spec.kind in ("alu", "end", "ldx", "lddw") else any_reg)
     if "src" in spec.fields:
-        fields["src"] = draw(any_reg if spec.kind != "lddw" else st.just(0))
+        fields["src"] = draw(st.just(0) if spec.kind == "lddw" else regs if spec.kind == "atomic" else any_reg)
     if "off" in spec.fields:
         fields["off"] = draw(s16)
     if "imm" in spec.fields:

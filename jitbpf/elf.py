@@ -158,6 +158,7 @@ class _Loader:
         self.slot_fix: dict[tuple[int, int], tuple[int, int, int]] = {}   # lddw -> (src, imm, next_imm)
         self.kfuncs: dict[tuple[int, int], str] = {}
         self.functions: dict[tuple[int, int], Function] = {}
+        self.map_values: list[tuple[Any, int]] = []        # (map, .maps offset of its __array values)
         self.prog_array_init: list[tuple[Any, int, str]] = []
         self.btf: Btf | None = None
         self.btf_ext: BtfExt | None = None
@@ -263,7 +264,7 @@ class _Loader:
                               attrs.get("map_extra", 0))
             m.btf_key_type, m.btf_value_type = key_type, value_type
             if values_off is not None:
-                m.values_offset = sym.value + values_off
+                self.map_values.append((m, sym.value + values_off))
 
     def _map_def(self, index: int, sym: Symbol, type_id: int):
         btf = self.btf
@@ -412,9 +413,8 @@ class _Loader:
         self._function_of(sec, slot).refs.append((slot, (tsec, tslot), src))
 
     def _map_init_relocation(self, sec: int, off: int, sym: Symbol) -> None:
-        for m in self.obj.map_list:
-            base = getattr(m, "values_offset", None)
-            if base is not None and base <= off < base + 8 * m.max_entries and (off - base) % 8 == 0:
+        for m, base in self.map_values:
+            if base <= off < base + 8 * m.max_entries and (off - base) % 8 == 0:
                 if sym.type != "STT_FUNC" or sym.shndx not in self.code:
                     raise self.error(sec, off, f"prog_array '{m.name}' initialised with '{sym.name}', "
                                                "which is not a program")

@@ -160,13 +160,15 @@ def _addr(obj) -> int:
     return ctypes.addressof(obj) if obj is not None else 0
 
 
+_NR = _NR_BPF.get(platform.machine().lower()) if hasattr(os, "sched_getaffinity") else None
+
+
 def bpf(cmd: int, attr: ctypes.Structure) -> int:
     """Call bpf(2); returns its result or raises OSError with the errno."""
-    nr = _NR_BPF.get(platform.machine().lower())
-    if nr is None or not hasattr(os, "sched_getaffinity"):
+    if _NR is None:
         raise OSError(errno.ENOSYS, f"bpf(2) is not available on {platform.system()} {platform.machine()}")
     while True:
-        ret = _libc.syscall(nr, cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
+        ret = _libc.syscall(_NR, cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
         if ret >= 0:
             return ret
         err = ctypes.get_errno()

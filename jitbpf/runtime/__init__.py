@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ..errors import BpfRuntimeError
-from .helpers import Helper, HelperRegistry, default_registry, monotonic_ns
+from ..isa import MASK64
+from .helpers import Helper, HelperRegistry, default_registry
 from .memory import AddressSpace, HostBuffer, Region
 
 __all__ = ["Runtime", "AddressSpace", "HostBuffer", "Region", "Helper", "HelperRegistry"]
@@ -23,10 +25,10 @@ __all__ = ["Runtime", "AddressSpace", "HostBuffer", "Region", "Helper", "HelperR
 class Task:
     """The 'current task' helpers such as bpf_get_current_pid_tgid report."""
 
-    pid: int = os.getpid()
-    tgid: int = os.getpid()
-    uid: int = os.getuid()
-    gid: int = os.getgid()
+    pid: int = field(default_factory=os.getpid)
+    tgid: int = field(default_factory=os.getpid)
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
     comm: bytes = b"jitbpf"
 
 
@@ -73,7 +75,7 @@ class Runtime:
 
     def end_program(self, r0: int) -> None:
         """Make the running program return ``r0`` as soon as the current helper returns."""
-        self.pending_exit = r0 & 0xFFFF_FFFF_FFFF_FFFF
+        self.pending_exit = r0 & MASK64
         self.unwind_cell.view[:8] = (1).to_bytes(8, "little")
 
     def fail_program(self, error: BaseException) -> None:
@@ -107,10 +109,10 @@ class Runtime:
         return m
 
     def clock_ns(self) -> int:
-        return self.fixed_clock_ns if self.fixed_clock_ns is not None else monotonic_ns()
+        return self.fixed_clock_ns if self.fixed_clock_ns is not None else time.monotonic_ns()
 
     def call_helper(self, id: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
-        return self.helpers.get(id).func(self, r1, r2, r3, r4, r5) & 0xFFFF_FFFF_FFFF_FFFF
+        return self.helpers.get(id).func(self, r1, r2, r3, r4, r5) & MASK64
 
     def skb_window(self, ctx: int, pc: int | None = None) -> tuple[int, int]:
         try:

@@ -23,19 +23,19 @@ class FormatError(Exception):
     pass
 
 
-def _pointer_arg(kind: bytes, value: int, memory) -> str:
-    if kind in (b"pks", b"pus"):
+def _pointer_arg(kind: str, value: int, memory) -> str:
+    if kind in ("pks", "pus"):
         return _string(value, memory)
-    if kind[1:2] in (b"i", b"I"):
-        size = 4 if kind.endswith(b"4") else 16
+    if kind[1:2] in ("i", "I"):
+        size = 4 if kind.endswith("4") else 16
         try:
             raw = memory.read(value, size)
         except BpfRuntimeError:
             return "(efault)"
         if size == 4:
-            return ".".join((f"{b:03d}" if kind[1:2] == b"i" else str(b)) for b in raw)
+            return ".".join((f"{b:03d}" if kind[1:2] == "i" else str(b)) for b in raw)
         groups = [raw[i:i + 2].hex() for i in range(0, 16, 2)]
-        return "".join(groups) if kind[1:2] == b"i" else ":".join(groups)
+        return "".join(groups) if kind[1:2] == "i" else ":".join(groups)
     return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
@@ -66,7 +66,7 @@ def bprintf(fmt: bytes, args: list[int], memory) -> str:
         value = args[used]
         used += 1
         if length.startswith("p"):
-            text = _pointer_arg(length.encode(), value, memory)
+            text = _pointer_arg(length, value, memory)
         elif conv == "s":
             text = _string(value, memory)
         elif conv == "c":
@@ -76,7 +76,7 @@ def bprintf(fmt: bytes, args: list[int], memory) -> str:
             value &= (1 << bits) - 1
             if conv in "di" and value >> (bits - 1):
                 value -= 1 << bits
-            text = format(value, {"x": "x", "X": "X"}.get(conv, "d"))
+            text = format(value, conv if conv in ("x", "X") else "d")
             if "+" in flags and conv in "di" and value >= 0:
                 text = "+" + text
             elif " " in flags and conv in "di" and value >= 0:

@@ -9,11 +9,11 @@ hook runs the function. Results are taken modulo 2**64.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BpfEngineError, BpfRuntimeError
+from ..isa import MASK32, MASK64, to_s32
 from .maps import E2BIG, EAGAIN, EFAULT, EINVAL, ENOENT, ProgArrayMap
 
 HelperFunc = Callable[..., int]
@@ -87,7 +87,6 @@ class HelperRegistry:
 
 
 DEFAULT = HelperRegistry()
-MASK32, MASK64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 MAX_TAIL_CALLS = 33          # Linux MAX_TAIL_CALL_CNT
 MAX_LOOPS = 1 << 23          # bpf_loop's limit
 HZ = 250                     # for bpf_jiffies64
@@ -96,11 +95,6 @@ HZ = 250                     # for bpf_jiffies64
 def helper(id: int, name: str, args: tuple[str, ...] = (), ret: str = "integer"):
     """Register the decorated function in DEFAULT as Linux helper ``id``."""
     return DEFAULT.register(id, name, args=args, ret=ret)
-
-
-def _s32(x: int) -> int:
-    x &= MASK32
-    return x - (1 << 32) if x >> 31 else x
 
 
 def _err(errno: int) -> int:
@@ -473,17 +467,17 @@ def _frame(rt, ctx, what):
 
 @helper(44, "xdp_adjust_head", ("ptr_to_ctx", "anything"))
 def xdp_adjust_head(rt, ctx, delta, *_):
-    return _frame(rt, ctx, "xdp_adjust_head").xdp_adjust_head(_s32(delta)) & MASK64
+    return _frame(rt, ctx, "xdp_adjust_head").xdp_adjust_head(to_s32(delta)) & MASK64
 
 
 @helper(54, "xdp_adjust_meta", ("ptr_to_ctx", "anything"))
 def xdp_adjust_meta(rt, ctx, delta, *_):
-    return _frame(rt, ctx, "xdp_adjust_meta").xdp_adjust_meta(_s32(delta)) & MASK64
+    return _frame(rt, ctx, "xdp_adjust_meta").xdp_adjust_meta(to_s32(delta)) & MASK64
 
 
 @helper(65, "xdp_adjust_tail", ("ptr_to_ctx", "anything"))
 def xdp_adjust_tail(rt, ctx, delta, *_):
-    return _frame(rt, ctx, "xdp_adjust_tail").xdp_adjust_tail(_s32(delta)) & MASK64
+    return _frame(rt, ctx, "xdp_adjust_tail").xdp_adjust_tail(to_s32(delta)) & MASK64
 
 
 @helper(26, "skb_load_bytes", ("ptr_to_ctx", "anything", "ptr_to_uninit_mem", "const_size"))
@@ -512,7 +506,3 @@ def skb_store_bytes(rt, skb, offset, src, length, flags):
 def default_registry() -> HelperRegistry:
     """A fresh registry holding every built-in helper."""
     return DEFAULT.copy()
-
-
-def monotonic_ns() -> int:
-    return time.monotonic_ns()

@@ -114,9 +114,11 @@ class Region:
 class AddressSpace:
     """The set of regions a program may touch; every interpreter access goes through it."""
 
-    def __init__(self):
+    def __init__(self, regions: list[Region] | None = None):
         self.regions: list[Region] = []
         self._last: Region | None = None         # the region of the previous access, tried first
+        for r in regions or ():
+            self.add(r)
 
     def add(self, region: Region) -> Region:
         if region.size > 0:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN
 
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MASK64, MAX_CALL_DEPTH
+from jitbpf.isa import MASK64, MAX_CALL_DEPTH, jump_target
 
 from . import abi
 from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, STACK_TOP, Emitter
@@ -320,7 +320,7 @@ class Arm64Emitter(Emitter):
             self.emit(f"cmn {dst}, #{-u & mask}")
         else:
             self.emit(f"cmp {dst}, {self.register(src, w)}")
-        self.bcond("b." + COND[spec.op], self.target(pc, pc + 1 + insn.off))
+        self.bcond("b." + COND[spec.op], self.target(pc, jump_target(insn, pc)))
 
     # ------------------------------------------------------------------ memory
     def address_into(self, dest: str, base: str, off: int) -> None:

@@ -248,15 +248,14 @@ class Emitter:
         return isa.sign_extend(self.rng.getrandbits(bits), bits)
 
     def op_ja(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        target = pc + 1 + (insn.off if spec.width == 64 else insn.imm)
-        self.jump(self.target(pc, target))
+        self.jump(self.target(pc, isa.jump_target(insn, pc)))
 
     def op_exit(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         self.jump("K_epilogue")
 
     def op_call(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if insn.src == isa.CALL_LOCAL:
-            self.call_local(f"F{pc + 1 + insn.imm}")
+            self.call_local(f"F{isa.jump_target(insn, pc)}")
             return
         if insn.src == isa.CALL_KFUNC:
             name = self.program.kfuncs.get(pc)
@@ -279,7 +278,7 @@ class Emitter:
 
     def op_lddw(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if insn.src == isa.Pseudo.FUNC:
-            self.function_address(self.reg(insn.dst), pc + 1 + insn.imm)
+            self.function_address(self.reg(insn.dst), isa.jump_target(insn, pc))
         else:
             self.constant(self.reg(insn.dst), self.program.lddw_value(pc))
 

@@ -25,7 +25,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from jitbpf import isa
-from jitbpf.isa import MAX_CALL_DEPTH, Insn, OpInfo
+from jitbpf.isa import MAX_CALL_DEPTH, Insn, OpInfo, jump_target
 
 ARGS = 0b111110                 # r1-r5
 INHERITED = 0b1111000001        # r0, r6-r9: what a callee shares with its caller
@@ -81,9 +81,9 @@ class ProgramFlow:
         for pc, insn in enumerate(self.insns):
             spec = self.specs[pc]
             if spec is not None and spec.kind == "lddw" and insn.src == isa.Pseudo.FUNC:
-                self.by_start[pc + 1 + insn.imm].address_taken = True
+                self.by_start[jump_target(insn, pc)].address_taken = True
             if spec is not None and spec.kind == "call" and insn.src == isa.CALL_LOCAL:
-                self.called.add(pc + 1 + insn.imm)
+                self.called.add(jump_target(insn, pc))
         if self.has_callx:
             self.called.update(self.by_start)
         calls = bool(self.called) or any(f.address_taken for f in self.functions)
@@ -148,7 +148,7 @@ class ProgramFlow:
         """Functions an instruction may call directly (local call, callx)."""
         spec, insn = self.specs[pc], self.insns[pc]
         if spec.kind == "call" and insn.src == isa.CALL_LOCAL:
-            return [self.by_start[pc + 1 + insn.imm]]
+            return [self.by_start[jump_target(insn, pc)]]
         if spec.kind == "callx":
             return list(self.functions)
         return []
@@ -194,7 +194,7 @@ class ProgramFlow:
             return 1 | (ARGS if f.returns_args else 0), 0
         if kind == "call":
             if insn.src == isa.CALL_LOCAL:
-                return ARGS | self.by_start[pc + 1 + insn.imm].live_in, 1 | ARGS
+                return ARGS | self.by_start[jump_target(insn, pc)].live_in, 1 | ARGS
             return ARGS, 1
         if kind == "callx":
             inherited = 0

@@ -75,7 +75,7 @@ from typing import Any
 
 from jitbpf import isa
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, sign_extend, to_s64
+from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, jump_target, sign_extend, to_s64
 
 from . import abi
 from .flow import Function, ProgramFlow, bit
@@ -624,7 +624,7 @@ class _FunctionLowering:
 
     def _call(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if insn.src == isa.CALL_LOCAL:
-            self._call_local(pc, self.flow.by_start[pc + 1 + insn.imm])
+            self._call_local(pc, self.flow.by_start[jump_target(insn, pc)])
             return
         if insn.src == isa.CALL_KFUNC:
             name = self.L.program.kfuncs.get(pc)
@@ -737,7 +737,7 @@ class _FunctionLowering:
 
     def _lddw(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if insn.src == isa.Pseudo.FUNC:
-            callee = self.flow.by_start[pc + 1 + insn.imm]
+            callee = self.flow.by_start[jump_target(insn, pc)]
             value = self.val(f'ptrtoint ptr @"{self.L.symbol(callee)}" to i64')
         else:
             value = str(to_s64(self.L.program.lddw_value(pc)))

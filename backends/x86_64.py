@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from keystone import KS_ARCH_X86, KS_MODE_64
 
-from jitbpf.isa import MAX_CALL_DEPTH, to_s32
+from jitbpf.isa import MAX_CALL_DEPTH, jump_target, to_s32
 
 from . import abi
 from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, STACK_TOP, Emitter
@@ -274,7 +274,7 @@ class X86Emitter(Emitter):
         dst, src = sized(self.reg(insn.dst), w), self.operand(insn)
         text = src if isinstance(src, int) else sized(src, w)
         self.emit(f"{'test' if spec.op == 'jset' else 'cmp'} {dst}, {text}",
-                  f"j{CC[spec.op]} {self.target(pc, pc + 1 + insn.off)}")
+                  f"j{CC[spec.op]} {self.target(pc, jump_target(insn, pc))}")
 
     # ------------------------------------------------------------------ memory
     def address(self, pc: int, base: str, off: int, size: int, write: bool) -> str:

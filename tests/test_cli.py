@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from conftest import ROOT, cli
 
-ROOT = Path(__file__).resolve().parent.parent
 FIB = ROOT / "jitbpf" / "examples" / "fib.asm"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jitbpf", *args], capture_output=True, text=True, timeout=120)
 
 
 def fib(n: int) -> int:
@@ -31,14 +24,15 @@ def test_asm_then_run_bytes(tmp_path):
     out = tmp_path / "fib.bin"
     assert cli("asm", str(FIB), "-o", str(out)).returncode == 0
     res = cli("run", str(out), "--mem-hex", "00" * 12)
+    assert res.returncode == 0, res.stderr
     assert f"r0 = {fib(12)} " in res.stdout
 
 
 def test_disasm_styles():
     res = cli("disasm", str(FIB), "--style", "kernel")
-    assert "if r2 == 0 goto L9" in res.stdout
+    assert res.returncode == 0 and "if r2 == 0 goto L9" in res.stdout, res.stderr
     res = cli("disasm", str(FIB), "--offsets")
-    assert "jeq %r2, 0, +6" in res.stdout
+    assert res.returncode == 0 and "jeq %r2, 0, +6" in res.stdout, res.stderr
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path):

@@ -6,11 +6,9 @@ import struct
 
 from jitbpf.pcap import read_pcap, write_pcap
 
-from conftest import ROOT
-from test_cli import cli
+from conftest import FIXTURES, cli
 from test_fixtures import ACK, SYN, eth, ipv4, tcp, udp
 
-FIXTURES = ROOT / "tests" / "fixtures"
 XDP_PARSE = str(FIXTURES / "xdp_parse.bpf.o")
 
 

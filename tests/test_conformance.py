@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from jitbpf import BpfError
 from jitbpf.conformance import load_test, run_test
 from jitbpf.engines import available_engines
 
-from conftest import CONFORMANCE_NEGATIVE, CONFORMANCE_TESTS, conformance_files, needs_conformance
+from conftest import CONFORMANCE_NEGATIVE, CONFORMANCE_TESTS, cli, conformance_files, needs_conformance
 
 TESTS = conformance_files(CONFORMANCE_TESTS)
 
@@ -44,7 +42,7 @@ def test_negative_files_never_pass(path):
     results, produces the true value and so does not match)."""
     try:
         test = load_test(path)
-    except Exception as e:          # an unknown section is itself a rejection
+    except BpfError as e:           # an unknown section is itself a rejection
         assert "unknown section" in str(e)
         return
     outcome = run_test(test, "interp")
@@ -55,38 +53,33 @@ def test_negative_files_never_pass(path):
         assert not outcome.passed, outcome.detail
 
 
-def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jitbpf", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_plugin_protocol():
     # ldxw r0, [r1+0]; exit  with memory 44 33 22 11
-    res = _cli("plugin", "44 33 22 11", stdin="61 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00\n")
+    res = cli("plugin", "44 33 22 11", stdin="61 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00\n")
     assert res.returncode == 0, res.stderr
     assert int(res.stdout.strip(), 16) == 0x11223344
 
 
 def test_plugin_reports_errors():
-    res = _cli("plugin", stdin="07 00 01 00 01 00 00 00 95 00 00 00 00 00 00 00\n")
+    res = cli("plugin", stdin="07 00 01 00 01 00 00 00 95 00 00 00 00 00 00 00\n")
     assert res.returncode != 0
     assert "unused off field" in res.stderr
 
 
 def test_plugin_unknown_engine():
-    res = _cli("plugin", "--engine", "nope", stdin="95 00 00 00 00 00 00 00\n")
+    res = cli("plugin", "--engine", "nope", stdin="95 00 00 00 00 00 00 00\n")
     assert res.returncode != 0 and "unknown engine 'nope'" in res.stderr
 
 
 @needs_conformance()
 def test_conformance_command_summary_line():
-    res = _cli("conformance", str(CONFORMANCE_TESTS), "--engine", "interp")
+    res = cli("conformance", str(CONFORMANCE_TESTS), "--engine", "interp")
     assert res.returncode == 0, res.stdout[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "313 passed, 0 failed, 0 skipped"
 
 
 def test_conformance_command_unknown_engine():
-    res = _cli("conformance", str(CONFORMANCE_TESTS), "--engine", "bogus")
+    res = cli("conformance", str(CONFORMANCE_TESTS), "--engine", "bogus")
     assert res.returncode == 1 and "unknown engine 'bogus'" in res.stderr
     assert res.stdout.count("FAIL") == 0
 

@@ -10,6 +10,8 @@ import pytest
 import jitbpf
 from jitbpf.runtime import Runtime, context
 
+from conftest import load_fixture
+
 EINVAL, EACCES = 22, 13
 
 
@@ -123,8 +125,7 @@ def test_check_reports_map_differences():
 
 
 def test_runtime_errors_name_the_source_line():
-    from conftest import ROOT
-    obj = jitbpf.load(str(ROOT / "tests" / "fixtures" / "hash_ops.bpf.o"))
+    obj = load_fixture("hash_ops")
     with pytest.raises(jitbpf.BpfRuntimeError) as e:
         obj.program().compile().run(ctx=b"\1")          # ctx->base reads 4 bytes of a 1-byte context
     assert e.value.line == obj.program().source_line(e.value.pc)

@@ -1,5 +1,6 @@
 """The direct JITs (backends/x86_64.py, backends/arm64.py) on all three of their engines:
-the conformance suite plain, with constant blinding and with bounds checks, code shape (stack alignment,
+the conformance suite with constant blinding and with bounds checks (plain in
+test_conformance.py, with every other engine), code shape (stack alignment,
 offset forms), the options (blinding, bounds checks), arm64 branches beyond +-1 MiB, and
 random programs cross-checked against the interpreter. The run-time semantics shared by
 every engine are in test_engines.py."""
@@ -20,26 +21,19 @@ from jitbpf.errors import BpfEngineError, BpfRuntimeError
 from jitbpf.runtime import HostBuffer, Region
 
 import strategies
-from conftest import CONFORMANCE_TESTS, conformance_files, run_asm
+from conftest import CONFORMANCE_TESTS, cli, conformance_files, run_asm
 
 ENGINES = ["direct", "direct-arm64", "direct-x86_64@unicorn"]
 TESTS = conformance_files(CONFORMANCE_TESTS)
 
 
-@pytest.mark.parametrize("options", [{}, {"blind": True}, {"bounds_check": True}],
-                         ids=["plain", "blinded", "bounds-checked"])
+@pytest.mark.parametrize("options", [{"blind": True}, {"bounds_check": True}], ids=["blinded", "bounds-checked"])
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", TESTS, ids=lambda p: p.stem)
 def test_conformance(path, engine, options):
-    test = load_test(path)
-    insns = test.program()
-    result = jitbpf.from_insns(insns, test.name).program().compile(engine, **options).run(test.mem)
-    assert result.r0 == test.result
-
-
-def test_conformance_runner_accepts_direct_engines():
-    for engine in ENGINES:
-        assert run_test(load_test(TESTS[0]), engine).passed
+    """With the options on (the plain engines run the suite in test_conformance.py)."""
+    outcome = run_test(load_test(path), engine, **options)
+    assert outcome.passed, outcome.detail
 
 
 # ----------------------------------------------------------------------------- code shape
@@ -223,16 +217,12 @@ def test_random_programs_match_the_interpreter(engine, blind, insns, args):
 # ----------------------------------------------------------------------------- command line
 
 def test_cli_runs_and_lists_direct_engines(tmp_path):
-    import subprocess
-    import sys
     source = tmp_path / "prog.asm"
     source.write_text("mov %r0, 40\nadd %r0, 2\nexit\n")
     for engine in ENGINES:
-        run = subprocess.run([sys.executable, "-m", "jitbpf", "run", str(source), "--engine", engine, "--check"],
-                             capture_output=True, text=True, timeout=120)
+        run = cli("run", str(source), "--engine", engine, "--check")
         assert run.returncode == 0 and "r0 = 42" in run.stdout, run.stderr
-        listing = subprocess.run([sys.executable, "-m", "jitbpf", "disasm", str(source), "--native", "--engine",
-                                  engine], capture_output=True, text=True, timeout=120)
+        listing = cli("disasm", str(source), "--native", "--engine", engine)
         assert listing.returncode == 0, listing.stderr
         lines = listing.stdout.splitlines()
         assert "bpf_entry:" in lines and "bpf_entry.body:" in lines

@@ -11,13 +11,8 @@ from jitbpf import isa
 from jitbpf.btf import parse_btf, parse_btf_ext
 from jitbpf.elf import R_BPF_64_32, R_BPF_64_64, program_type
 
-from conftest import ROOT
+from conftest import FIXTURES, load_fixture as load
 
-FIXTURES = ROOT / "tests" / "fixtures"
-
-
-def load(name: str) -> jitbpf.Object:
-    return jitbpf.load(str(FIXTURES / f"{name}.bpf.o"))
 
 
 def test_section_names_give_program_types():

@@ -12,21 +12,12 @@ import pytest
 import jitbpf
 from jitbpf.engines import available_engines
 from jitbpf.errors import BpfEngineError, BpfRuntimeError
-from jitbpf.runtime import HostBuffer, Region, Runtime, context
+from jitbpf.runtime import HostBuffer, Region, context
 
-from conftest import run_asm
-from test_interpreter import CALLS
+from conftest import build, run_asm
 
 ENGINES = [e for e in available_engines() if e != "kernel"]
 COMPILED = [e for e in ENGINES if e != "interp"]
-
-
-def build(text: str, engine: str, setup=None, **options):
-    """Compile ``text`` for ``engine`` in a fresh runtime that ``setup(rt)`` may extend."""
-    rt = Runtime()
-    if setup is not None:
-        setup(rt)
-    return jitbpf.assemble(text, runtime=rt).program().compile(engine, **options)
 
 
 def _twice(rt, a, *_):
@@ -34,6 +25,26 @@ def _twice(rt, a, *_):
 
 
 # ----------------------------------------------------------------------------- calls and frames
+
+CALLS = """
+    mov %r6, 6
+    mov %r7, 7
+    mov %r1, 3
+    stdw [%r10-8], 100
+    call local f
+    ldxdw %r1, [%r10-8]       # the callee has its own frame
+    add %r0, %r1
+    add %r0, %r6
+    add %r0, %r7
+    exit
+f:
+    mov %r6, 1000             # callee-saved registers come back unchanged
+    mov %r7, 1000
+    stdw [%r10-8], 5
+    mov %r0, %r1
+    exit
+"""
+
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_local_calls_preserve_r6_r9_and_frames(engine):

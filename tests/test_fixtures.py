@@ -18,9 +18,8 @@ import pytest
 import jitbpf
 from jitbpf.runtime import Task
 
-from conftest import ROOT
+from conftest import FIXTURES, load_fixture as load
 
-FIXTURES = ROOT / "tests" / "fixtures"
 ENGINES = [e for e in jitbpf.available_engines() if e != "kernel"]
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX = 0, 1, 2, 3
 TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
@@ -28,10 +27,6 @@ ENOENT, E2BIG, EFAULT, EEXIST, EINVAL = 2, 7, 14, 17, 22
 
 #: (fixture, engine) -> reason, for engine bugs that are not the runtime's (strict xfail).
 KNOWN_ENGINE_BUGS: dict[tuple[str, str], str] = {}
-
-
-def load(name: str) -> jitbpf.Object:
-    return jitbpf.load(str(FIXTURES / f"{name}.bpf.o"))
 
 
 def run(obj, engine, program=None, **kw) -> jitbpf.Result:

@@ -11,22 +11,14 @@ from hypothesis import HealthCheck, given, settings
 
 import jitbpf
 from jitbpf.conformance import load_test, run_test
-from jitbpf.runtime import Runtime
 
-from conftest import CONFORMANCE_TESTS, conformance_files
+from conftest import CONFORMANCE_TESTS, ROOT, build, conformance_files
 from strategies import ALU_JMP, valid_program
 
 LLVM_ENGINES = ["llvm", "llvm-arm64", "llvm-x86_64@unicorn"]
 INT64_MIN = 1 << 63
 INT32_MIN = 1 << 31
 MASK64 = (1 << 64) - 1
-
-
-def build(text: str, engine: str, setup=None, **options):
-    rt = Runtime()
-    if setup is not None:
-        setup(rt)
-    return jitbpf.assemble(text, runtime=rt).program().compile(engine, **options)
 
 
 # --------------------------------------------------------------------------- conformance
@@ -299,14 +291,20 @@ def test_random_bpf_to_bpf_programs_agree_with_interp(engine, opt):
 
 # --------------------------------------------------------------------------- inspection
 
-@pytest.mark.parametrize("engine,ret", [("llvm", "ret"), ("llvm-arm64", "ret"), ("llvm-x86_64@unicorn", "ret")])
-def test_native_listing_interleaves_bpf_and_machine_code(engine, ret):
+@pytest.mark.parametrize("engine", LLVM_ENGINES)
+def test_native_listing_interleaves_bpf_and_machine_code(engine):
+    """Each BPF slot's line comes before the machine code generated for it: a load
+    under slot 0, an add of 7 under slot 1, the return under the exit (slot 2)."""
     from backends.listing import engine_listing
     prog = jitbpf.assemble("ldxdw %r0, [%r1]\nadd %r0, 7\nexit").program()
-    text = engine_listing(engine, prog)
-    assert "bpf_entry:" in text
-    assert "; 0: ldxdw %r0, [%r1]" in text or "; 1: add %r0, 7" in text
-    assert any(line.split()[-1:] == [ret] or f" {ret}" in line for line in text.splitlines())
+    lines = engine_listing(engine, prog).splitlines()
+    assert lines[0] == "bpf_entry:"
+    marks = [lines.index(f"    ; {slot}") for slot in ("0: ldxdw %r0, [%r1]", "1: add %r0, 7", "2: exit")]
+    assert marks == sorted(marks)
+    load, add, exit_ = (lines[a + 1:b] for a, b in zip(marks, marks[1:] + [marks[-1] + 2]))
+    assert any(" mov " in line or " ldr " in line for line in load), load
+    assert any(" add " in line and line.rstrip().endswith(("7", "#7")) for line in add), add
+    assert exit_[0].split()[-1] == "ret", exit_
 
 
 def test_emit_llvm_shows_the_ir():
@@ -327,7 +325,6 @@ FIB = "jitbpf/examples/fib.asm"
 
 def test_cli_native_listing_and_ir(capsys):
     from jitbpf.cli import main
-    from conftest import ROOT
     assert main(["disasm", "--native", "--engine", "llvm-arm64", str(ROOT / FIB)]) == 0
     listing = capsys.readouterr().out
     assert "bpf_entry:" in listing and "    ; " in listing and "ret" in listing
@@ -337,6 +334,5 @@ def test_cli_native_listing_and_ir(capsys):
 
 def test_cli_run_checked_against_interp(capsys):
     from jitbpf.cli import main
-    from conftest import ROOT
     assert main(["run", str(ROOT / FIB), "--mem-hex", "00" * 10, "--engine", "llvm", "--check"]) == 0
     assert "r0 = 55 (0x37) [checked against interp]" in capsys.readouterr().out

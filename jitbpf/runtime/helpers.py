@@ -112,7 +112,7 @@ def map_lookup_elem(rt, map_, key, *_):
 @helper(2, "map_update_elem", ("const_map_ptr", "ptr_to_map_key", "ptr_to_map_value", "anything"))
 def map_update_elem(rt, map_, key, value, flags, _):
     m = rt.map_at(map_)
-    k = rt.memory.read(key, m.key_size) if m.key_size else b""
+    k = rt.memory.read(key, m.key_size)              # b"" for keyless maps, whatever the pointer
     return m._update(k, rt.memory.read(value, m.value_size), flags, rt.cpu if m.percpu else None) & MASK64
 
 

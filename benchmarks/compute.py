@@ -8,11 +8,12 @@ LLVM, so a kernel where gcc and clang differ a lot shows a compiler difference r
 JIT effect). Each kernel loops ``reps`` times inside one call, so a measurement is one
 native call of ~10-100 ms (no per-iteration ctypes cost); the best of several runs is
 kept (the sides take turns), and every side must return the same r0. Ratios are engine time / gcc time, side
-by side in this run. Without gcc, only the engines are timed.
+by side in this run. Without gcc, the ratios are engine time / the first engine's time.
 
 Compile time: deterministic 1,000-instruction programs (loads from the input, ALU,
 stack spills, forward branches; a new one for every run, LLVM's object cache off)
-compiled at O2 from bytecode to loaded native code. CPU time (``time.process_time``) is
+compiled at O2 from bytecode to loaded native code, each engine's CPU time also given as
+a ratio to the first engine's in the same run. CPU time (``time.process_time``) is
 the figure to compare: wall time on a loaded machine includes other processes. For a
 count that load cannot disturb, run one compile under ``valgrind --tool=callgrind``.
 
@@ -185,13 +186,14 @@ def main(argv: list[str] | None = None) -> int:
                    (("gcc -O2", "gcc", ["-O2"]), ("gcc -O2 -march=native", "gcc", ["-O2", "-march=native"]),
                     ("clang -O2", "clang-19", ["-O2"]))}
         if natives["gcc -O2"] is None:
-            print("gcc not found: the C side is skipped, engine times only")
+            print("gcc not found: the C side is skipped, engines compared with each other only")
             natives = {}
         natives = {label: lib for label, lib in natives.items() if lib is not None}   # clang is optional
         columns = [*natives, *engines]
+        ref = "gcc -O2" if natives else next(iter(engines), None)   # the side the ratios divide by
+        ratios: dict[str, list[float]] = {e: [] for e in engines if ref not in (None, e)}
         print(f"{'kernel':<10}" + "".join(f"{c:>24}" for c in columns)
-              + "".join(f"{e + ' / gcc -O2':>22}" for e in engines if natives))
-        ratios: dict[str, list[float]] = {e: [] for e in engines}
+              + "".join(f"{e + ' / ' + ref:>22}" for e in ratios))
         for name, memory in inputs.items():
             runners = {label: native_runner(lib, name, memory) for label, lib in natives.items()}
             runners.update((engine, engine_runner(obj.program(name), engine, memory)) for engine in engines)
@@ -200,20 +202,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: results differ: {results}")
                 return 1
             row = f"{name:<10}" + "".join(f"{times[c] * 1e3:>21.1f} ms" for c in columns)
-            for engine in engines:
-                if natives:
-                    ratio = times[engine] / times["gcc -O2"]
-                    ratios[engine].append(ratio)
-                    row += f"{ratio:>22.2f}"
+            for engine in ratios:
+                ratios[engine].append(times[engine] / times[ref])
+                row += f"{ratios[engine][-1]:>22.2f}"
             print(row)
-        if natives:
-            print(f"{'geomean':<10}" + " " * 24 * len(columns)
-                  + "".join(f"{math.exp(statistics.mean(map(math.log, ratios[e]))):>22.2f}" for e in engines))
+        print(f"{'geomean':<10}" + " " * 24 * len(columns)
+              + "".join(f"{math.exp(statistics.mean(map(math.log, r))):>22.2f}" for r in ratios.values()))
 
     code_engines = [e for e in ("llvm", "llvm-arm64", "direct", "direct-arm64") if e in available_engines()]
-    for engine, (n, wall, cpu) in compile_times(code_engines, max(args.runs, 5)).items():
+    times = compile_times(code_engines, max(args.runs, 5))
+    base = code_engines[0] if code_engines else None
+    for engine, (n, wall, cpu) in times.items():
+        ratio = "" if engine == base else f", {cpu / times[base][2]:.2f}x {base}'s CPU time"
         print(f"compile time, {n}-instruction program, {engine}{' at O2' if engine.startswith('llvm') else ''}: "
-              f"{wall:.1f} ms wall, {cpu:.1f} ms CPU (median)")
+              f"{wall:.1f} ms wall, {cpu:.1f} ms CPU (median){ratio}")
     return 0
 
 

@@ -1,14 +1,24 @@
-"""Interpreter speed: executed BPF instructions per second on loop-heavy programs.
+"""Interpreter speed, side by side in one run: the reference interpreter against the same
+loop written in plain Python (what a hand port of the program would cost) and against
+the ``direct`` JIT on the same bytecode.
 
-Prints one line per program and the overall rate. Not a test: run it with
-``make bench`` (or ``python benchmarks/interp_speed.py``).
+For each loop-heavy program: executed BPF instructions, then the ratios interp / plain
+Python and interp / direct (best of the runs, the sides taking turns; every side must
+compute the same r0). The interpreter's rate in M insns/s is printed next to them for
+reference. Not a test: run it with ``make bench`` (or ``python benchmarks/interp_speed.py``).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
+import sys
 import time
+from pathlib import Path
 
-import jitbpf
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jitbpf  # noqa: E402
 
 # Sum of i*i mod 7 over a counted loop: ALU, compare and branch.
 ALU_LOOP = """
@@ -23,6 +33,11 @@ loop:
     jlt %r1, 20000, loop
     exit
 """
+
+
+def alu_loop_python(mem: bytes | None) -> int:
+    return sum(i * i % 7 for i in range(20000))
+
 
 # A byte checksum over the input memory: loads, shifts, xor.
 MEMORY_LOOP = """
@@ -41,26 +56,57 @@ loop:
 """
 
 
-def measure(name: str, text: str, mem: bytes | None = None, repeat: int = 3) -> tuple[int, float]:
-    fn = jitbpf.assemble(text).program().compile("interp", budget=10_000_000)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn.run(mem)
-        best = min(best, time.perf_counter() - start)
-    steps = fn.executable.steps
-    print(f"{name:12} {steps:>9} insns  {best * 1e3:8.1f} ms  {steps / best / 1e6:6.2f} M insns/s")
-    return steps, best
+def memory_loop_python(mem: bytes) -> int:
+    r0 = 0
+    for b in mem:
+        r0 = ((r0 << 1) ^ b) & 0xFFFF
+    return r0
 
 
-def main() -> None:
-    total_steps = total_time = 0.0
-    for name, text, mem in (("alu-loop", ALU_LOOP, None), ("memory-loop", MEMORY_LOOP, bytes(range(256)) * 64)):
-        steps, seconds = measure(name, text, mem)
-        total_steps += steps
-        total_time += seconds
-    print(f"{'overall':12} {int(total_steps):>9} insns  {total_time * 1e3:8.1f} ms  "
-          f"{total_steps / total_time / 1e6:6.2f} M insns/s")
+PROGRAMS = [("alu-loop", ALU_LOOP, alu_loop_python, None),
+            ("memory-loop", MEMORY_LOOP, memory_loop_python, bytes(range(256)) * 64)]
+
+
+def timed(fn) -> tuple[float, int]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def measure(text: str, python, mem: bytes | None, runs: int) -> tuple[int, dict[str, float]]:
+    """Executed instructions and the best time per side (interp, python, direct)."""
+    prog = jitbpf.assemble(text).program()
+    interp = prog.compile("interp", budget=10_000_000)
+    sides = {"interp": lambda: interp.run(mem).r0, "python": lambda: python(mem)}
+    if "direct" in jitbpf.available_engines():
+        direct = prog.compile("direct")
+        sides["direct"] = lambda: direct.run(mem).r0
+    best = {side: math.inf for side in sides}
+    results = {}
+    for _ in range(runs):
+        for side, fn in sides.items():
+            seconds, results[side] = timed(fn)
+            best[side] = min(best[side], seconds)
+    if len(set(results.values())) != 1:
+        raise SystemExit(f"results differ: {results}")
+    return interp.executable.steps, best
+
+
+def main(runs: int = 3) -> None:
+    print(f"{'program':12} {'insns':>9} {'interp M insns/s':>17} {'interp / python':>16} {'interp / direct':>16}")
+    ratios: dict[str, list[float]] = {"python": [], "direct": []}
+    for name, text, python, mem in PROGRAMS:
+        steps, best = measure(text, python, mem, runs)
+        row = f"{name:12} {steps:>9} {steps / best['interp'] / 1e6:>17.2f}"
+        for side in ratios:
+            if side in best:
+                ratios[side].append(best["interp"] / best[side])
+                row += f" {ratios[side][-1]:>15.1f}x"
+            else:
+                row += f" {'-':>16}"
+        print(row)
+    print(f"{'geomean':12} {'':>9} {'':>17}" + "".join(
+        f" {math.exp(statistics.mean(map(math.log, r))):>15.1f}x" if r else f" {'-':>16}" for r in ratios.values()))
 
 
 if __name__ == "__main__":

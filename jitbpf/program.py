@@ -95,6 +95,7 @@ class Object:
         self.map_list: list[Any] = []           # by index: the fd / idx of lddw pseudo sources
         self.sections: dict[str, Any] = {}      # ELF: name -> elf.SectionInfo
         self.relocations: list[Any] = []        # ELF: every elf.Relocation as found
+        self.symbols: list[Any] = []            # ELF: every elf.Symbol, by symbol table index
         self.btf: Any = None                    # ELF: btf.Btf and btf.BtfExt, when present
         self.btf_ext: Any = None
         self.variables: dict[str, Any] = {}     # ELF: global variable -> (map, offset, size)

@@ -20,7 +20,7 @@ from . import syscall as sc
 def _symbol_values(obj) -> dict[tuple[str, str], int]:
     """(section name, symbol name) -> value, from the object's ELF symbol table."""
     names = {info.index: name for name, info in obj.sections.items()}
-    return {(names[s.shndx], s.name): s.value for s in getattr(obj, "symbols", ()) if s.shndx in names}
+    return {(names[s.shndx], s.name): s.value for s in obj.symbols if s.shndx in names}
 
 
 def patched_btf(obj) -> bytes:

@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/interp_speed.py
 	$(PY) benchmarks/compute.py
 	$(PY) benchmarks/direct_speed.py
+	$(PY) benchmarks/helper_call.py
+	$(PY) benchmarks/ir_build.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".

@@ -63,7 +63,7 @@ def test_stack_is_aligned_at_every_helper_call(engine):
     obj.runtime.helpers.register(6000, "probe", lambda rt, *_: seen.append(emulator[0].reg_read(sp) % 16) or 0)
     obj.runtime.helpers.register(6001, "callback", lambda rt, f, *_: rt.invoke(f))
     fn = obj.program().compile(engine)
-    code = fn.executable.code
+    code = fn.executable
     emulator.append(code.uc)
     sp = code.spec.sp
     fn.run()
@@ -131,8 +131,8 @@ def test_bounds_check_of_read_only_and_late_regions(engine):
 
 
 def _code(engine, text, **options) -> bytes:
-    from jitbpf.engines import get_engine
-    return get_engine(engine, **options).image(jitbpf.assemble(text).program()).blob
+    from jitbpf import pipeline
+    return pipeline.image(jitbpf.assemble(text).program(), engine, **options)[0].blob
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -154,7 +154,7 @@ def test_blinding_hides_every_immediate(engine):
 
 
 def test_unknown_options_are_refused():
-    with pytest.raises(BpfEngineError, match="unknown options turbo"):
+    with pytest.raises(BpfEngineError, match="option .turbo. is unknown"):
         run_asm("exit", engine="direct", turbo=True)
     with pytest.raises(BpfEngineError, match="budget"):
         run_asm("exit", engine="direct", budget=-1)

@@ -44,11 +44,12 @@ class CompiledProgram:
     targets are compiled with the same ones)."""
 
     def __init__(self, program, engine_name: str, executable: Callable[..., int], prepared: Any = None,
-                 options: Any = None, given: dict[str, Any] | None = None):
+                 options: Any = None, given: dict[str, Any] | None = None, origin: list[int] | None = None):
         self.program = program
         self.engine_name = engine_name
         self.executable = executable
-        self.prepared = prepared if prepared is not None else program
+        self.prepared = prepared
+        self.origin = origin if origin is not None else getattr(prepared, "origin", None)
         self.options = options
         self.given = dict(given or {})
 
@@ -83,7 +84,8 @@ class CompiledProgram:
         line info exists, the C source line."""
         if e.pc is None or getattr(e, "at_source", False):
             return
-        e.pc = self.prepared.source_pc(e.pc)
+        if self.origin is not None and 0 <= e.pc < len(self.origin):
+            e.pc = self.origin[e.pc]
         e.at_source = True
         if e.line is None:
             e.line = self.program.source_line(e.pc)

@@ -151,10 +151,7 @@ class Backend:
         raise BpfEngineError(f"engine '{spec.name}' generates no native code")
 
     def load(self, program, spec: EngineSpec, options: Options):
-        from .backends.exec import RunOptions, load_image
-        extra = {"max_instructions": options.max_instructions} if spec.executor == "unicorn" else {}
-        return load_image(self.image(program, spec, options), program, spec.executor,
-                          RunOptions(options.budget, options.bounds_check), **extra)
+        return _load(self.image(program, spec, options), program.runtime, program.functions, spec, options)
 
 
 class InterpBackend(Backend):
@@ -248,8 +245,11 @@ def prepare(program, engine: str = "interp", **options: Any):
 
 
 def image(program, engine: str, debug: bool | None = None, **options: Any):
-    """The linked Image an engine generates for ``program`` (code generators only)."""
-    c = start(program, engine, options)
+    """(the linked Image an engine generates for ``program``, the prepared program)."""
+    return _image(start(program, engine, options), debug)
+
+
+def _image(c: Compilation, debug: bool | None = None):
     prepared = prepare_compilation(c)
     return _at_source(prepared, lambda: c.backend.image(prepared, c.spec, c.options, debug)), prepared
 
@@ -272,6 +272,48 @@ def compile_program(program, engine: str = "interp", **options: Any):
     prepared = prepare_compilation(c)
     executable = _at_source(prepared, lambda: c.backend.load(prepared, c.spec, c.options))
     return CompiledProgram(program, c.spec.name, executable, prepared, c.options, options)
+
+
+def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Options):
+    from .backends.exec import RunOptions, load_image
+    extra = {"max_instructions": options.max_instructions} if spec.executor == "unicorn" else {}
+    return load_image(linked, runtime, functions, spec.executor, RunOptions(options.budget, options.bounds_check),
+                      **extra)
+
+
+def save_image(program, engine: str, **options: Any) -> bytes:
+    """A relocatable image of ``program`` for a code-generating engine, with what loading
+    it needs (``load_saved``): no address of this process is in it."""
+    c = start(program, engine, options)
+    linked, prepared = _image(c)
+    linked.meta = {"engine": c.spec.name, "program": program.name, "prog_type": program.prog_type,
+                   "functions": prepared.functions, "origin": prepared.origin,
+                   "budget": c.options.budget, "bounds_check": c.options.bounds_check,
+                   "maps": sorted(m.name for m in program.obj.map_list)}
+    return linked.to_bytes()
+
+
+def load_saved(data: bytes, program, engine: str | None = None, **options: Any):
+    """Run a saved image (``save_image``) over ``program``'s runtime: its maps (found by
+    name), helpers and contexts. ``engine`` picks the executor (default: as saved)."""
+    from .backends.link import Image
+    from .engines import CompiledProgram
+    linked = Image.from_bytes(data)
+    meta = linked.meta
+    try:
+        spec = parse_engine(engine or meta["engine"])
+        run = {"budget": meta["budget"], "bounds_check": meta["bounds_check"], **options}
+        functions, origin = [int(f) for f in meta["functions"]], [int(o) for o in meta["origin"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise BpfEngineError(f"the saved image lacks what loading needs ({e})") from None
+    if spec.backend not in COMPILED or spec.arch != linked.arch:
+        raise BpfEngineError(f"a saved {linked.arch} image cannot run on engine '{spec.name}'")
+    missing = set(meta.get("maps", ())) - set(program.runtime.maps)
+    if missing:
+        raise BpfEngineError(f"the saved image needs maps this object lacks: {', '.join(sorted(missing))}")
+    resolved = resolve_options(spec, run)
+    executable = _load(linked, program.runtime, functions, spec, resolved)
+    return CompiledProgram(program, spec.name, executable, None, resolved, run, origin=origin)
 
 
 def llvm_ir(program, engine: str = "llvm", optimized: bool = False, **options: Any) -> str:
@@ -299,5 +341,5 @@ def option_table(spec: EngineSpec) -> list[tuple[str, Any, str]]:
     return [(o.name, o.default, o.help) for o in accepted(spec)]
 
 
-__all__ = ["OPTIONS", "Options", "compile_program", "prepare", "image", "llvm_ir", "listing",
+__all__ = ["OPTIONS", "Options", "compile_program", "prepare", "image", "save_image", "load_saved", "llvm_ir", "listing",
            "resolve_options", "parse_option_text", "DEFAULT_BUDGET", "BACKENDS"]

@@ -88,6 +88,7 @@ class Image:
     writable_from: int                             # offset where writable data starts (page aligned)
     code_ranges: list[tuple[int, int]] = field(default_factory=list)   # executable (start, end)
     pc_map: list[tuple[int, int]] = field(default_factory=list)       # (blob offset, BPF slot)
+    meta: dict = field(default_factory=dict)       # what a loader needs besides the code (JSON data)
 
     def __len__(self) -> int:
         return len(self.blob)
@@ -110,7 +111,7 @@ class Image:
         address in any process whose runtime binds its externals (``from_bytes``)."""
         header = json.dumps({"arch": self.arch, "symbols": self.symbols, "relocs": self.relocs,
                              "externals": self.externals, "writable_from": self.writable_from,
-                             "code_ranges": self.code_ranges, "pc_map": self.pc_map}).encode()
+                             "code_ranges": self.code_ranges, "pc_map": self.pc_map, "meta": self.meta}).encode()
         return self.MAGIC + struct.pack("<II", len(header), len(self.blob)) + header + self.blob
 
     @classmethod
@@ -126,7 +127,7 @@ class Image:
             h = json.loads(data[start:start + hlen])
             image = cls(h["arch"], bytes(data[start + hlen:]), dict(h["symbols"]),
                         [tuple(r) for r in h["relocs"]], list(h["externals"]), int(h["writable_from"]),
-                        [tuple(r) for r in h["code_ranges"]], [tuple(p) for p in h["pc_map"]])
+                        [tuple(r) for r in h["code_ranges"]], [tuple(p) for p in h["pc_map"]], dict(h["meta"]))
         except (ValueError, KeyError, TypeError, struct.error) as e:
             raise BpfEngineError(f"cannot read the image: {e}") from None
         if image.arch not in STUBS:

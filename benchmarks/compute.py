@@ -91,9 +91,10 @@ def native_runner(lib: ctypes.CDLL, name: str, memory: bytes):
     return run
 
 
-def engine_runner(program, engine: str, memory: bytes):
-    """A callable running the compiled kernel once on a fresh copy of the memory."""
-    compiled = program.compile(engine)
+def engine_runner(program, engine: str, memory: bytes, **options):
+    """A callable running the compiled kernel once on a fresh copy of the memory (without
+    a run budget unless ``options`` give one: each kernel loops millions of times)."""
+    compiled = program.compile(engine, **{"budget": None, **options})
 
     def run() -> tuple[float, int]:
         inv = context.raw_memory(memory)

@@ -52,13 +52,18 @@ class Program:
         """The slot of the loaded program that slot ``pc`` came from."""
         return self.origin[pc] if self.origin is not None and 0 <= pc < len(self.origin) else pc
 
-    def derive(self, insns: list[Insn], origin: list[int], entries: dict[int, int] | None = None) -> "Program":
+    def derive(self, insns: list[Insn], origin: list[int], entries: dict[int, int] | None = None,
+               specs: list[OpInfo | None] | None = None) -> "Program":
         """This program with its slots rewritten by a pass: ``origin[i]`` is the slot of
-        *this* program that new slot i came from, ``entries`` maps old entry slots to new."""
-        composed = [self.source_pc(o) for o in origin]
+        *this* program that new slot i came from, ``entries`` maps old entry slots to new;
+        ``specs``, when the pass knows them, spares validating the new slots again."""
+        composed = origin if self.origin is None else [self.origin[o] for o in origin]
         names = {entries.get(slot, slot): name for slot, name in self.function_names.items()} if entries else {}
-        return replace(self, insns=insns, specs=[], source=self.loaded, origin=composed, helpers={},
-                       function_names=names)
+        derived = replace(self, insns=insns, specs=specs or [], source=self.loaded, origin=composed, helpers={},
+                          function_names=names)
+        if entries:
+            derived.__dict__["functions"] = sorted(entries.values())   # known: no need to scan again
+        return derived
 
     def __repr__(self) -> str:
         return f"<Program {self.name!r} section={self.section!r} type={self.prog_type} slots={len(self.insns)}>"
@@ -77,6 +82,17 @@ class Program:
                 if target is not None:
                     entries.add(target)
         return sorted(entries)
+
+    @cached_property
+    def jump_slots(self) -> list[tuple[int, int]]:
+        """(slot, target) of every jump, local call and function pointer."""
+        out = []
+        for pc, (insn, spec) in enumerate(zip(self.insns, self.specs)):
+            if spec is not None and spec.kind in ("jcond", "ja", "call", "lddw"):
+                target = isa.jump_target(insn, pc)
+                if target is not None:
+                    out.append((pc, target))
+        return out
 
     def function_ranges(self) -> list[tuple[int, int]]:
         """(start, end) slot ranges, one per function, in slot order."""

@@ -213,22 +213,33 @@ class Lowering:
             if f.address_taken:
                 self.callback_inherits |= f.live_in
         self.bases = {f.start: self.flow.bases(f) for f in self.flow.functions}
+        self.frames = {f.start: self._frame_use(f) for f in self.flow.functions}
         # A function reaching outside its own frame through r10 may read another one's:
         # then every frame lives in the run's BPF stack, as the interpreter's do.
-        self.shared_frames = any(self._outside_frame(f) for f in self.flow.functions)
+        self.shared_frames = any(outside for _, _, outside in self.frames.values())
 
-    def _outside_frame(self, f: Function) -> bool:
-        bases = self.bases[f.start]
+    def _frame_use(self, f: Function) -> tuple[bool, bool, bool]:
+        """(uses r10 at all, uses it as a value so the frame's address escapes, reaches
+        outside its 512 bytes through r10) for one function."""
+        bases, insns, specs = self.bases[f.start], self.insns, self.specs
+        touches = reads = outside = False
         for pc in f.slots:
-            insn, spec = self.insns[pc], self.specs[pc]
-            reg = _ACCESS_BASE.get(spec.kind)
-            if reg is None:
+            insn, spec = insns[pc], specs[pc]
+            kind = spec.kind
+            field = _ACCESS_BASE.get(kind)
+            if field is not None:
+                base = getattr(insn, field)
+                known = (isa.FP, 0) if base == isa.FP else bases[pc][base]
+                if known is not None and known[0] == isa.FP and not _in_frame(known[1] + insn.off, spec.width):
+                    outside = True
+            if insn.dst != isa.FP and insn.src != isa.FP:
                 continue
-            base = getattr(insn, reg)
-            known = (isa.FP, 0) if base == isa.FP else bases[pc][base]
-            if known is not None and known[0] == isa.FP and not _in_frame(known[1] + insn.off, spec.width):
-                return True
-        return False
+            x = insn.source == isa.SRC_X
+            touches |= insn.dst == isa.FP or kind not in ("call", "lddw", "ldabs")
+            reads |= (kind in ("alu", "jcond") and x and insn.src == isa.FP or kind == "jcond" and insn.dst == isa.FP
+                      or kind in ("stx", "atomic", "ldind") and insn.src == isa.FP
+                      or kind == "callx" and insn.dst == isa.FP)
+        return touches, reads, outside
 
     def symbol(self, f: Function) -> str:
         return abi.function_symbol(f.start)
@@ -258,10 +269,9 @@ class _FunctionLowering:
         self.n = 0
         self.dbg = ""
         self.bases = lowering.bases[f.start]
-        self.uses_stack = any(self._touches_fp(pc) for pc in f.slots)
+        touches, reads, _ = lowering.frames[f.start]
         # Where the frame lives: None (no r10 use), "alloca", or "shared" (the run's stack).
-        self.frame = None if not self.uses_stack else \
-            "shared" if lowering.shared_frames or any(self._reads_fp(pc) for pc in f.slots) else "alloca"
+        self.frame = None if not touches else "shared" if lowering.shared_frames or reads else "alloca"
         self.terminated = False
         # Registers are SSA values: r0-r9 now; at a join, a phi where the incoming values
         # differ (at a loop head, a phi for every register, completed at the end).
@@ -349,7 +359,7 @@ class _FunctionLowering:
 
     def get(self, reg: int, bits: int = 64) -> str:
         if reg == isa.FP:
-            if self.frame != "shared":             # _reads_fp decided otherwise: a lowering bug
+            if self.frame != "shared":             # _frame_use decided otherwise: a lowering bug
                 raise BpfEngineError("llvm: r10 used as a value in a function with a private frame")
             value = "%fp"
         else:
@@ -367,18 +377,6 @@ class _FunctionLowering:
         if bits != 64:
             value = self.val(f"zext i{bits} {value} to i64")
         self.values[reg] = value
-
-    def _touches_fp(self, pc: int) -> bool:
-        insn, spec = self.insns[pc], self.specs[pc]
-        return insn.dst == isa.FP or insn.src == isa.FP and spec.kind not in ("call", "lddw", "ldabs")
-
-    def _reads_fp(self, pc: int) -> bool:
-        """Whether the instruction uses r10 as a value (not as the base of an access), so
-        the frame's address escapes."""
-        insn, spec = self.insns[pc], self.specs[pc]
-        kind, x = spec.kind, insn.source == isa.SRC_X
-        return (kind in ("alu", "jcond") and x and insn.src == isa.FP or kind == "jcond" and insn.dst == isa.FP
-                or kind in ("stx", "atomic", "ldind") and insn.src == isa.FP or kind == "callx" and insn.dst == isa.FP)
 
     # ---------------------------------------------------------------- function
     def lower(self) -> None:

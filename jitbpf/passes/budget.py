@@ -10,26 +10,18 @@ budget bounds every run; native engines also cut it short for Ctrl-C and timeout
 from __future__ import annotations
 
 from .. import isa
-from ..isa import Insn, OpInfo
-from .rewrite import rewrite
+from ..isa import Insn
+from .rewrite import replace_slots
 
 TICK = Insn(isa.OP_TICK)
 
 
 def loop_heads(program) -> set[int]:
-    heads = set()
-    for pc, (insn, spec) in enumerate(zip(program.insns, program.specs)):
-        if spec is not None and spec.kind in ("jcond", "ja"):
-            target = isa.jump_target(insn, pc)
-            if target <= pc:
-                heads.add(target)
-    return heads
+    """Targets of backward jumps (a jump to itself included)."""
+    specs = program.specs
+    return {target for pc, target in program.jump_slots if target <= pc and specs[pc].kind in ("jcond", "ja")}
 
 
 def budget_ticks(program):
-    where = loop_heads(program) | set(program.functions)
-
-    def expand(pc: int, insn: Insn, spec: OpInfo) -> list[Insn] | None:
-        return [TICK, insn] if pc in where else None
-
-    return rewrite(program, expand)
+    insns = program.insns
+    return replace_slots(program, {pc: [TICK, insns[pc]] for pc in loop_heads(program) | set(program.functions)})

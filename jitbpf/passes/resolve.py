@@ -23,8 +23,10 @@ def resolve_calls(program):
     registry = program.runtime.helpers
     kfuncs = program.loaded.kfuncs
     resolved = {}
-    for pc, (insn, spec) in enumerate(zip(program.insns, program.specs)):
-        if spec is None or spec.kind != "call" or insn.src == isa.CALL_LOCAL:
+    insns = program.insns
+    for pc in [pc for pc, spec in enumerate(program.specs) if spec is not None and spec.kind == "call"]:
+        insn = insns[pc]
+        if insn.src == isa.CALL_LOCAL:
             continue
         if insn.src == isa.CALL_KFUNC:
             name = kfuncs.get(program.source_pc(pc))
@@ -39,5 +41,7 @@ def resolve_calls(program):
             resolved[pc] = registry.get(insn.imm)
         else:
             raise _error(f"unknown helper {insn.imm}", program, pc)
-    return replace(program, helpers=resolved, source=program.loaded,
-                   origin=program.origin if program.origin is not None else list(range(len(program.insns))))
+    out = replace(program, helpers=resolved, source=program.loaded,
+                  origin=program.origin if program.origin is not None else list(range(len(program.insns))))
+    out.__dict__["functions"] = program.functions
+    return out

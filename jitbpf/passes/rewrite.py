@@ -11,7 +11,7 @@ line info name the instruction the user wrote.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import bisect
 from typing import Callable
 
 from .. import isa
@@ -23,36 +23,77 @@ Expansion = Callable[[int, Insn, OpInfo], "list[Insn] | None"]
 INT16 = range(-(1 << 15), 1 << 15)
 
 
+def _jumps(insn: Insn, spec: OpInfo) -> bool:
+    """Whether an instruction names a slot (jump, local call, function pointer)."""
+    kind = spec.kind
+    return (kind in ("jcond", "ja") or kind == "call" and insn.src == isa.CALL_LOCAL
+            or kind == "lddw" and insn.src == isa.Pseudo.FUNC)
+
+
 def rewrite(program, expand: Expansion):
     """A new Program (``program.derive``) with every slot replaced as ``expand`` says."""
+    replacements = {}
+    for pc, (insn, spec) in enumerate(zip(program.insns, program.specs)):
+        if spec is not None:
+            new = expand(pc, insn, spec)
+            if new is not None:
+                replacements[pc] = new
+    return replace_slots(program, replacements)
+
+
+def replace_slots(program, replacements: dict[int, list[Insn]]):
+    """A new Program with the slots in ``replacements`` replaced (the rest copied as they
+    are, in runs, so a pass that touches a few slots costs little)."""
+    if not replacements:
+        return program
     insns, specs = program.insns, program.specs
     out: list[Insn] = []
+    out_specs: list[OpInfo | None] = []
     origin: list[int] = []
-    targets: list[int | None] = []         # per new slot: the old slot its jump goes to
-    position = [0] * (len(insns) + 1)      # old slot -> new slot of its first instruction
-    changed = False
-    for pc, (insn, spec) in enumerate(zip(insns, specs)):
-        position[pc] = len(out)
-        if spec is None:                   # the second slot of an lddw travels with the first
-            continue
-        replacement = expand(pc, insn, spec)
-        if replacement is None:
-            replacement = [insn]
-        else:
-            changed = True
-        target = isa.jump_target(insn, pc)
-        for new in isa.to_slots(replacement):
-            origin.append(pc)
-            targets.append(target if isa.jump_target(new, 0) is not None and isa.info(new) is not None else None)
+    starts: list[int] = []                 # replaced old slots, in order ...
+    spans: list[tuple[int, int, int]] = [] # ... with (old end, new start, new end)
+    jumps: list[tuple[int, int]] = []      # (new slot, the old slot its jump goes to)
+    done = 0
+    for pc in sorted(replacements):
+        out.extend(insns[done:pc])
+        out_specs.extend(specs[done:pc])
+        origin.extend(range(done, pc))
+        insn, spec = insns[pc], specs[pc]
+        target = isa.jump_target(insn, pc) if _jumps(insn, spec) else None
+        start = len(out)
+        for new in replacements[pc]:
+            new_spec = isa.info(new)
+            if target is not None and _jumps(new, new_spec):
+                jumps.append((len(out), target))
             out.append(new)
-    position[len(insns)] = len(out)
-    if not changed:
-        return program
-    for i, target in enumerate(targets):
-        if target is not None:
-            out[i] = _retarget(out[i], position[target] - (i + 1))
-    entries = {slot: position[slot] for slot in program.functions}
-    return program.derive(out, origin, entries)
+            out_specs.append(new_spec)
+            origin.append(pc)
+            if new.is_lddw:
+                out.append(Insn(0, imm=new.next_imm))
+                out_specs.append(None)
+                origin.append(pc)
+        done = pc + (2 if insn.is_lddw else 1)
+        starts.append(pc)
+        spans.append((done, start, len(out)))
+    out.extend(insns[done:])
+    out_specs.extend(specs[done:])
+    origin.extend(range(done, len(insns)))
+
+    def position(slot: int) -> int:
+        """Where old slot ``slot`` (or its replacement) starts now."""
+        i = bisect.bisect_right(starts, slot) - 1
+        if i < 0:
+            return slot
+        old_end, new_start, new_end = spans[i]
+        return new_start if starts[i] == slot else new_end + (slot - old_end)
+
+    for pc, target in program.jump_slots:
+        if pc not in replacements:
+            jumps.append((position(pc), target))
+    for i, target in jumps:
+        out[i] = _retarget(out[i], position(target) - (i + 1))
+    entries = {slot: position(slot) for slot in program.functions}
+    return program.derive(out, origin, entries, out_specs)
 
 
 def _retarget(insn: Insn, delta: int) -> Insn:
@@ -60,8 +101,8 @@ def _retarget(insn: Insn, delta: int) -> Insn:
     hold jump offsets beyond 16 bits; an unconditional jump becomes ``gotol``)."""
     if insn.opcode in (isa.OP_JA, isa.OP_JA32):
         if delta in INT16:
-            return replace(insn, opcode=isa.OP_JA, off=delta, imm=0)
-        return replace(insn, opcode=isa.OP_JA32, off=0, imm=delta)
+            return Insn(isa.OP_JA, off=delta)
+        return Insn(isa.OP_JA32, imm=delta)
     if insn.opcode == isa.OP_CALL or insn.is_lddw:
-        return replace(insn, imm=delta)
-    return replace(insn, off=delta)
+        return Insn(insn.opcode, insn.dst, insn.src, insn.off, delta, insn.next_imm)
+    return Insn(insn.opcode, insn.dst, insn.src, delta, insn.imm)

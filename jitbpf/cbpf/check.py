@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ..errors import BpfValidationError
 from .disasm import short
-from .isa import ANCILLARY, BPF_MAXINSNS, BPF_MEMWORDS, MASK32, OPCODES, SKF_AD_OFF, Insn, Mode
+from .isa import ANCILLARY, BPF_MAXINSNS, BPF_MEMWORDS, MASK32, OPCODES, SKF_AD_OFF, Insn, Mode, to_s32
 
 
 def _fail(insn: Insn, pc: int, problem: str) -> BpfValidationError:
@@ -47,6 +47,8 @@ def check_insn(insn: Insn, pc: int, length: int) -> None:
         if k >= BPF_MEMWORDS:
             raise _fail(insn, pc, f"scratch word M[{k}] does not exist (M[0]..M[{BPF_MEMWORDS - 1}])")
     if spec.kind == "ja" and k >= length - pc - 1:
+        if pc + 1 + to_s32(k) >= 0 and to_s32(k) < 0:
+            raise _fail(insn, pc, "jumps backwards (classic BPF jumps only forward, so every filter ends)")
         raise _fail(insn, pc, f"jump target {pc + 1 + k} is past the last instruction ({length - 1})")
     if spec.kind == "jcond":
         for name, off in (("jt", insn.jt), ("jf", insn.jf)):

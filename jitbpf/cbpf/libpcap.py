@@ -19,6 +19,8 @@ from .isa import Insn
 DLT_EN10MB = 1
 DEFAULT_SNAPLEN = 262144               # tcpdump's default: what an accepting filter returns
 PCAP_NETMASK_UNKNOWN = 0xFFFF_FFFF
+#: pcap file link types (LINKTYPE_*) whose libpcap DLT_* value differs, on Linux.
+LINKTYPE_TO_DLT = {100: 11, 101: 12, 102: 15, 103: 16}
 _LOCK = threading.Lock()               # older libpcaps' compilers keep global state
 
 
@@ -85,6 +87,11 @@ def linktype(name: str | int) -> int:
     if value < 0:
         raise LibpcapError(f"unknown link type '{name}'")
     return value
+
+
+def dlt(file_linktype: int) -> int:
+    """The DLT_* value libpcap compiles for, of a link type read from a capture file."""
+    return LINKTYPE_TO_DLT.get(file_linktype, file_linktype)
 
 
 def compile_expr(expr: str, linktype: int = DLT_EN10MB, snaplen: int = DEFAULT_SNAPLEN,

@@ -205,8 +205,10 @@ def _simplify(items: list[_Item], next_label: tuple) -> list[_Item]:
 
 def _layout(items: list[_Item]) -> list[isa.Insn]:
     """Slots for the items, with branch relaxation: a jump whose target lies beyond
-    16 bits becomes ``gotol`` (a conditional one: the inverted jump over a gotol,
-    or for jset ``jset +1; ja +1; gotol``)."""
+    16 bits becomes ``gotol``, a conditional one the inverted jump over a gotol.
+    Only jumps to the fail block and classic ``ja`` can be that far: jt/jf reach
+    at most 255 classic instructions (a few thousand slots), so a jset, which has
+    no inverse, never needs the long form."""
     long: set[int] = set()
 
     def size(i: int, item: _Item) -> int:
@@ -214,9 +216,7 @@ def _layout(items: list[_Item]) -> list[isa.Insn]:
             return 0
         if item.op == "lddw":
             return 2
-        if i in long and item.op != "ja":
-            return 2 if item.op in _INVERSE else 3
-        return 1
+        return 2 if i in long and item.op != "ja" else 1
 
     while True:
         pos = [0] * (len(items) + 1)
@@ -240,12 +240,9 @@ def _layout(items: list[_Item]) -> list[isa.Insn]:
             slots.append(_encode(item, off=target - pos[i] - 1))
         elif item.op == "ja":
             slots.append(isa.Insn(isa.OP_JA32, imm=target - pos[i] - 1))
-        elif item.op in _INVERSE:
+        else:
             slots += [_encode(replace(item, op=_INVERSE[item.op]), off=1),
                       isa.Insn(isa.OP_JA32, imm=target - pos[i] - 2)]
-        else:
-            slots += [_encode(item, off=1), isa.Insn(isa.OP_JA, off=1),
-                      isa.Insn(isa.OP_JA32, imm=target - pos[i] - 3)]
     return isa.to_slots(slots)
 
 

@@ -249,6 +249,7 @@ def _layout(items: list[_Item]) -> list[isa.Insn]:
 def to_ebpf_insns(insns: list[Insn], max_insns: int | None = BPF_MAXINSNS) -> list[isa.Insn]:
     """The eBPF slots of a classic program (validated first)."""
     validate(insns, max_insns)
+    live = reachable(insns)
     items: list[_Item] = []
 
     def emit(steps: tuple, pc: int, k: int = 0, targets: dict[str, tuple] | None = None) -> None:
@@ -263,13 +264,35 @@ def to_ebpf_insns(insns: list[Insn], max_insns: int | None = BPF_MAXINSNS) -> li
 
     emit(PROLOGUE, -1)
     for pc, insn in enumerate(insns):
+        if not live[pc]:
+            continue
         items.append(_Item("label", to=("pc", pc)))
         emit(RECIPES[insn.code], pc, insn.k,
              {"jt": ("pc", pc + 1 + insn.jt), "jf": ("pc", pc + 1 + insn.jf), "ja": ("pc", pc + 1 + insn.k),
               "next": ("pc", pc + 1), "fail": ("fail",)})
-    items.append(_Item("label", to=("fail",)))
-    emit(FAIL_BLOCK, -1)
+    if any(item.to == ("fail",) for item in items if item.op != "label"):
+        items.append(_Item("label", to=("fail",)))
+        emit(FAIL_BLOCK, -1)
     return _layout(items)
+
+
+def reachable(insns: list[Insn]) -> list[bool]:
+    """Which instructions some path reaches (one forward pass: classic jumps go forward).
+    Unreachable ones are not translated: less to compile, and the kernel's verifier
+    refuses unreachable code."""
+    live = [False] * len(insns)
+    live[0] = True
+    for pc, insn in enumerate(insns):
+        if not live[pc]:
+            continue
+        spec = OPCODES[insn.code]
+        if spec.kind == "jcond":
+            live[pc + 1 + insn.jt] = live[pc + 1 + insn.jf] = True
+        elif spec.kind == "ja":
+            live[pc + 1 + insn.k] = True
+        elif spec.kind != "ret":
+            live[pc + 1] = True
+    return live
 
 
 def to_ebpf(insns: list[Insn], name: str = "cbpf", max_insns: int | None = BPF_MAXINSNS) -> Program:

@@ -69,7 +69,9 @@ def load(path: str) -> Filter:
     try:
         return Filter(parse.load(path))
     except BpfValidationError as e:
-        raise BpfValidationError(f"{path}: {e.message}", pc=e.pc) from None
+        error = BpfValidationError(f"{path}: {e}")
+        error.pc = e.pc
+        raise error from None
 
 
 def parse_text(text: str) -> Filter:

@@ -104,3 +104,22 @@ def test_scratch_memory_and_moves():
         insns += [Insn(Cls.LDX | Mode.MEM, k=cell), Insn(Cls.ALU | 0xAC)]                        # A ^= M[cell]
     insns += [Insn(Cls.MISC), Insn(Cls.MISC | 0x80), RET_A]
     _check(insns, [(p, len(p)) for p in OPERAND_PACKETS])
+
+
+def test_bounds_checks_implied_by_earlier_ones():
+    """The translation leaves out a check an earlier one on every path implies:
+    loads just inside, at and past an earlier load's end, and after a join where
+    only one branch checked, at every captured length."""
+    frames = [FRAME, b"\x00" + FRAME[1:]]
+    packets = [(f[:n], n) for f in frames for n in range(81)]
+    programs = []
+    for first, second in itertools.product([(0x28, 20), (0x20, 36), (0x30, 50)], repeat=2):
+        end = first[1] + {0x28: 2, 0x20: 4, 0x30: 1}[first[0]]
+        for shift in (-2, -1, 0, 1):
+            k = end + shift - {0x28: 2, 0x20: 4, 0x30: 1}[second[0]]
+            programs.append([Insn(first[0], k=first[1]), Insn(second[0], k=k), RET_A])
+    join = [Insn(0x30, k=0), Insn(0x15, 0, 1, 0x41), Insn(0x28, k=60), Insn(0x30, k=30), RET_A]
+    skip = [Insn(0x30, k=0), Insn(0x15, 1, 0, 0x41), Insn(0x20, k=70), Insn(0x30, k=69), RET_A]
+    for insns in programs + [join, skip]:
+        _check(insns, packets)
+        _check(insns[:-1] + THEN_7, packets)

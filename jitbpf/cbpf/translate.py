@@ -56,14 +56,17 @@ class Step:
     """One eBPF instruction of a recipe: ``op`` is a jitbpf.isa mnemonic; ``src``
     a register (register form) or None (immediate form); ``to`` a jump target:
     ``jt``/``jf``/``ja`` (the classic targets), ``next`` (the next classic
-    instruction), ``fail`` (return 0) or a label of the recipe."""
+    instruction), ``fail`` (return 0) or a label of the recipe. Once resolved for
+    one classic instruction, imm and off are numbers and ``to`` a label key; op
+    ``label`` then marks the place a label names."""
 
     op: str
     dst: int = 0
     src: int | None = None
     imm: Value = 0
     off: Value = 0
-    to: str | None = None
+    to: str | tuple | None = None
+    ensures: Value | None = None     # a bounds check: passing it proves r2 >= this
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,14 @@ def _load(dst: int, size: int, indexed: bool) -> tuple:
     """A big-endian packet load into dst: bounds check, direct load, byte swap."""
     ldx = "ldx" + {1: "b", 2: "h", 4: "w"}[size]
     swap = () if size == 1 else (Step(f"be{8 * size}", dst),)
+
+    def end(k: int) -> int:                       # the record length the load needs
+        return k + size + HEADER
+
     if indexed:        # T = X + k + size + HEADER, exact in 64 bits; T > r2 is out of bounds
-        return (Step("mov", T, imm=lambda k: k + size + HEADER), Step("add", T, X),
-                Step("jgt", T, LEN, to="fail"), Step("add", T, MEM), Step(ldx, dst, T, off=-size)) + swap
-    return (Step("jlt", LEN, imm=lambda k: k + size + HEADER, to="fail"),
-            Step(ldx, dst, MEM, off=lambda k: k + HEADER)) + swap
+        return (Step("mov", T, imm=end), Step("add", T, X), Step("jgt", T, LEN, to="fail"), Step("add", T, MEM),
+                Step(ldx, dst, T, off=-size)) + swap
+    return (Step("jlt", LEN, imm=end, to="fail", ensures=end), Step(ldx, dst, MEM, off=lambda k: k + HEADER)) + swap
 
 
 def _recipe(code: int) -> tuple:
@@ -90,7 +96,8 @@ def _recipe(code: int) -> tuple:
         return {
             Mode.IMM: lambda: (Step("mov32", dst, imm=K),),
             Mode.MEM: lambda: (Step("ldxw", dst, FP, off=lambda k: M_BASE + 4 * k),),
-            Mode.LEN: lambda: (Step("jlt", LEN, imm=HEADER, to="fail"), Step("ldxw", dst, MEM, off=WIRELEN_OFFSET)),
+            Mode.LEN: lambda: (Step("jlt", LEN, imm=HEADER, to="fail", ensures=HEADER),
+                               Step("ldxw", dst, MEM, off=WIRELEN_OFFSET)),
             Mode.ABS: lambda: _load(dst, spec.size, False),
             Mode.IND: lambda: _load(dst, spec.size, True),
             Mode.MSH: lambda: _load(X, 1, False) + (Step("and32", X, imm=0xF), Step("lsh32", X, imm=2)),
@@ -147,20 +154,7 @@ def _fits(value: int, bits: int) -> bool:
     return -(1 << (bits - 1)) <= value < (1 << (bits - 1))
 
 
-@dataclass
-class _Item:
-    """An eBPF instruction before layout (``to``: its target label), or with op
-    ``label`` the place a label names."""
-
-    op: str
-    dst: int = 0
-    src: int | None = None
-    imm: int = 0
-    off: int = 0
-    to: tuple | None = None
-
-
-def _encode(item: _Item, off: int = 0) -> isa.Insn:
+def _encode(item: Step, off: int = 0) -> isa.Insn:
     if item.op == "lddw":
         return isa.Insn(isa.OP_LDDW, item.dst, 0, 0, isa.to_s32(item.imm), isa.to_s32(item.imm >> 32))
     opcode, field, disc = _FORMS[(item.op, item.src is not None)]
@@ -170,28 +164,28 @@ def _encode(item: _Item, off: int = 0) -> isa.Insn:
     return isa.Insn(opcode, **fields)
 
 
-def _resolve(step: Step, k: int, target: Callable[[str], tuple]) -> list[_Item]:
+def _resolve(step: Step, k: int, target: Callable[[str], tuple]) -> list[Step]:
     """One step with k filled in, the wide-immediate and wide-offset rules applied."""
     imm = step.imm(k) if callable(step.imm) else step.imm
     off = step.off(k) if callable(step.off) else step.off
-    item = _Item(step.op, step.dst, step.src, imm, off, target(step.to) if step.to else None)
+    item = replace(step, imm=imm, off=off, to=target(step.to) if step.to else None, ensures=None)
     out = []
     if step.src is None and step.op in _IMM32:
-        item.imm = isa.to_s32(imm)
+        item = replace(item, imm=isa.to_s32(imm))
     elif step.src is None and not _fits(imm, 32):     # a 64-bit operation's constant beyond s32
-        out.append(_Item("lddw", U, imm=imm & isa.MASK64))
-        item.src, item.imm = U, 0
+        out.append(Step("lddw", U, imm=imm & isa.MASK64))
+        item = replace(item, src=U, imm=0)
     if not _fits(off, 16):                            # a load from base + off, through r4
         assert step.op.startswith("ldx"), step
-        out += [_Item("lddw", U, imm=off & isa.MASK64), _Item("add", U, item.src)]
-        item.src, item.off = U, 0
+        out += [Step("lddw", U, imm=off & isa.MASK64), Step("add", U, item.src)]
+        item = replace(item, src=U, off=0)
     return out + [item]
 
 
-def _simplify(items: list[_Item], next_label: tuple) -> list[_Item]:
+def _simplify(items: list[Step], next_label: tuple) -> list[Step]:
     """A conditional jump to the next instruction followed by ``ja L`` becomes the
     inverted jump to L; a final ``ja`` to the next instruction disappears."""
-    out: list[_Item] = []
+    out: list[Step] = []
     for item in items:
         prev = out[-1] if out else None
         if item.op == "ja" and prev is not None and prev.to == next_label and prev.op in _INVERSE:
@@ -203,7 +197,7 @@ def _simplify(items: list[_Item], next_label: tuple) -> list[_Item]:
     return out
 
 
-def _layout(items: list[_Item]) -> list[isa.Insn]:
+def _layout(items: list[Step]) -> list[isa.Insn]:
     """Slots for the items, with branch relaxation: a jump whose target lies beyond
     16 bits becomes ``gotol``, a conditional one the inverted jump over a gotol.
     Only jumps to the fail block and classic ``ja`` can be that far: jt/jf reach
@@ -211,7 +205,7 @@ def _layout(items: list[_Item]) -> list[isa.Insn]:
     no inverse, never needs the long form."""
     long: set[int] = set()
 
-    def size(i: int, item: _Item) -> int:
+    def size(i: int, item: Step) -> int:
         if item.op == "label":
             return 0
         if item.op == "lddw":
@@ -247,52 +241,59 @@ def _layout(items: list[_Item]) -> list[isa.Insn]:
 
 
 def to_ebpf_insns(insns: list[Insn], max_insns: int | None = BPF_MAXINSNS) -> list[isa.Insn]:
-    """The eBPF slots of a classic program (validated first)."""
-    validate(insns, max_insns)
-    live = reachable(insns)
-    items: list[_Item] = []
+    """The eBPF slots of a classic program (validated first).
 
-    def emit(steps: tuple, pc: int, k: int = 0, targets: dict[str, tuple] | None = None) -> None:
+    One forward pass (classic jumps only go forward) carries, per instruction,
+    the record length every path to it has already checked, or None where no
+    path arrives: unreachable instructions are not translated (less to compile,
+    and the kernel's verifier refuses unreachable code), and a bounds check that
+    an earlier one implies is left out (``ldb [23]`` after ``ldh [30]``).
+    """
+    validate(insns, max_insns)
+    checked: list[int | None] = [None] * len(insns)
+    checked[0] = 0
+    items: list[Step] = []
+
+    def emit(steps: tuple, pc: int, k: int = 0, targets: dict[str, tuple] | None = None, have: int = 0) -> int:
         targets = targets or {}
-        expanded: list[_Item] = []
+        expanded: list[Step] = []
         for step in steps:
             if isinstance(step, Label):
-                expanded.append(_Item("label", to=("local", pc, step.name)))
-            else:
-                expanded += _resolve(step, k, lambda to: targets.get(to, ("local", pc, to)))
+                expanded.append(Step("label", to=("local", pc, step.name)))
+                continue
+            if step.ensures is not None:
+                need = step.ensures(k) if callable(step.ensures) else step.ensures
+                if need <= have:
+                    continue
+                have = need
+            expanded += _resolve(step, k, lambda to: targets.get(to, ("local", pc, to)))
         items.extend(_simplify(expanded, targets["next"]) if "next" in targets else expanded)
+        return have
 
     emit(PROLOGUE, -1)
     for pc, insn in enumerate(insns):
-        if not live[pc]:
+        have = checked[pc]
+        if have is None:
             continue
-        items.append(_Item("label", to=("pc", pc)))
-        emit(RECIPES[insn.code], pc, insn.k,
-             {"jt": ("pc", pc + 1 + insn.jt), "jf": ("pc", pc + 1 + insn.jf), "ja": ("pc", pc + 1 + insn.k),
-              "next": ("pc", pc + 1), "fail": ("fail",)})
+        items.append(Step("label", to=("pc", pc)))
+        have = emit(RECIPES[insn.code], pc, insn.k,
+                    {"jt": ("pc", pc + 1 + insn.jt), "jf": ("pc", pc + 1 + insn.jf), "ja": ("pc", pc + 1 + insn.k),
+                     "next": ("pc", pc + 1), "fail": ("fail",)}, have)
+        for succ in _successors(insn, pc):
+            checked[succ] = have if checked[succ] is None else min(checked[succ], have)
     if any(item.to == ("fail",) for item in items if item.op != "label"):
-        items.append(_Item("label", to=("fail",)))
+        items.append(Step("label", to=("fail",)))
         emit(FAIL_BLOCK, -1)
     return _layout(items)
 
 
-def reachable(insns: list[Insn]) -> list[bool]:
-    """Which instructions some path reaches (one forward pass: classic jumps go forward).
-    Unreachable ones are not translated: less to compile, and the kernel's verifier
-    refuses unreachable code."""
-    live = [False] * len(insns)
-    live[0] = True
-    for pc, insn in enumerate(insns):
-        if not live[pc]:
-            continue
-        spec = OPCODES[insn.code]
-        if spec.kind == "jcond":
-            live[pc + 1 + insn.jt] = live[pc + 1 + insn.jf] = True
-        elif spec.kind == "ja":
-            live[pc + 1 + insn.k] = True
-        elif spec.kind != "ret":
-            live[pc + 1] = True
-    return live
+def _successors(insn: Insn, pc: int) -> tuple[int, ...]:
+    spec = OPCODES[insn.code]
+    if spec.kind == "jcond":
+        return pc + 1 + insn.jt, pc + 1 + insn.jf
+    if spec.kind == "ja":
+        return (pc + 1 + insn.k,)
+    return () if spec.kind == "ret" else (pc + 1,)
 
 
 def to_ebpf(insns: list[Insn], name: str = "cbpf", max_insns: int | None = BPF_MAXINSNS) -> Program:

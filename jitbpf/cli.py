@@ -6,15 +6,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import conformance
+from . import conformance, pipeline
 from .cbpf import cli as cbpf_cli
-from .engines import ENGINE_NAMES, available_engines, get_engine, parse_engine
+from .engines import available_engines
 from .errors import BpfError
 from .program import from_bytes, load
+from .targets import ENGINE_NAMES, parse_engine
 
 
 def _engines(name: str) -> list[str]:
     return available_engines() if name == "all" else [name]
+
+
+def _options(args: argparse.Namespace) -> dict:
+    """Engine options from -X name=value (and --opt), checked by the pipeline per engine."""
+    options = dict(pipeline.parse_option_text(text) for text in args.X or ())
+    if getattr(args, "opt", None) is not None:
+        options["opt"] = args.opt
+    return options
 
 
 def cmd_plugin(args: argparse.Namespace) -> int:
@@ -23,7 +32,7 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     mem = conformance.parse_hex_bytes(" ".join(words)) if words else None
     try:
         code = conformance.parse_hex_bytes(sys.stdin.read())
-        result = from_bytes(code).program().compile(args.engine).run(mem, check=args.check)
+        result = from_bytes(code).program().compile(args.engine, **_options(args)).run(mem, check=args.check)
     except BpfError as e:
         print(e.message, file=sys.stderr)
         return 1
@@ -33,14 +42,15 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     engines = _engines(args.engine)
-    for engine in engines:
-        parse_engine(engine)              # an unknown engine is one clear error, not 313 failures
+    options = _options(args)
+    for engine in engines:                # an unknown engine or option is one clear error, not 313 failures
+        pipeline.resolve_options(parse_engine(engine), options)
     if not conformance.test_files(args.directory):
         print(f"error: no .data tests in {args.directory}", file=sys.stderr)
         return 2
     failed_any = False
     for engine in engines:
-        outcomes = conformance.run_directory(args.directory, engine, check=args.check)
+        outcomes = conformance.run_directory(args.directory, engine, check=args.check, **options)
         skipped = [o for o in outcomes if not o.passed and _known_rejection(engine, o)]
         failed = [o for o in outcomes if not o.passed and o not in skipped]
         for o in outcomes if args.verbose else failed:
@@ -82,20 +92,16 @@ def cmd_disasm(args: argparse.Namespace) -> int:
             info = prog.compile("kernel").executable.info(args.mem_size)
             sys.stdout.write(listing(info, args.style))
         elif args.emit_llvm:
-            engine = get_engine(args.engine or "llvm", **_opt(args))
-            if not hasattr(engine, "llvm_ir"):
-                raise BpfError(f"disasm --emit-llvm: engine '{args.engine}' does not use LLVM")
-            sys.stdout.write(engine.llvm_ir(prog, optimized=args.opt is None or args.opt > 0))
+            sys.stdout.write(pipeline.llvm_ir(prog, args.engine or "llvm", optimized=args.opt is None or args.opt > 0,
+                                              **_options(args)))
+        elif args.passes:
+            prepared = pipeline.prepare(prog, args.engine or "llvm", **_options(args))
+            sys.stdout.write(prepared.disassemble(args.style, labels=not args.offsets))
         elif args.engine or args.native:
-            from backends.listing import engine_listing
-            sys.stdout.write(engine_listing(args.engine or "llvm", prog, args.style, **_opt(args)))
+            sys.stdout.write(pipeline.listing(prog, args.engine or "llvm", args.style, **_options(args)))
         else:
             sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
     return 0
-
-
-def _opt(args: argparse.Namespace) -> dict:
-    return {} if args.opt is None else {"opt": args.opt}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -105,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import report
     obj = load(args.file)
     prog = obj.program(args.section)
-    fn = prog.compile(args.engine, **_opt(args))
+    fn = prog.compile(args.engine, **_options(args))
     mem = Path(args.mem).read_bytes() if args.mem else bytes.fromhex(args.mem_hex) if args.mem_hex else None
     packet = bytes.fromhex(args.packet) if args.packet else None
     ctx = bytes.fromhex(args.ctx) if args.ctx else None
@@ -148,11 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     # ENGINE_NAMES, not available_engines(): that probes bpf(2), which only the kernel engine needs.
     engines = ", ".join(ENGINE_NAMES)
     engine_help = f"engine: {engines} (kernel only where bpf(2) works)"
+    option_help = "engine option name=value, repeatable: " + ", ".join(pipeline.OPTIONS)
+
+    def engine_options(s: argparse.ArgumentParser) -> None:
+        s.add_argument("-X", action="append", metavar="NAME=VALUE", help=option_help)
 
     s = sub.add_parser("plugin", help="bpf_conformance plugin (program as hex on stdin)")
     s.add_argument("--engine", default="interp", help=engine_help)
     s.add_argument("--check", action="store_true", help="cross-check against interp")
     s.add_argument("memory", nargs="*", help="input memory as hex bytes")
+    engine_options(s)
     s.set_defaults(func=cmd_plugin)
 
     s = sub.add_parser("conformance", help="run a directory of bpf_conformance .data tests")
@@ -160,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="interp", help=f"engine: {engines} (kernel only where bpf(2) works), or all")
     s.add_argument("--check", action="store_true", help="cross-check every run against interp")
     s.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    engine_options(s)
     s.set_defaults(func=cmd_conformance)
 
     s = sub.add_parser("asm", help="assemble a program to bytecode")
@@ -176,9 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(kernel: xlated and JITed code)")
     s.add_argument("--native", action="store_true", help="show native code (engine default: llvm)")
     s.add_argument("--emit-llvm", action="store_true", help="print the LLVM IR (optimised unless --opt 0)")
+    s.add_argument("--passes", action="store_true",
+                   help="print the program after the engine's passes (checks, ticks, blinding)")
     s.add_argument("--opt", type=int, choices=(0, 1, 2, 3), help="LLVM optimisation level (default 2)")
     s.add_argument("--mem-size", type=int, default=4096,
                    help="memory length a raw-memory program is loaded for (default 4096)")
+    engine_options(s)
     s.set_defaults(func=cmd_disasm)
 
     s = sub.add_parser("run", help="run a program and print r0")
@@ -194,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="cross-check r0, memory and maps against interp")
     s.add_argument("--dump-maps", action="store_true", help="print every map after the run")
     s.add_argument("--opt", type=int, choices=(0, 1, 2, 3), help="LLVM optimisation level (default 2)")
+    engine_options(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")

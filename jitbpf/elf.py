@@ -487,13 +487,12 @@ class _Loader:
                     insns[pc + 1] = replace(insns[pc + 1], imm=0)
         section = self.name(main.section)
         try:
-            prog = self.obj.add_program(main.name, insns, section=section, kfuncs=kfuncs,
+            self.obj.add_program(main.name, insns, section=section, kfuncs=kfuncs,
                                         prog_type=program_type(section) if section != ".text" else "raw",
                                         line_info=self._line_info(order, placed),
                                         function_names={placed[id(f)]: f.name for f in order})
         except BpfError as e:
             raise BpfLoadError(f"program '{main.name}' (section '{section}'): {e.message}", pc=e.pc) from None
-        prog.origin = [(self.name(f.section), f.start, f.end, placed[id(f)]) for f in order]
 
     def _line_info(self, order: list[Function], placed: dict[int, int]) -> dict[int, str]:
         if self.btf_ext is None:

@@ -4,7 +4,11 @@ Every other engine is checked against this one. The semantics live in small
 tables (``alu_semantics``, ``CONDITIONS``, ``ATOMIC``) keyed by the operation
 names of :mod:`jitbpf.isa`. Before running, each instruction slot is turned
 into a handler closure ``h(regs) -> next_pc`` built from those tables, so the
-run loop is only ``pc = handlers[pc](regs)`` plus an instruction budget.
+run loop is only ``pc = handlers[pc](regs)``.
+
+It runs the program the passes produced (jitbpf.passes): helpers come resolved,
+``tick`` spends the run budget, ``check`` is a no-op (every access is checked
+here anyway), AX is a twelfth register.
 
 Memory goes through the runtime's :class:`AddressSpace` (bounds-checked, with
 the pc in every error). Pointers are real host addresses, the same values the
@@ -22,11 +26,10 @@ from __future__ import annotations
 from typing import Callable
 
 from . import isa
-from .errors import BpfEngineError, BpfRuntimeError
+from .errors import BpfRuntimeError
 from .isa import MASK32, MASK64, MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, sign_extend
 from .runtime.memory import HostBuffer, Region
 
-DEFAULT_BUDGET = 1_000_000
 #: Interpreter-only function pointer values: FUNC_POINTER_BASE + entry slot.
 FUNC_POINTER_BASE = 0xFFFF_F000_0000_0000
 _EXIT = -1
@@ -121,14 +124,19 @@ class _Abort(Exception):
         self.r0 = r0
 
 
+def budget_error(budget: int, pc: int | None) -> BpfRuntimeError:
+    """The error of every engine for a run that spent its budget (see jitbpf.passes.budget)."""
+    return BpfRuntimeError(f"run budget of {budget} exceeded (loop heads and function entries)", pc=pc)
+
+
 class Interpreter:
     """A program prepared for interpretation; call it with r1..r5 to run it."""
 
-    def __init__(self, program, budget: int = DEFAULT_BUDGET):
+    def __init__(self, program, budget: int | None = None):
         self.program = program
         self.runtime = program.runtime
         self.budget = budget
-        self.steps = 0                    # instructions executed by the last run
+        self.left = 0                     # budget left in the current run
         self.frames: list[tuple[int, list[int]]] = []   # (return pc, saved r6..r10)
         self.entries = set(program.functions)
         self.stack = HostBuffer(STACK_SIZE * MAX_CALL_DEPTH)
@@ -141,12 +149,12 @@ class Interpreter:
         rt = self.runtime
         outer_invoke = rt.invoke
         rt.invoke = self.invoke
-        self.steps = 0
+        self.left = self.budget or 0
         self.frames = []
         self.stack.clear()
         try:
             with rt.mapped(self.stack_region):
-                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.stack.address + self.stack.size])
+                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.stack.address + self.stack.size, 0])
         except _Abort as abort:
             r0 = abort.r0
         finally:
@@ -162,21 +170,14 @@ class Interpreter:
         entry = pointer - FUNC_POINTER_BASE
         if entry not in self.entries:
             raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function pointer")
-        regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, 0]
+        regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, 0, 0]
         self._enter(regs, entry, _EXIT, None)
         return self._run(entry, regs)
 
     def _run(self, pc: int, regs: list[int]) -> int:
         handlers = self.handlers
-        start = left = self.budget - self.steps
-        try:
-            while pc >= 0:
-                left -= 1
-                if left < 0:
-                    raise BpfRuntimeError(f"instruction budget of {self.budget} exceeded", pc=pc)
-                pc = handlers[pc](regs)
-        finally:
-            self.steps += start - left
+        while pc >= 0:
+            pc = handlers[pc](regs)
         return regs[0]
 
     # ---------------------------------------------------------------- handler construction
@@ -263,20 +264,7 @@ class Interpreter:
         if insn.src == isa.CALL_LOCAL:
             entry = isa.jump_target(insn, pc)
             return lambda r: self._enter(r, entry, nxt, pc)
-        if insn.src == isa.CALL_KFUNC:
-            name = self.program.kfuncs.get(pc)
-            if name is None:
-                raise BpfEngineError(f"kfunc call to BTF id {insn.imm} has no name (load it from an object "
-                                     "with BTF)", pc=pc)
-            helper = self.runtime.helpers.lookup(name)
-        else:
-            helper = self._helper(insn.imm, pc)
-        return self._call_helper(helper.func, nxt)
-
-    def _helper(self, id: int, pc: int):
-        if id not in self.runtime.helpers:
-            raise BpfEngineError(f"unknown helper {id}", pc=pc)
-        return self.runtime.helpers.get(id)
+        return self._call_helper(self.program.helpers[pc].func, nxt)
 
     def _call_helper(self, func, nxt: int):
         rt = self.runtime
@@ -387,6 +375,22 @@ class Interpreter:
             return nxt
         return h
 
+    def _h_check(self, pc: int, insn: Insn, spec: OpInfo):
+        nxt = pc + 1
+        return lambda r: nxt
+
+    def _h_tick(self, pc: int, insn: Insn, spec: OpInfo):
+        nxt = pc + 1
+        if self.budget is None:
+            return lambda r: nxt
+
+        def h(r):
+            self.left -= 1
+            if self.left < 0:
+                raise budget_error(self.budget, pc)
+            return nxt
+        return h
+
     def _h_ldabs(self, pc: int, insn: Insn, spec: OpInfo):
         imm = insn.imm
         return self._packet_load(pc, spec.width, pc + 1, lambda r: imm)
@@ -396,17 +400,3 @@ class Interpreter:
         return self._packet_load(pc, spec.width, pc + 1, lambda r: isa.to_s32(r[s] + imm))
 
 
-def make_engine(spec, budget: int = DEFAULT_BUDGET, **options):
-    if options:
-        raise BpfEngineError(f"interp: unknown options {', '.join(options)}")
-    return _InterpreterEngine(budget)
-
-
-class _InterpreterEngine:
-    name = "interp"
-
-    def __init__(self, budget: int):
-        self.budget = budget
-
-    def compile(self, program) -> Interpreter:
-        return Interpreter(program, self.budget)

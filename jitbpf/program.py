@@ -9,7 +9,7 @@ global data) and kfunc names. ``Program.compile(engine)`` returns a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,32 @@ class Program:
     prog_type: str = "raw"        # raw, xdp, socket, tc, kprobe, tracepoint, syscall, ...
     line_info: dict[int, str] = field(default_factory=dict)  # slot -> "file.c:line"
     function_names: dict[int, str] = field(default_factory=dict)  # entry slot -> name (from ELF)
+    # After passes (jitbpf.passes): the program as loaded, where each slot came from in it,
+    # and the helper or kfunc each call slot reaches.
+    source: "Program | None" = field(default=None, repr=False)
+    origin: list[int] | None = field(default=None, repr=False)
+    helpers: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.specs:
-            self.specs = isa.validate(self.insns)
+            self.specs = isa.validate(self.insns, internal=self.source is not None)
+
+    @property
+    def loaded(self) -> "Program":
+        """The program as loaded, before any pass (itself if no pass ran)."""
+        return self.source if self.source is not None else self
+
+    def source_pc(self, pc: int) -> int:
+        """The slot of the loaded program that slot ``pc`` came from."""
+        return self.origin[pc] if self.origin is not None and 0 <= pc < len(self.origin) else pc
+
+    def derive(self, insns: list[Insn], origin: list[int], entries: dict[int, int] | None = None) -> "Program":
+        """This program with its slots rewritten by a pass: ``origin[i]`` is the slot of
+        *this* program that new slot i came from, ``entries`` maps old entry slots to new."""
+        composed = [self.source_pc(o) for o in origin]
+        names = {entries.get(slot, slot): name for slot, name in self.function_names.items()} if entries else {}
+        return replace(self, insns=insns, specs=[], source=self.loaded, origin=composed, helpers={},
+                       function_names=names)
 
     def __repr__(self) -> str:
         return f"<Program {self.name!r} section={self.section!r} type={self.prog_type} slots={len(self.insns)}>"
@@ -74,7 +96,7 @@ class Program:
         return self.obj.resolve_pseudo(insn, pc)
 
     def compile(self, engine: str = "interp", **options: Any) -> "CompiledProgram":
-        from .engines import compile_program
+        from .pipeline import compile_program
         return compile_program(self, engine, **options)
 
     def disassemble(self, style: str = "asm", labels: bool = True) -> str:
@@ -83,6 +105,18 @@ class Program:
 
     def source_line(self, pc: int) -> str | None:
         return self.line_info.get(pc)
+
+    def lddw_symbol(self, pc: int) -> tuple[str, int]:
+        """An lddw of a map or a map value as a symbol and addend (``map:NAME``,
+        ``mapvalue:NAME`` + offset), so generated code refers to maps by relocation."""
+        insn = self.insns[pc]
+        index = insn.imm
+        if insn.src == isa.Pseudo.BTF_ID or not 0 <= index < len(self.obj.map_list):
+            self.obj.resolve_pseudo(insn, pc)                # raises the error for it
+        m = self.obj.map_list[index]
+        if insn.src in (isa.Pseudo.MAP_FD, isa.Pseudo.MAP_IDX):
+            return map_symbol(m.name), 0
+        return map_value_symbol(m.name), m.value_address(insn.next_imm) - m.value_address(0)
 
 
 class Object:
@@ -141,6 +175,14 @@ class Object:
         if src in (isa.Pseudo.MAP_FD, isa.Pseudo.MAP_IDX):
             return m.address
         return m.value_address(insn.next_imm)
+
+
+def map_symbol(name: str) -> str:
+    return f"map:{name}"
+
+
+def map_value_symbol(name: str) -> str:
+    return f"mapvalue:{name}"
 
 
 def from_insns(insns: list[Insn], name: str = "prog", runtime: Runtime | None = None) -> Object:

@@ -290,5 +290,5 @@ def test_tail_call_targets_are_compiled_with_the_callers_options():
     assert fn.run(ctx=struct.pack("<II", 0, 5)).r0 == 12
     targets = [compiled for key, compiled in obj.runtime.compiled.items() if key[0].name == "double_it"]
     assert len(targets) == 1
-    assert targets[0].options == {"budget": 12_345}
+    assert targets[0].given == {"budget": 12_345}
     assert targets[0].executable.budget == 12_345

@@ -296,7 +296,7 @@ def test_cli_disasm_shows_xlated_and_jited_code(tmp_path, capsys):
     assert f"{target}:\n" in xlated and "ldxb %r0, [%r1]" in xlated.split(f"{target}:\n")[1]
     jited = out[out.index("jited"):]
     assert "function 0 at 0x" in jited and "function 1 at 0x" in jited
-    from jitbpf.engines import HOST_ARCH
+    from jitbpf.targets import HOST_ARCH
     assert ("push" if HOST_ARCH == "x86_64" else "stp") in jited  # a real native prologue
 
 

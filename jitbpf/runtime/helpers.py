@@ -180,13 +180,14 @@ def tail_call(rt, ctx, map_, index, *_):
     m = rt.map_at(map_)
     if not isinstance(m, ProgArrayMap):
         raise BpfRuntimeError(f"bpf_tail_call: map '{m.name}' is a {m.type_name}, not a prog_array")
-    if rt.current_engine is None:
+    run = rt.run
+    if run.engine is None:
         raise BpfRuntimeError("bpf_tail_call outside CompiledProgram.invoke")
     target = m.program_at(index)
-    if target is None or rt.tail_calls >= MAX_TAIL_CALLS:
+    if target is None or run.tail_calls >= MAX_TAIL_CALLS:
         return _err(ENOENT)
-    rt.tail_calls += 1
-    rt.pending_tail_call = (target, ctx)
+    run.tail_calls += 1
+    run.pending_tail_call = (target, ctx)
     rt.end_program(0)
     return 0
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import conformance, pipeline
+from .cbpf import cli as cbpf_cli
 from .engines import available_engines
 from .errors import BpfError
 from .program import from_bytes, load
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")
     s.add_argument("file")
     s.set_defaults(func=cmd_info)
+
+    cbpf_cli.register(sub)
     return p
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import conformance
+from .fuzz import cli as fuzz_cli
 from .engines import ENGINE_NAMES, available_engines, get_engine, parse_engine
 from .errors import BpfError
 from .program import from_bytes, load
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")
     s.add_argument("file")
     s.set_defaults(func=cmd_info)
+
+    fuzz_cli.add_parser(sub)
     return p
 
 

@@ -263,6 +263,7 @@ class _Loader:
                               attrs.get("value_size", 0), attrs.get("max_entries", 0), attrs.get("map_flags", 0),
                               attrs.get("map_extra", 0))
             m.btf_key_type, m.btf_value_type = key_type, value_type
+            m.has_spin_lock = not m.percpu and not getattr(m, "lru", False) and self._holds_spin_lock(value_type)
             if values_off is not None:
                 self.map_values.append((m, sym.value + values_off))
 
@@ -299,6 +300,15 @@ class _Loader:
             else:
                 raise self.error(index, sym.value, f"map '{sym.name}': unknown field '{name}'")
         return attrs, key_type, value_type, values_off
+
+    def _holds_spin_lock(self, type_id: int, depth: int = 0) -> bool:
+        """Whether a map value type contains a struct bpf_spin_lock (BPF_F_LOCK updates)."""
+        if not type_id or depth > 8:
+            return False
+        t = self.btf.resolve(type_id)
+        if t is None or t.kind != "struct":
+            return False
+        return t.name == "bpf_spin_lock" or any(self._holds_spin_lock(m[1], depth + 1) for m in t.members)
 
     def _legacy_maps(self, index: int) -> None:
         data = self.secs[index].data()

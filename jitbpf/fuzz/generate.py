@@ -49,8 +49,8 @@ ST_FORMS = FORMS["st"]
 STX_FORMS = FORMS["stx"]
 ATOMIC_FORMS = FORMS["atomic"]
 
-STACK = 128            # bytes of stack each generated function uses, below its r10
-CALLEE_STACK = 64
+STACK = 64             # bytes of stack each generated function uses, below its r10
+CALLEE_STACK = 32
 MAX_FUNCS = 4
 
 
@@ -103,6 +103,9 @@ class Case:
     #: slot -> registers holding scalars before it (operands a mutation may pick).
     scalars: dict[int, frozenset[int]] = field(default_factory=dict)
     kernel_safe: bool = True     # generated to pass the kernel verifier
+    #: slots that write the stack before anything reads it: a minimiser keeps them, or
+    #: reads of unwritten stack (leftovers, on the kernel) would stand in for the bug.
+    keep: frozenset[int] = frozenset()
 
     @property
     def code(self) -> bytes:
@@ -226,6 +229,7 @@ class Func:
         self.calls: list[tuple[int, str]] = []          # (slot, callee) for calls and lddw func
         self.mutable: dict[int, str] = {}
         self.scalars: dict[int, frozenset[int]] = {}
+        self.keep: set[int] = set()
 
 
 class ProgramBuilder:
@@ -240,7 +244,7 @@ class ProgramBuilder:
         self.maps = self._maps()
         self.funcs: list[Func] = []
         self.pending: list[tuple[Func, str, int]] = []    # functions still to generate
-        self.budget = rng.randint(8, 60)                   # statements in main
+        self.budget = rng.randint(4, 32)                   # statements in main
 
     # ---------------------------------------------------------------- maps
     def _maps(self) -> list[MapSpec]:
@@ -272,9 +276,10 @@ class ProgramBuilder:
         while self.pending:
             f, kind, nargs = self.pending.pop(0)
             self._body_of(f, kind, nargs)
-        layout, slots, mutable, scalars = {}, [], {}, {}
+        layout, slots, mutable, scalars, keep = {}, [], {}, {}, set()
         for f in self.funcs:
             layout[f.name] = len(slots)
+            keep.update(len(slots) + pc for pc in f.keep)
             for pc, tag in f.mutable.items():
                 mutable[len(slots) + pc] = tag
             for pc, regs in f.scalars.items():
@@ -287,7 +292,7 @@ class ProgramBuilder:
                 slots[at] = replace(slots[at], imm=layout[callee] - at - 1)
         mem = data_bytes(self.rng, self.mem_in) + bytes(self.out_size)
         return Case(slots, mem, self.maps, "valid", mutable=mutable, scalars=scalars,
-                    kernel_safe=self.kernel_safe)
+                    kernel_safe=self.kernel_safe, keep=frozenset(keep))
 
     def _function(self, name: str, stack: int, callback: bool, main: bool = False, nargs: int = 0) -> Func:
         f = Func(name, stack, callback)
@@ -316,7 +321,7 @@ class ProgramBuilder:
                 self.regs[r] = arg
         self._init_stack()
         self._init_registers()
-        budget = self.budget if kind == "main" else self.rng.randint(2, 14)
+        budget = self.budget if kind == "main" else self.rng.randint(2, 10)
         self.block(budget)
         if kind == "main":
             self._epilogue()
@@ -354,10 +359,10 @@ class ProgramBuilder:
         rng = self.rng
         for off in range(-self.f.stack, 0, 8):
             if rng.random() < 0.5:
-                self.emit(make_insn(self._st_form(Size.DW), 10, off=off, imm=imm32(rng)))
+                self.f.keep.add(self.emit(make_insn(self._st_form(Size.DW), 10, off=off, imm=imm32(rng))))
             else:
-                self.emit(isa.lddw(0, imm64(rng)))
-                self.emit(make_insn(self._stx_form(Size.DW), 10, 0, off))
+                self.f.keep.add(self.emit(isa.lddw(0, imm64(rng))))
+                self.f.keep.add(self.emit(make_insn(self._stx_form(Size.DW), 10, 0, off)))
 
     def _init_registers(self) -> None:
         rng = self.rng
@@ -964,8 +969,7 @@ def mutate(case: Case, rng: random.Random, count: int | None = None) -> Case:
                 [f for f in (ST_FORMS if spec.kind == "st" else STX_FORMS)]
             form = rng.choice(forms)
             insns[pc] = make_insn(form, insn.dst, insn.src, insn.off, imm32(rng) if spec.kind == "st" else 0)
-    return Case(insns, case.mem, case.maps, "mutant", case.seed, case.index, case.mutable, case.scalars,
-                case.kernel_safe)
+    return replace(case, insns=insns, level="mutant")
 
 
 def _mutate_alu(insn: Insn, scalars: list[int], rng: random.Random, kernel_safe: bool) -> Insn:

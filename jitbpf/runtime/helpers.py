@@ -144,7 +144,8 @@ def _take(rt, map_, value, remove):
     if not hasattr(m, "_take"):
         return _err(EINVAL)
     v = m._take(remove)
-    if v is None:
+    if v is None:                                # Linux zeroes the value of an empty pop/peek
+        rt.memory.write(value, bytes(m.value_size))
         return _err(ENOENT)
     rt.memory.write(value, v)
     return 0

@@ -96,6 +96,9 @@ class Map:
 
     map_type = 0
     percpu = False
+    #: whether the value holds a bpf_spin_lock (set by the ELF loader from BTF), which
+    #: BPF_F_LOCK updates need; never in per-CPU and LRU hashes, as in Linux.
+    has_spin_lock = False
     capacity = 0                          # hash maps: slots (in the header)
     _state: tuple[str, ...] = ()          # Python-side attributes that snapshot/restore copy
 
@@ -363,6 +366,8 @@ class ArrayMap(Map):
             return -E2BIG
         if flags & 3 == BPF_NOEXIST:
             return -EEXIST
+        if flags & BPF_F_LOCK and not self.has_spin_lock:
+            return -EINVAL
         off = (self._index(key) * self.ncpus + (cpu or 0)) * self.stride
         if cpu is not None or not self.percpu:
             self.view[off:off + self.value_size] = value[:self.value_size]
@@ -434,8 +439,8 @@ class HashMap(Map):
         return slot
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
-        if flags & ~BPF_F_LOCK > BPF_EXIST:
-            return -EINVAL
+        if flags & ~BPF_F_LOCK > BPF_EXIST or (flags & BPF_F_LOCK and not self.has_spin_lock):
+            return -EINVAL                  # Linux: BPF_F_LOCK needs a bpf_spin_lock in the value
         exists = key in self._slots
         if flags & 3 == BPF_NOEXIST and exists:
             return -EEXIST

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,12 +18,29 @@ def _engines(name: str) -> list[str]:
     return available_engines() if name == "all" else [name]
 
 
+def _hex(text: str | None, what: str) -> bytes | None:
+    """Bytes given as hex on the command line (a clear error, not a ValueError)."""
+    if text is None:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise BpfError(f"{what}: {text[:40]!r} is not hex bytes") from None
+
+
+def _hex_words(text: str, what: str) -> bytes:
+    try:
+        return conformance.parse_hex_bytes(text)
+    except ValueError:
+        raise BpfError(f"{what}: not space-separated two-digit hex bytes") from None
+
+
 def cmd_plugin(args: argparse.Namespace) -> int:
     """bpf_conformance plugin protocol: program as hex bytes on stdin, memory as argument."""
     words = [w for w in args.memory if not w.startswith("-")]
-    mem = conformance.parse_hex_bytes(" ".join(words)) if words else None
     try:
-        code = conformance.parse_hex_bytes(sys.stdin.read())
+        mem = _hex_words(" ".join(words), "memory") if words else None
+        code = _hex_words(sys.stdin.read(), "program")
         result = from_bytes(code).program().compile(args.engine).run(mem, check=args.check)
     except BpfError as e:
         print(e.message, file=sys.stderr)
@@ -63,7 +81,11 @@ def _known_rejection(engine: str, outcome) -> bool:
 
 def cmd_asm(args: argparse.Namespace) -> int:
     from .asm import assemble_bytes
-    code = assemble_bytes(Path(args.file).read_text())
+    try:
+        text = Path(args.file).read_text()
+    except UnicodeDecodeError:
+        raise BpfError(f"{args.file}: not assembler text (not UTF-8)") from None
+    code = assemble_bytes(text)
     if args.output:
         Path(args.output).write_bytes(code)
     else:
@@ -106,9 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     obj = load(args.file)
     prog = obj.program(args.section)
     fn = prog.compile(args.engine, **_opt(args))
-    mem = Path(args.mem).read_bytes() if args.mem else bytes.fromhex(args.mem_hex) if args.mem_hex else None
-    packet = bytes.fromhex(args.packet) if args.packet else None
-    ctx = bytes.fromhex(args.ctx) if args.ctx else None
+    mem = Path(args.mem).read_bytes() if args.mem else _hex(args.mem_hex, "--mem-hex")
+    packet = _hex(args.packet, "--packet")
+    ctx = _hex(args.ctx, "--ctx")
     checked = " [checked against interp]" if args.check else ""
     if args.pcap:
         from .pcap import read_pcap
@@ -208,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:                  # output piped to a reader that stopped (| head)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (BpfError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -138,9 +138,46 @@ def load_elf(path: str | bytes | os.PathLike, runtime=None):
     return obj
 
 
+ET_REL, EV_CURRENT, ELFOSABI_SYSV, SHDR_SIZE = 1, 1, 0, 64
+
+
+def check_header(data: bytes) -> None:
+    """The ELF header and section header table, checked before pyelftools reads them
+    (it fails on some damaged ones with OverflowError); errors name the field."""
+    if len(data) < 64:
+        raise BpfLoadError(f"ELF header: a {len(data)}-byte file is shorter than the 64-byte header")
+    ei_class, ei_data, ei_version, ei_osabi = data[4:8]
+    if ei_class != 2 or ei_data != 1:
+        raise BpfLoadError(f"ELF header: EI_CLASS {ei_class}, EI_DATA {ei_data}: only 64-bit little-endian "
+                           "BPF objects are supported")
+    if ei_version != EV_CURRENT:
+        raise BpfLoadError(f"ELF header: EI_VERSION {ei_version} is not 1 (EV_CURRENT)")
+    if ei_osabi != ELFOSABI_SYSV:
+        raise BpfLoadError(f"ELF header: EI_OSABI {ei_osabi} is not 0 (System V)")
+    e_type = int.from_bytes(data[16:18], "little")
+    if e_type != ET_REL:
+        raise BpfLoadError(f"ELF header: e_type {e_type} is not 1 (ET_REL, a relocatable object)")
+    e_shoff = int.from_bytes(data[0x28:0x30], "little")
+    e_shentsize, e_shnum, e_shstrndx = (int.from_bytes(data[o:o + 2], "little") for o in (0x3A, 0x3C, 0x3E))
+    if e_shnum and e_shentsize != SHDR_SIZE:
+        raise BpfLoadError(f"ELF header: e_shentsize {e_shentsize} is not {SHDR_SIZE}")
+    if e_shoff + e_shnum * SHDR_SIZE > len(data):
+        raise BpfLoadError(f"ELF header: {e_shnum} section headers at e_shoff {e_shoff} run past the end of "
+                           f"the {len(data)}-byte file")
+    if e_shnum and e_shstrndx >= e_shnum:
+        raise BpfLoadError(f"ELF header: e_shstrndx {e_shstrndx} is not a section (e_shnum {e_shnum})")
+    if e_shnum:
+        head = e_shoff + e_shstrndx * SHDR_SIZE
+        sh_offset, sh_size = (int.from_bytes(data[head + o:head + o + 8], "little") for o in (24, 32))
+        if sh_offset + sh_size > len(data):
+            raise BpfLoadError(f"section #{e_shstrndx} (the section names): {sh_size} bytes at file offset "
+                               f"{sh_offset} run past the end of the {len(data)}-byte file")
+
+
 class _Loader:
     def __init__(self, data: bytes, obj):
         self.obj = obj
+        check_header(data)
         self.elf = ELFFile(io.BytesIO(data))
         h = self.elf.header
         if h["e_machine"] not in ("EM_BPF", EM_BPF):
@@ -365,6 +402,11 @@ class _Loader:
     def _relocations(self, rel_sec) -> None:
         target = rel_sec["sh_info"]
         tname = self.name(target)
+        link = rel_sec["sh_link"]
+        if not 0 <= link < len(self.secs) or self.secs[link]["sh_type"] != "SHT_SYMTAB":
+            raise self.error(rel_sec.name, None, f"sh_link {link} is not the symbol table")
+        if not 0 <= target < len(self.secs):
+            raise self.error(rel_sec.name, None, f"sh_info {target} is not a section")
         if tname.startswith(_IGNORED_RELOC_TARGETS):
             return
         for rel in rel_sec.iter_relocations():

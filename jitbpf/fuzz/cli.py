@@ -79,11 +79,20 @@ def _worker(conn, seed: int, indices: range, engines: str, extra: str, every: in
     from .generate import generate
     from .oracle import parse_configs, run_case
     base, more = parse_configs(engines), parse_configs(extra)
+    crash_at = int(os.environ.get("JITBPF_FUZZ_CRASH_AT", -1))     # tests: die on this case
     for i in indices:
         conn.send(("start", i))
-        case = generate(seed, i, level)
-        configs = base + (more if every and i % every == 0 else [])
-        verdict = run_case(case, configs, base[0])
+        if i == crash_at:
+            os.abort()
+        try:
+            case = generate(seed, i, level)
+            configs = base + (more if every and i % every == 0 else [])
+            verdict = run_case(case, configs, base[0])
+        except Exception as e:          # noqa: BLE001 - a bug of the fuzzer or the oracle, reported
+            conn.send(("done", i, {"level": "?", "executions": 0, "configs": [], "rejections": [],
+                                   "address_dependent": False, "mismatches": [],
+                                   "internal": [f"fuzzer: {type(e).__name__}: {e}"]}))
+            continue
         summary = {"level": case.level, "executions": verdict.executions,
                    "configs": [o.config for o in verdict.outcomes if not o.rejected],
                    "rejections": [o.message[-80:] for o in verdict.rejections],
@@ -165,8 +174,11 @@ def main(args: argparse.Namespace) -> int:
         totals.crashes += 1
         totals.programs += 1
         from .generate import generate
-        case = generate(args.seed, i, args.level)
-        path = _save(case, args.corpus, "crash", {"why": why, "exitcode": job.process.exitcode})
+        try:
+            path = _save(generate(args.seed, i, args.level), args.corpus, "crash",
+                         {"why": why, "exitcode": job.process.exitcode})
+        except Exception as e:          # noqa: BLE001 - the generator itself failed on it
+            path = f"(not saved: {type(e).__name__}: {e})"
         totals.failures.append(f"crash: case {i} ({why}), saved to {path}")
         job.next_index = i + len(jobs)
 

@@ -197,7 +197,8 @@ def raw_case(rng: random.Random) -> Case:
         if rng.random() < 0.8:
             slots += raw_insn(rng)
         else:
-            slots += isa.decode(rng.randbytes(8))
+            slots.append(Insn(rng.getrandbits(8), rng.getrandbits(4), rng.getrandbits(4),
+                              isa.sign_extend(rng.getrandbits(16), 16), isa.to_s32(rng.getrandbits(32))))
     if rng.random() < 0.9:
         slots.append(Insn(isa.OP_EXIT))
     mem = data_bytes(rng, rng.choice((0, 8, 16, 64))) if rng.random() < 0.9 else None

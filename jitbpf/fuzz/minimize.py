@@ -85,18 +85,20 @@ def without(insns: list[Insn], drop: set[int]) -> list[Insn] | None:
     return out
 
 
-def failing(case: Case, config: Config, reference: Config, what: list[str]) -> Predicate:
-    """The predicate: ``config`` still differs from ``reference`` in the fields ``what``."""
+def failing(case: Case, config: Config, reference: Config, what: list[str],
+            runner: Callable[[Case, Config], Outcome] = run_config) -> Predicate:
+    """The predicate: ``config`` still differs from ``reference`` in the fields ``what``
+    (``runner`` runs one case on one config: run_config, or a stand-in in tests)."""
     def still_fails(candidate: Case) -> bool:
-        ref = run_config(candidate, reference)
+        ref = runner(candidate, reference)
         if ref.error is not None and (original_ref.error is None or ref.error != original_ref.error):
             return False
-        out = run_config(candidate, config)
+        out = runner(candidate, config)
         if out.rejected:
             return False
         mismatch = compare(ref, out)
         return mismatch is not None and set(mismatch.what) == set(what)
-    original_ref = run_config(case, reference)
+    original_ref = runner(case, reference)
     return still_fails
 
 
@@ -169,8 +171,9 @@ def simplify_data(case: Case, predicate: Predicate) -> Case:
     return case
 
 
-def minimize(case: Case, config: Config, reference: Config, what: list[str]) -> Case:
-    predicate = failing(case, config, reference, what)
+def minimize(case: Case, config: Config, reference: Config, what: list[str],
+             runner: Callable[[Case, Config], Outcome] = run_config) -> Case:
+    predicate = failing(case, config, reference, what, runner)
     if not predicate(case):
         return case                      # flaky or already fixed: keep it whole
     case = ddmin_instructions(case, predicate)

@@ -112,6 +112,9 @@ class Map:
         self.btf_key_type = self.btf_value_type = 0  # set by the ELF loader
         if max_entries <= 0 and self.map_type != MAP_TYPES["ringbuf"]:
             self._fail("max_entries must be positive")
+        for what, size in (("key_size", key_size), ("value_size", value_size)):
+            if not 0 <= size < 1 << 31:
+                self._fail(f"{what} {size} is too large", E2BIG)
         self.stride = self.value_stride = round8(value_size)
         self._setup()
         size = self._data_size()

@@ -535,34 +535,30 @@ class ProgramBuilder:
                 out[r] = k
         return out
 
-    def s_if(self) -> None:
+    def s_if(self, with_else: bool = False) -> None:
+        """A forward conditional jump over a block (and, with an else, a ja or gotol over another)."""
         cond = self._condition()
         if cond is None:
             return
         at = self.emit(cond, "jcond")
         before = dict(self.regs)
         self.depth += 1
-        self.block(self.rng.randint(1, 5))
+        self.block(self.rng.randint(1, 4 if with_else else 5))
+        other = before
+        if with_else:
+            other = self.regs
+            skip = self.emit(Insn(isa.OP_JA32 if self.rng.random() < 0.3 else isa.OP_JA))
+            self._patch(at, len(self.f.slots))
+            self.regs = dict(before)
+            self.block(self.rng.randint(1, 4))
+            self._patch(skip, len(self.f.slots))
+        else:
+            self._patch(at, len(self.f.slots))
         self.depth -= 1
-        self._patch(at, len(self.f.slots))
-        self.regs = self._join(before, self.regs)
+        self.regs = self._join(other, self.regs)
 
     def s_if_else(self) -> None:
-        cond = self._condition()
-        if cond is None:
-            return
-        at = self.emit(cond, "jcond")
-        before = dict(self.regs)
-        self.depth += 1
-        self.block(self.rng.randint(1, 4))
-        then_state = self.regs
-        skip = self.emit(Insn(isa.OP_JA32 if self.rng.random() < 0.3 else isa.OP_JA))     # ja or gotol
-        self._patch(at, len(self.f.slots))
-        self.regs = dict(before)
-        self.block(self.rng.randint(1, 4))
-        self.depth -= 1
-        self._patch(skip, len(self.f.slots))
-        self.regs = self._join(then_state, self.regs)
+        self.s_if(with_else=True)
 
     def _patch(self, at: int, target: int) -> None:
         insn = self.f.slots[at]

@@ -16,7 +16,6 @@ import contextlib
 import io
 import json
 import random
-import struct
 import subprocess
 import sys
 import tempfile

@@ -603,8 +603,7 @@ class ProgramBuilder:
         rng = self.rng
         bases = [(r, p) for r, p in self.regs.items() if isinstance(p, Ptr) and p.lo == 0 and p.hi >= 16]
         idx = self.pick_scalar()
-        tmp = [r for r in self.writable() if r not in (0,) and not isinstance(self.regs.get(r), Ptr)
-               and self.regs.get(r) is None]
+        tmp = [r for r in range(1, 10) if r not in self.fixed and self.regs.get(r) is None]   # will hold a pointer
         if not bases or idx is None or len(tmp) < 1:
             return
         base, p = rng.choice(bases)

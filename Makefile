@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CONFORMANCE ?= ../shared/conformance/tests
 JOBS   ?= auto
 
-.PHONY: install run test conformance bench fixtures lint clean
+.PHONY: install run test conformance bench fixtures lint clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ lint: $(STAMP)
 
 conformance: $(STAMP)
 	$(VENV)/bin/jitbpf conformance $(CONFORMANCE) --engine all
+
+# A short bounded differential campaign (and the robustness sweep); FUZZ_ARGS for more, e.g.
+# FUZZ_ARGS="--time 3600 --jobs 2 --seed 7" make fuzz
+FUZZ_ARGS ?= --iterations 300 --jobs 2
+fuzz: $(STAMP)
+	$(VENV)/bin/jitbpf fuzz $(FUZZ_ARGS)
+	$(VENV)/bin/jitbpf fuzz --robustness --iterations 300
 
 bench: $(STAMP)
 	$(PY) benchmarks/interp_speed.py

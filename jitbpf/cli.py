@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import conformance, pipeline
 from .cbpf import cli as cbpf_cli
 from .engines import available_engines
+from .fuzz import cli as fuzz_cli
 from .errors import BpfError
 from .program import from_bytes, load
 from .targets import ENGINE_NAMES, parse_engine
@@ -26,12 +28,29 @@ def _options(args: argparse.Namespace) -> dict:
     return options
 
 
+def _hex(text: str | None, what: str) -> bytes | None:
+    """Bytes given as hex on the command line (a clear error, not a ValueError)."""
+    if text is None:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise BpfError(f"{what}: {text[:40]!r} is not hex bytes") from None
+
+
+def _hex_words(text: str, what: str) -> bytes:
+    try:
+        return conformance.parse_hex_bytes(text)
+    except ValueError:
+        raise BpfError(f"{what}: not space-separated two-digit hex bytes") from None
+
+
 def cmd_plugin(args: argparse.Namespace) -> int:
     """bpf_conformance plugin protocol: program as hex bytes on stdin, memory as argument."""
     words = [w for w in args.memory if not w.startswith("-")]
-    mem = conformance.parse_hex_bytes(" ".join(words)) if words else None
     try:
-        code = conformance.parse_hex_bytes(sys.stdin.read())
+        mem = _hex_words(" ".join(words), "memory") if words else None
+        code = _hex_words(sys.stdin.read(), "program")
         result = from_bytes(code).program().compile(args.engine, **_options(args)).run(mem, check=args.check)
     except BpfError as e:
         print(e.message, file=sys.stderr)
@@ -73,7 +92,11 @@ def _known_rejection(engine: str, outcome) -> bool:
 
 def cmd_asm(args: argparse.Namespace) -> int:
     from .asm import assemble_bytes
-    code = assemble_bytes(Path(args.file).read_text())
+    try:
+        text = Path(args.file).read_text()
+    except UnicodeDecodeError:
+        raise BpfError(f"{args.file}: not assembler text (not UTF-8)") from None
+    code = assemble_bytes(text)
     if args.output:
         Path(args.output).write_bytes(code)
     else:
@@ -112,9 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     obj = load(args.file)
     prog = obj.program(args.section)
     fn = prog.compile(args.engine, **_options(args))
-    mem = Path(args.mem).read_bytes() if args.mem else bytes.fromhex(args.mem_hex) if args.mem_hex else None
-    packet = bytes.fromhex(args.packet) if args.packet else None
-    ctx = bytes.fromhex(args.ctx) if args.ctx else None
+    mem = Path(args.mem).read_bytes() if args.mem else _hex(args.mem_hex, "--mem-hex")
+    packet = _hex(args.packet, "--packet")
+    ctx = _hex(args.ctx, "--ctx")
     checked = " [checked against interp]" if args.check else ""
     if args.pcap:
         from .pcap import read_pcap
@@ -217,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     cbpf_cli.register(sub)
+    fuzz_cli.add_parser(sub)
     return p
 
 
@@ -224,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:                  # output piped to a reader that stopped (| head)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (BpfError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

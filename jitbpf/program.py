@@ -228,7 +228,12 @@ def load(path: str, runtime: Runtime | None = None) -> Object:
         from .elf import load_elf
         return load_elf(path, runtime)
     if p.suffix in (".asm", ".s", ".txt"):
-        obj = assemble(data.decode(), name, runtime)
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            from .errors import BpfAsmError
+            raise BpfAsmError(f"{path}: not assembler text (not UTF-8)") from None
+        obj = assemble(text, name, runtime)
     else:
         obj = from_bytes(data, name, runtime)
     obj.path = str(path)

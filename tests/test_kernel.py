@@ -629,8 +629,8 @@ KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str | None]] = {
     # the verifier gives up on the long loop (6.18: "The sequence of 8193 jumps is too
     # complex"); the wording differs between kernel versions, the rejection does not
     "loops": (jitbpf.BpfVerifierError, None),
-    # probe_read_kernel of address 16: Linux says -ERANGE (user address), interp -EFAULT;
-    # comm, clocks and random numbers differ by nature
+    # comm, clocks and random numbers differ by nature (probe_read_kernel of address 16
+    # is -ERANGE on both sides now)
     "helpers_misc": (jitbpf.BpfMismatchError, "memory after the run differs"),
     # bpf_printk lines go to the kernel's trace buffer, not Result.trace (which stays empty)
     "globals": (AssertionError, r"assert \[\] == \['index"),

@@ -23,6 +23,7 @@ access out of bounds in LD_ABS/LD_IND ends the program with r0 = 0, as in Linux.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from . import isa
@@ -132,11 +133,13 @@ def budget_error(budget: int, pc: int | None) -> BpfRuntimeError:
 class Interpreter:
     """A program prepared for interpretation; call it with r1..r5 to run it."""
 
-    def __init__(self, program, budget: int | None = None):
+    def __init__(self, program, budget: int | None = None, timeout: float | None = None):
         self.program = program
         self.runtime = program.runtime
         self.budget = budget
+        self.timeout = timeout
         self.left = 0                     # budget left in the current run
+        self.deadline = 0.0               # with a timeout: when the current run must end
         self.frames: list[tuple[int, list[int]]] = []   # (return pc, saved r6..r10)
         self.entries = set(program.functions)
         self.stack = HostBuffer(STACK_SIZE * MAX_CALL_DEPTH)
@@ -149,7 +152,9 @@ class Interpreter:
         rt = self.runtime
         outer_invoke = rt.invoke
         rt.invoke = self.invoke
-        self.left = self.budget or 0
+        self.left = self.budget if self.budget is not None else 1 << 62
+        if self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
         self.frames = []
         self.stack.clear()
         try:
@@ -381,6 +386,15 @@ class Interpreter:
 
     def _h_tick(self, pc: int, insn: Insn, spec: OpInfo):
         nxt = pc + 1
+        if self.timeout is not None:
+            def h(r):
+                self.left -= 1
+                if self.left < 0:
+                    raise budget_error(self.budget, pc)
+                if not self.left & 1023 and time.monotonic() > self.deadline:
+                    raise BpfRuntimeError("the run exceeded its time limit", pc=pc)
+                return nxt
+            return h
         if self.budget is None:
             return lambda r: nxt
 

@@ -49,6 +49,15 @@ def _integer(low: int, high: int, none: bool = False) -> Callable[[Any], int | N
     return convert
 
 
+def _seconds(value: Any) -> float | None:
+    if value is None or isinstance(value, str) and value.lower() == "none":
+        return None
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("expected seconds > 0")
+    return seconds
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a name")
@@ -74,8 +83,11 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("budget", _integer(0, 1 << 62, none=True), DEFAULT_BUDGET, BYTECODE,
            "run budget: loop heads and function entries per run (None: unlimited)"),
     Option("blind", _flag, False, BYTECODE, "constant blinding of every immediate"),
-    Option("bounds_check", _flag, False, BYTECODE, "check every memory access the passes cannot prove safe"),
+    Option("bounds_check", _flag, None, BYTECODE,
+           "check every memory access the passes cannot prove safe (default: on for generated code "
+           "that is not verified; off asks for unchecked native code)"),
     Option("verify", _flag, False, BYTECODE, "run the static verifier first"),
+    Option("timeout", _seconds, None, BYTECODE, "seconds a run may take (None: no limit)"),
     Option("opt", _integer(0, 3), 2, frozenset({"llvm"}), "LLVM optimisation level"),
     Option("cpu", _text, None, frozenset({"llvm"}), "LLVM CPU: host, generic or a CPU name"),
     Option("debug", _flag, None, frozenset({"llvm"}), "line info (BPF slot of each native instruction)"),
@@ -96,6 +108,7 @@ class Options:
     blind: bool = False
     bounds_check: bool = False
     verify: bool = False
+    timeout: float | None = None
     opt: int = 2
     cpu: str | None = None
     debug: bool | None = None
@@ -121,10 +134,17 @@ def resolve_options(spec: EngineSpec, given: dict[str, Any]) -> Options:
             known = ", ".join(sorted(taken)) or "none"
             why = "is unknown" if name not in OPTIONS else "does not apply to it"
             raise BpfEngineError(f"engine '{spec.name}': option '{name}' {why} (its options: {known})")
+        if value is None and option.default is None:
+            values[name] = None                       # "the default", spelled out
+            continue
         try:
             values[name] = option.convert(value)
         except (ValueError, TypeError) as e:
             raise BpfEngineError(f"engine '{spec.name}': option {name}={value!r}: {e}") from None
+    if values.get("bounds_check") is None:
+        # Safe by default: generated code runs in this process, so unless the verifier
+        # proved it safe, every access it cannot prove safe itself is checked.
+        values["bounds_check"] = spec.backend in COMPILED and not values.get("verify", False)
     return Options(**values)
 
 
@@ -158,12 +178,12 @@ class InterpBackend(Backend):
     name = "interp"
 
     def passes(self, spec: EngineSpec, options: Options) -> PassOptions:
-        return PassOptions(bounds_check=options.bounds_check, ticks=options.budget is not None,
-                           blind=options.blind)
+        return PassOptions(bounds_check=options.bounds_check,
+                           ticks=options.budget is not None or options.timeout is not None, blind=options.blind)
 
     def load(self, program, spec: EngineSpec, options: Options):
         from .interpreter import Interpreter
-        return Interpreter(program, options.budget)
+        return Interpreter(program, options.budget, options.timeout)
 
 
 class LLVMBackend(Backend):
@@ -277,8 +297,8 @@ def compile_program(program, engine: str = "interp", **options: Any):
 def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Options):
     from .backends.exec import RunOptions, load_image
     extra = {"max_instructions": options.max_instructions} if spec.executor == "unicorn" else {}
-    return load_image(linked, runtime, functions, spec.executor, RunOptions(options.budget, options.bounds_check),
-                      **extra)
+    run = RunOptions(options.budget, options.bounds_check, options.timeout)
+    return load_image(linked, runtime, functions, spec.executor, run, **extra)
 
 
 def save_image(program, engine: str, **options: Any) -> bytes:

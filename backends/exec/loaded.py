@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from jitbpf.runtime import Runtime
 from .. import abi
 from ..link import Image
 from .runstate import RunState
+from .watchdog import watchdog
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class RunOptions:
 
     budget: int | None = None
     bounds_check: bool = False
+    timeout: float | None = None          # seconds per run
 
 
 class LoadedCode:
@@ -63,7 +66,7 @@ class LoadedCode:
         outer = run.invoke, run.unwind, run.state
         run.invoke, run.unwind, run.state = self.invoke, state.unwind, state
         try:
-            with rt.mapped(state.stack_region):
+            with rt.mapped(state.stack_region), self._watched(state):
                 saved = state.begin(rt)
                 try:
                     r0 = self._enter(self.entry_address, (r1, r2, r3, r4, r5), state)
@@ -75,6 +78,12 @@ class LoadedCode:
             raise
         finally:
             run.invoke, run.unwind, run.state = outer
+
+    def _watched(self, state: RunState):
+        """The watchdog's eye on an outermost run (time limit, Ctrl-C on the main thread)."""
+        if state.active:
+            return contextlib.nullcontext()
+        return watchdog().watch(state, self.options.timeout)
 
     def invoke(self, pointer: int, *args: int) -> int:
         """Call a BPF function pointer (a function of this image) from a helper."""

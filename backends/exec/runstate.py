@@ -67,8 +67,8 @@ class RunState:
 
     def budget_error(self, pc: int | None) -> BaseException:
         reason = struct.unpack_from("<Q", self.view, abi.RUN_STOP)[0]
-        if reason == abi.STOP_INTERRUPT:
-            return KeyboardInterrupt()
+        if reason == abi.STOP_INTERRUPT:        # Python's own SIGINT handler, pending, raises next
+            return BpfRuntimeError("the run was interrupted (SIGINT)", pc=pc)
         if reason == abi.STOP_TIMEOUT:
             return BpfRuntimeError("the run exceeded its time limit", pc=pc)
         return budget_error(self.budget, pc)

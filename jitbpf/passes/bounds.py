@@ -37,7 +37,8 @@ def bounds_check(program, proven: frozenset[int] = frozenset()):
             return None
         field, write = access
         base = getattr(insn, field)
-        if all(in_frame((FP, 0) if base == FP else regs[base], insn.off, spec.width) for regs in states[pc]):
+        if all(in_frame((FP, 0) if base == FP else regs[base], insn.off, spec.width)   # unreachable: no check
+               for regs in states.get(pc, ())):
             return None
         return [Insn(isa.OP_CHECK | insn.size, base, 0, insn.off, int(write)), insn]
 

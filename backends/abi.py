@@ -14,6 +14,8 @@
   run state comes in ``rs``. So an image can be saved and loaded anywhere.
 - Pointers are host addresses in every executor (unicorn maps host pages at the same
   guest addresses).
+- A ``tick`` that finds the budget spent stores its slot in ``rs->spent``, sets
+  ``rs->unwind`` and returns: no call into Python, which matters for Ctrl-C.
 - Runtime calls generated code may make besides helpers, with the helper signature:
   ``TRAP(code, pc, value)`` reports a run-time error (``TRAPS[code]``; pc -1 = none) and
   sets the unwind cell; ``LOAD_PACKET(ctx, offset, size, pc)`` is LD_ABS/LD_IND with the
@@ -41,11 +43,14 @@ RUN_UNWIND = 0        # u64: non-zero = leave every frame now
 RUN_DEPTH = 8         # u64: BPF frames in use (where a call chain can exceed MAX_CALL_DEPTH)
 RUN_BUDGET = 16       # i64: budget ticks left; below zero the tick traps
 RUN_STACK_TOP = 24    # u64: the top of the BPF stack: frame 0's r10
-RUN_SP = 32           # u64: the top of the free BPF stack (the LLVM backend's stack frames)
+RUN_SP = 32           # u64: the floor of the live BPF stack: r10 - 512 of the deepest frame in use
+                      #   (a bounds check accepts [RUN_SP, RUN_STACK_TOP) before the region table)
 RUN_STOP = 40         # u64: why the budget was cut short (STOP_*)
+RUN_SPENT = 48        # u64: 1 + the slot of the tick that found the budget spent (0: none); the
+                      #   code then unwinds without calling Python (see backends/exec/watchdog.py)
 RUN_REGS = 64         # u64[11]: registers passed between a caller and its callee (LLVM)
 RUN_COUNT = 160       # u64: entries in the region table (bounds checks)
-RUN_TABLE = 168       # (u64 start, u64 end, u64 writable)[]: the regions of the run
+RUN_TABLE = 168       # (u64 start, u64 end, u64 writable)[]: the regions of the run but the stack
 TABLE_ENTRY = 24
 RUN_SIZE = 4096
 TABLE_ENTRIES = (RUN_SIZE - RUN_TABLE) // TABLE_ENTRY
@@ -53,7 +58,7 @@ STOP_NONE, STOP_INTERRUPT, STOP_TIMEOUT = 0, 1, 2
 #: The budget of a run without one (``budget=None``): ticks still count, so a run can be cut short.
 UNLIMITED = 1 << 62
 
-TRAP_CALLX, TRAP_DEPTH, TRAP_BUDGET = range(1, 4)
+TRAP_CALLX, TRAP_DEPTH = range(1, 3)
 TRAPS = {
     TRAP_CALLX: "callx to 0x{value:x}: neither a helper id nor a function",
     TRAP_DEPTH: f"call depth exceeds {MAX_CALL_DEPTH} frames",
@@ -67,12 +72,7 @@ def function_symbol(slot: int) -> str:
 
 def _trap(rt: Runtime, code: int, pc: int, value: int, *_: int) -> int:
     pc = None if pc == MASK64 else pc
-    if code == TRAP_BUDGET:
-        state = rt.run.state
-        error = state.budget_error(pc) if state is not None else BpfRuntimeError("run budget exceeded", pc=pc)
-    else:
-        error = BpfRuntimeError(TRAPS.get(code, "unknown trap {value}").format(value=value), pc=pc)
-    rt.fail_program(error)
+    rt.fail_program(BpfRuntimeError(TRAPS.get(code, "unknown trap {value}").format(value=value), pc=pc))
     return 0
 
 

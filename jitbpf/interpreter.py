@@ -29,7 +29,7 @@ from typing import Callable
 from . import isa
 from .errors import BpfRuntimeError
 from .isa import MASK32, MASK64, MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, sign_extend
-from .runtime.memory import HostBuffer, Region
+from .runtime.memory import HostBuffer, StackRegion
 
 #: Interpreter-only function pointer values: FUNC_POINTER_BASE + entry slot.
 FUNC_POINTER_BASE = 0xFFFF_F000_0000_0000
@@ -143,7 +143,9 @@ class Interpreter:
         self.frames: list[tuple[int, list[int]]] = []   # (return pc, saved r6..r10)
         self.entries = set(program.functions)
         self.stack = HostBuffer(STACK_SIZE * MAX_CALL_DEPTH)
-        self.stack_region = Region.of("stack", self.stack)
+        self.top = self.stack.address + self.stack.size
+        self.floor = self.top - STACK_SIZE          # r10 - 512 of the deepest frame in use
+        self.stack_region = StackRegion(self.stack, lambda: self.floor)
         self.handlers = [self._handler(pc, insn, spec)
                          for pc, (insn, spec) in enumerate(zip(program.insns, program.specs))]
 
@@ -156,10 +158,11 @@ class Interpreter:
         if self.timeout is not None:
             self.deadline = time.monotonic() + self.timeout
         self.frames = []
+        self.floor = self.top - STACK_SIZE
         self.stack.clear()
         try:
             with rt.mapped(self.stack_region):
-                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.stack.address + self.stack.size, 0])
+                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.top, 0])
         except _Abort as abort:
             r0 = abort.r0
         finally:
@@ -170,12 +173,12 @@ class Interpreter:
         """Call a BPF function pointer (from lddw func) from a helper, e.g. bpf_loop.
 
         The callback runs in a nested loop one frame deeper; a marker frame makes its
-        exit end that loop. Its instructions count toward the budget when it returns.
+        exit end that loop (and give the caller's frames back: r10 is the caller's).
         """
         entry = pointer - FUNC_POINTER_BASE
         if entry not in self.entries:
             raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function pointer")
-        regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, 0, 0]
+        regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, self.floor + STACK_SIZE, 0]
         self._enter(regs, entry, _EXIT, None)
         return self._run(entry, regs)
 
@@ -253,6 +256,7 @@ class Interpreter:
                 return _EXIT
             ret, saved = frames.pop()
             r[6:11] = saved
+            self.floor = saved[4] - STACK_SIZE
             return ret
         return h
 
@@ -261,7 +265,8 @@ class Interpreter:
         if depth >= MAX_CALL_DEPTH:
             raise BpfRuntimeError(f"call depth exceeds {MAX_CALL_DEPTH} frames", pc=pc)
         self.frames.append((return_pc, r[6:11]))
-        r[10] = self.stack.address + self.stack.size - STACK_SIZE * depth
+        r[10] = self.top - STACK_SIZE * depth
+        self.floor = r[10] - STACK_SIZE
         return entry
 
     def _h_call(self, pc: int, insn: Insn, spec: OpInfo):

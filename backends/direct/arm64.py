@@ -13,8 +13,8 @@ x0 as the callee left it, as in the interpreter); each function's C-callable
 symbol is a small thunk that zeroes r0 and r6-r9 (the interpreter's initial
 state), calls the body and moves x7 to x0.
 
-Frame: x29/x30, x19-x22, x25/x26 and a spill area for x0-x4 around helper calls,
-112 bytes, so sp stays 16-byte aligned. Map addresses are 64-bit literals in the
+Frame: x29/x30, x19-x22, x25, the caller's ``rs->sp`` (restored on the way out) and a
+spill area for x0-x4 around helper calls, 112 bytes, so sp stays 16-byte aligned. Map addresses are 64-bit literals in the
 code (``ldr xN, #8; b #12; .quad``), an absolute relocation each.
 
 AArch64 specifics: ``udiv``/``sdiv`` never trap and already give BPF's results
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN
 
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MASK64, MAX_CALL_DEPTH, jump_target
+from jitbpf.isa import MASK64, MAX_CALL_DEPTH, STACK_SIZE, jump_target
 
 from .. import abi
 from .emitter import Emitter
@@ -153,16 +153,16 @@ class Arm64Emitter(Emitter):
                   "ldp x19, x20, [sp, #16]", "ldp x21, x22, [sp, #32]", "ldp x25, x26, [sp, #48]",
                   "ldp x29, x30, [sp], #64", "ret",
                   f"{body}:", f"stp x29, x30, [sp, #-{FRAME}]!", "mov x29, sp", "stp x19, x20, [sp, #16]",
-                  "stp x21, x22, [sp, #32]", "str x25, [sp, #48]",
-                  f"ldr x9, [x26, #{abi.RUN_DEPTH}]", f"cmp x9, #{MAX_CALL_DEPTH}")
+                  "stp x21, x22, [sp, #32]", "str x25, [sp, #48]", f"ldr x10, [x26, #{abi.RUN_SP}]",
+                  "str x10, [sp, #56]", f"ldr x9, [x26, #{abi.RUN_DEPTH}]", f"cmp x9, #{MAX_CALL_DEPTH}")
         self.bcond("b.hs", self.trap_label(slot, abi.TRAP_DEPTH))
         self.emit("add x10, x9, #1", f"str x10, [x26, #{abi.RUN_DEPTH}]", f"ldr x25, [x26, #{abi.RUN_STACK_TOP}]",
-                  "sub x25, x25, x9, lsl #9")
+                  "sub x25, x25, x9, lsl #9", f"sub x10, x25, #{STACK_SIZE}", f"str x10, [x26, #{abi.RUN_SP}]")
 
     def exits(self) -> None:
         self.emit("K_unwind:", "mov x7, #0",
                   "K_epilogue:", f"ldr x9, [x26, #{abi.RUN_DEPTH}]", "sub x9, x9, #1",
-                  f"str x9, [x26, #{abi.RUN_DEPTH}]",
+                  f"str x9, [x26, #{abi.RUN_DEPTH}]", "ldr x9, [sp, #56]", f"str x9, [x26, #{abi.RUN_SP}]",
                   "ldr x25, [sp, #48]", "ldp x21, x22, [sp, #32]", "ldp x19, x20, [sp, #16]",
                   f"ldp x29, x30, [sp], #{FRAME}", "ret")
 
@@ -172,6 +172,10 @@ class Arm64Emitter(Emitter):
     def budget_tick(self, error: str) -> list:
         return [f"ldr x9, [x26, #{abi.RUN_BUDGET}]", "subs x9, x9, #1", f"str x9, [x26, #{abi.RUN_BUDGET}]",
                 Branch("b.mi", error)]
+
+    def spent_lines(self, pc: int) -> list[str]:
+        return [*imm_lines("x9", pc + 1), f"str x9, [x26, #{abi.RUN_SPENT}]", "mov x9, #1",
+                f"str x9, [x26, #{abi.RUN_UNWIND}]", "b K_unwind"]
 
     def trap_lines(self, code: int, pc: int, value: int | str) -> list[str]:
         value_lines = [f"mov x2, {value}"] if isinstance(value, str) else imm_lines("x2", value)
@@ -396,6 +400,9 @@ class Arm64Emitter(Emitter):
         the run's region table; misses ask the runtime, which raises or accepts.
         Preserves every BPF register and x11/x13; on a violation it leaves through K_unwind."""
         self.emit("K_check:", "lsr x14, x12, #1", "and x14, x14, #0x7f", "adds x14, x14, x11", "b.cs K_check_slow",
+                  f"ldr x9, [x26, #{abi.RUN_SP}]", "cmp x11, x9", "b.lo K_check_table",     # the live stack first
+                  f"ldr x9, [x26, #{abi.RUN_STACK_TOP}]", "cmp x14, x9", "b.ls K_check_ok",
+                  "K_check_table:",
                   f"add x15, x26, #{abi.RUN_TABLE}", f"ldr x9, [x26, #{abi.RUN_COUNT}]",
                   "K_check_loop:", "cbz x9, K_check_slow",
                   "ldr x10, [x15]", "cmp x11, x10", "b.lo K_check_next",

@@ -195,7 +195,14 @@ class Emitter:
             self.symbol_address(self.reg(insn.dst), *self.program.lddw_symbol(pc))
 
     def op_tick(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        self.emit(*self.budget_tick(self.trap_label(pc, abi.TRAP_BUDGET)))
+        self.emit(*self.budget_tick(self.spent_label(pc)))
+
+    def spent_label(self, pc: int) -> str:
+        """Label of a cold stub for a tick at ``pc`` that found the budget spent."""
+        key = (pc, "spent", 0)
+        if key not in self.errors:
+            self.errors[key] = self.out_of_line(*self.spent_lines(pc))
+        return self.errors[key]
 
     def op_check(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         self.uses_check = True
@@ -232,7 +239,7 @@ class Emitter:
             self.callx_routine()
 
     # Target hooks (documented in the subclasses): reg, prologue, exits, jump_lines, load_imm,
-    # symbol_address, budget_tick, trap_lines, call_external, call_local, call_helper, callx,
+    # symbol_address, budget_tick, spent_lines, trap_lines, call_external, call_local, call_helper, callx,
     # callx_routine, check, check_routine, function_address, packet_load, op_alu, op_end,
     # op_jcond, op_ldx, op_st, op_stx, op_atomic.
 

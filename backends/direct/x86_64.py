@@ -13,8 +13,9 @@ saves the callee-saved registers, keeps rs in r12 and zeroes r0 and r6-r9 first)
 helpers are called with the arguments already in place (r1-r5 are spilled around the
 call: as in the interpreter they survive it).
 
-Frame: push rbp, rbx, r13, r14, r15, then 48 bytes of spill area: rsp is 16-byte
-aligned in every function body, so calls from the body are aligned.
+Frame: push rbp, rbx, r13, r14, r15, then 48 bytes of spill area (r1-r5, then the
+caller's ``rs->sp``, restored on the way out): rsp is 16-byte aligned in every function
+body, so calls from the body are aligned.
 
 The classic pitfalls are handled in the templates: ``div``/``idiv`` trap on 0 and
 on INT_MIN / -1, so a register divisor is tested first (an immediate one is decided
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from keystone import KS_ARCH_X86, KS_MODE_64
 
-from jitbpf.isa import MAX_CALL_DEPTH, jump_target, to_s32
+from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, jump_target, to_s32
 
 from .. import abi
 from .emitter import Emitter
@@ -44,7 +45,8 @@ PTR = {1: "byte", 2: "word", 4: "dword", 8: "qword"}
 CC = {"jeq": "e", "jne": "ne", "jgt": "a", "jge": "ae", "jlt": "b", "jle": "be",
       "jsgt": "g", "jsge": "ge", "jslt": "l", "jsle": "le", "jset": "ne"}
 SHIFTS = {"lsh": "shl", "rsh": "shr", "arsh": "sar"}
-SPILL = 48                      # r1-r5 around helper calls (and 8 bytes to align)
+SPILL = 48                      # r1-r5 around helper calls, then the caller's rs->sp
+SAVED_SP = 40
 SAVE_ARGS = tuple(f"mov qword ptr [rsp + {8 * i}], {r}" for i, r in enumerate(ARGS))
 RESTORE_ARGS = tuple(f"mov {r}, qword ptr [rsp + {8 * i}]" for i, r in enumerate(ARGS))
 NUMBERS = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7,
@@ -97,14 +99,18 @@ class X86Emitter(Emitter):
                   "xor eax, eax", "xor ebx, ebx", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
                   f"call {body}", "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "ret",
                   f"{body}:", "push rbp", "push rbx", "push r13", "push r14", "push r15", f"sub rsp, {SPILL}",
+                  f"mov r9, qword ptr [r12 + {abi.RUN_SP}]", f"mov qword ptr [rsp + {SAVED_SP}], r9",
                   f"mov r11, qword ptr [r12 + {abi.RUN_DEPTH}]", f"cmp r11, {MAX_CALL_DEPTH}",
                   f"jae {self.trap_label(slot, abi.TRAP_DEPTH)}",
                   "lea r9, [r11 + 1]", f"mov qword ptr [r12 + {abi.RUN_DEPTH}], r9",
-                  "shl r11, 9", f"mov rbp, qword ptr [r12 + {abi.RUN_STACK_TOP}]", "sub rbp, r11")
+                  "shl r11, 9", f"mov rbp, qword ptr [r12 + {abi.RUN_STACK_TOP}]", "sub rbp, r11",
+                  f"lea r9, [rbp - {STACK_SIZE}]", f"mov qword ptr [r12 + {abi.RUN_SP}], r9")
 
     def exits(self) -> None:
         self.emit("K_unwind:", "xor eax, eax",
-                  "K_epilogue:", f"dec qword ptr [r12 + {abi.RUN_DEPTH}]", f"add rsp, {SPILL}",
+                  "K_epilogue:", f"dec qword ptr [r12 + {abi.RUN_DEPTH}]",
+                  f"mov r9, qword ptr [rsp + {SAVED_SP}]", f"mov qword ptr [r12 + {abi.RUN_SP}], r9",
+                  f"add rsp, {SPILL}",
                   "pop r15", "pop r14", "pop r13", "pop rbx", "pop rbp", "ret")
 
     def jump_lines(self, label: str) -> list[str]:
@@ -112,6 +118,10 @@ class X86Emitter(Emitter):
 
     def budget_tick(self, error: str) -> list[str]:
         return [f"dec qword ptr [r12 + {abi.RUN_BUDGET}]", f"js {error}"]
+
+    def spent_lines(self, pc: int) -> list[str]:
+        return [f"mov qword ptr [r12 + {abi.RUN_SPENT}], {pc + 1}", f"mov qword ptr [r12 + {abi.RUN_UNWIND}], 1",
+                "jmp K_unwind"]
 
     def trap_lines(self, code: int, pc: int, value: int | str) -> list[str]:
         value_lines = [f"mov rdx, {value}"] if isinstance(value, str) else self.imm_lines("rdx", value)
@@ -324,7 +334,9 @@ class X86Emitter(Emitter):
         Preserves every BPF register; on a violation it leaves through K_unwind."""
         self.emit("K_check:", "push rax", "push rcx", "push rdx",
                   "mov eax, r9d", "shr eax, 1", "and eax, 127", "add rax, r11", "jc K_check_slow",
-                  f"lea rdx, [r12 + {abi.RUN_TABLE}]", f"mov rcx, qword ptr [r12 + {abi.RUN_COUNT}]",
+                  f"cmp r11, qword ptr [r12 + {abi.RUN_SP}]", "jb K_check_table",       # the live stack first
+                  f"cmp rax, qword ptr [r12 + {abi.RUN_STACK_TOP}]", "jbe K_check_ok",
+                  "K_check_table:", f"lea rdx, [r12 + {abi.RUN_TABLE}]", f"mov rcx, qword ptr [r12 + {abi.RUN_COUNT}]",
                   "K_check_loop:", "test rcx, rcx", "jz K_check_slow",
                   "cmp r11, qword ptr [rdx]", "jb K_check_next",
                   "cmp rax, qword ptr [rdx + 8]", "ja K_check_next",

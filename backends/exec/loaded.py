@@ -70,8 +70,12 @@ class LoadedCode:
                 saved = state.begin(rt)
                 try:
                     r0 = self._enter(self.entry_address, (r1, r2, r3, r4, r5), state)
+                    spent = state.spent()
                 finally:
                     state.end(saved)
+            if spent is not None:
+                rt.finish_unwind(0)
+                raise spent
             return rt.finish_unwind(r0)
         except BpfRuntimeError:
             rt.finish_unwind(0)            # a helper's error, if any, explains the fault better

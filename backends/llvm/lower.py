@@ -88,8 +88,9 @@ done:
 attributes #1 = { nounwind noinline optnone "no-builtins" }"""
 
 
-#: ``check``'s scan of the run state's region table (abi.RUN_COUNT / RUN_TABLE); a miss
-#: asks the runtime (abi.CHECK), which accepts the access or fails the run.
+#: ``check``: the live stack (abi.RUN_SP .. RUN_STACK_TOP), then a scan of the run state's
+#: region table (abi.RUN_COUNT / RUN_TABLE); a miss asks the runtime (abi.CHECK), which
+#: accepts the access or fails the run.
 CHECK_IR = f"""define internal void @jitbpf.check(ptr %rs, i64 %addr, i64 %info) #0 {{
 entry:
   %size = lshr i64 %info, 1
@@ -99,9 +100,18 @@ entry:
   %countp = getelementptr inbounds i8, ptr %rs, i64 {abi.RUN_COUNT}
   %count = load i64, ptr %countp
   %write = trunc i64 %info to i1
-  br i1 %wrap, label %slow, label %loop
+  br i1 %wrap, label %slow, label %stack
+stack:
+  %spp = getelementptr inbounds i8, ptr %rs, i64 {abi.RUN_SP}
+  %floor = load i64, ptr %spp
+  %topp = getelementptr inbounds i8, ptr %rs, i64 {abi.RUN_STACK_TOP}
+  %top = load i64, ptr %topp
+  %above = icmp uge i64 %addr, %floor
+  %below = icmp ule i64 %end, %top
+  %live = and i1 %above, %below
+  br i1 %live, label %done, label %loop
 loop:
-  %i = phi i64 [ 0, %entry ], [ %i1, %next ]
+  %i = phi i64 [ 0, %stack ], [ %i1, %next ]
   %more = icmp ult i64 %i, %count
   br i1 %more, label %body, label %slow
 body:
@@ -578,9 +588,10 @@ class _FunctionLowering:
         left1 = self.val(f"sub i64 {left}, 1")
         self.emit(f"store i64 {left1}, ptr {budget}")
         out = self.val(f"icmp slt i64 {left1}, 0")
-        cont = self.fresh("ok")
-        trap = self._trap_block(abi.TRAP_BUDGET, pc, "0")
-        self.terminate(f"br i1 {out}, label %{trap}, label %{cont}, {UNLIKELY.format(prof=self.m.prof)}")
+        cont, spent = self.fresh("ok"), self.fresh("spent")
+        self.pending += [f"{spent}:", f"  store i64 {pc + 1}, ptr {self.field(abi.RUN_SPENT)}{self.dbg}",
+                         f"  store i64 1, ptr {self.field(abi.RUN_UNWIND)}{self.dbg}", f"  ret i64 0{self.dbg}"]
+        self.terminate(f"br i1 {out}, label %{spent}, label %{cont}, {UNLIKELY.format(prof=self.m.prof)}")
         self.block(cont)
 
     def _check(self, pc: int, insn: Insn, spec: OpInfo) -> None:

@@ -92,8 +92,10 @@ class Runtime:
 
     @property
     def unwinding(self) -> bool:
+        """Whether the running program is leaving (a helper ended or failed it, or native
+        code set its unwind cell itself: a spent budget)."""
         run = self.run
-        return run.pending_exit is not None or run.pending_error is not None
+        return run.pending_exit is not None or run.pending_error is not None or run.unwind[0] != 0
 
     @property
     def pending_exit(self) -> int | None:

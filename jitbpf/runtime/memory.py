@@ -15,6 +15,7 @@ import ctypes
 import mmap
 import weakref
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import BpfRuntimeError
 
@@ -127,6 +128,32 @@ class Region:
         return cls(name, buf.address, buf.size, buf.view, writable, buf)
 
 
+class StackRegion:
+    """The BPF stack of a run, as a region: only its live part is addressable, from the
+    floor of the deepest frame in use (its r10 - 512) up to the top, which is every
+    frame of the current call chain; the frames below are dead. ``floor()`` says where
+    the floor is now (the interpreter's frames, or the native run state's stack pointer)."""
+
+    name = "stack"
+    writable = True
+
+    def __init__(self, buf: HostBuffer, floor: Callable[[], int]):
+        self.owner, self.floor = buf, floor
+        self.base, self.end, self._view = buf.address, buf.address + buf.size, buf.view
+
+    @property
+    def address(self) -> int:
+        return self.floor()
+
+    @property
+    def size(self) -> int:
+        return self.end - self.floor()
+
+    @property
+    def view(self) -> memoryview:
+        return self._view[self.floor() - self.base:]
+
+
 class AddressSpace:
     """The set of regions a program may touch; every interpreter access goes through it."""
 
@@ -137,7 +164,7 @@ class AddressSpace:
             self.add(r)
 
     def add(self, region: Region) -> Region:
-        if region.size > 0:
+        if region.size > 0 or isinstance(region, StackRegion):
             self.regions.append(region)
         return region
 

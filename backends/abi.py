@@ -89,7 +89,7 @@ def _check(rt: Runtime, address: int, info: int, *_: int) -> int:
     """An access missed the region table taken at the start of the run: accept it if a
     region registered since covers it, else fail with the interpreter's error."""
     try:
-        rt.memory._region(address, (info >> 1) & 0x7F, bool(info & 1), info >> 8)
+        rt.memory.access(address, (info >> 1) & 0x7F, bool(info & 1), info >> 8)
     except BpfRuntimeError as e:
         rt.fail_program(e)
     return 0

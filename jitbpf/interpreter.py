@@ -352,10 +352,12 @@ class Interpreter:
     def _h_atomic(self, pc: int, insn: Insn, spec: OpInfo):
         d, s, off, size, nxt = insn.dst, insn.src, insn.off, spec.width, pc + 1
         mem = self.runtime.memory
+        writable = mem.access
         m = (1 << (8 * size)) - 1
         if spec.op == "cmpxchg":
             def h(r):
                 addr = (r[d] + off) & MASK64
+                writable(addr, size, True, pc)        # an atomic writes: its error says so
                 old = mem.load(addr, size, pc)
                 if old == r[0] & m:
                     mem.store(addr, size, r[s], pc)
@@ -366,6 +368,7 @@ class Interpreter:
 
         def h(r):
             addr = (r[d] + off) & MASK64
+            writable(addr, size, True, pc)
             old = mem.load(addr, size, pc)
             mem.store(addr, size, update(old, r[s] & m) & m, pc)
             if fetch:

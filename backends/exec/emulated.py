@@ -170,7 +170,11 @@ class EmulatedCode(LoadedCode):
         try:
             uc.emu_start(address, self.halt, count=self.max_instructions)
         except UcError as e:
-            raise BpfRuntimeError(f"native fault: {self.fault or e}", pc=self.fault_slot) from None
+            if self.fault is None:         # a CPU exception, not a memory hook (arm64 exclusive pairs)
+                native = uc.reg_read(spec.pc)
+                self.fault = f"{e} by native code at 0x{native:x}"
+                self.fault_slot = self.image.bpf_slot(native - self.code.address)
+            raise BpfRuntimeError(f"native fault: {self.fault}", pc=self.fault_slot) from None
         pc = uc.reg_read(spec.pc)
         if pc != self.halt and not self.rt.unwinding:
             raise BpfRuntimeError(f"emulation stopped after {self.max_instructions} native instructions "

@@ -183,7 +183,9 @@ class AddressSpace:
                 return r
         return None
 
-    def _region(self, address: int, size: int, write: bool, pc: int | None) -> Region:
+    def access(self, address: int, size: int, write: bool, pc: int | None = None) -> Region:
+        """The region an access of ``size`` bytes at ``address`` falls in; the
+        interpreter's error for it (naming ``pc``) when there is none or it is read-only."""
         r = self.find(address, size)
         if r is None:
             verb = "write" if write else "read"
@@ -201,32 +203,32 @@ class AddressSpace:
         return " (no mapped region)"
 
     def load(self, address: int, size: int, pc: int | None = None) -> int:
-        r = self._region(address, size, False, pc)
+        r = self.access(address, size, False, pc)
         off = address - r.address
         return int.from_bytes(r.view[off:off + size], "little")
 
     def store(self, address: int, size: int, value: int, pc: int | None = None) -> None:
-        r = self._region(address, size, True, pc)
+        r = self.access(address, size, True, pc)
         off = address - r.address
         r.view[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
     def read(self, address: int, size: int, pc: int | None = None) -> bytes:
         if size == 0:
             return b""
-        r = self._region(address, size, False, pc)
+        r = self.access(address, size, False, pc)
         off = address - r.address
         return bytes(r.view[off:off + size])
 
     def write(self, address: int, data: bytes, pc: int | None = None) -> None:
         if not data:
             return
-        r = self._region(address, len(data), True, pc)
+        r = self.access(address, len(data), True, pc)
         off = address - r.address
         r.view[off:off + len(data)] = data
 
     def read_cstr(self, address: int, limit: int, pc: int | None = None) -> bytes:
         """Bytes up to (not including) a NUL, at most ``limit`` bytes, within one region."""
-        r = self._region(address, 1, False, pc)
+        r = self.access(address, 1, False, pc)
         off = address - r.address
         chunk = bytes(r.view[off:off + min(limit, r.size - off)])
         return chunk.split(b"\0", 1)[0]

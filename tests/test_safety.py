@@ -115,14 +115,18 @@ def test_a_time_limit_ends_an_unbudgeted_run(engine):
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGINT needs the main thread")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_ctrl_c_interrupts_a_native_run(engine):
-    fn = jitbpf.assemble(LOOP).program().compile(engine, budget=None)
+    fn = jitbpf.assemble(LOOP).program().compile(engine, budget=None, timeout=20)     # (a hang guard)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)     # even where SIGINT is ignored
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     start = time.monotonic()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        fn.run()
-        time.sleep(5)                  # (only if the run ended without noticing: the signal lands here)
-    timer.join()
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            fn.run()
+            time.sleep(5)              # (only if the run ended without noticing: the signal lands here)
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 4
     healthy(engine)
 

@@ -609,7 +609,7 @@ class Verifier:
         alu32 = spec.width == 32
         x = insn.source == isa.SRC_X
         st.pc = pc + 1
-        if op == "mov":
+        if op == "mov" or op == "movsx":
             if not x:
                 regs[dst] = _const(insn.imm & M32 if alu32 else insn.imm, loc)
                 return False

@@ -74,6 +74,8 @@ def analyse(insns: list[Insn], specs: list[OpInfo | None], helpers=None) -> Cfg:
             target = isa.jump_target(insn, pc)
             if not 0 <= target < n:
                 raise CfgError(f"jump out of range from insn {pc} to {target}", pc)
+            if target == 0 and spec.kind == "lddw":
+                raise CfgError("callback function cannot be the main program", pc)
             entries.add(target)
     starts = sorted(entries)
     subprogs = [Subprog(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]

@@ -498,6 +498,8 @@ class Verifier:
     # ================================================================== liveness and precision
 
     def mark_read_value(self, st: State, value) -> None:
+        if value.loc < 0:
+            return
         cp = st.parent
         seq = value.seq
         bit = 1 << value.loc
@@ -539,6 +541,9 @@ class Verifier:
             if key in seen:
                 continue
             seen.add(key)
+            if v.loc < 0:                      # a made-up operand (an immediate, a helper's argument)
+                work.extend((p, v.seq) for p in v.parents if p.type is SCALAR)
+                continue
             bit = 1 << v.loc
             cp = top
             while cp is not None and cp.seq >= ceil:
@@ -716,7 +721,7 @@ class Verifier:
         if d.type is not SCALAR and s.type is not SCALAR:
             if op == "sub" and self.priv:
                 return _unknown(loc)
-            self.fail(f"R{dst} pointer {op} pointer prohibited", pc)
+            self.fail(f"R{dst} pointer {ALU_TEXT[op]} pointer prohibited", pc)
         if d.type is SCALAR:                    # scalar += pointer
             self.mark_precise(st, d)
             return self.adjust_pointer(st, pc, insn, op, alu32, s, d, loc, reversed_=True)
@@ -1816,7 +1821,7 @@ class Verifier:
             self.expect(r, regno, (STACK,), pc)
             meta.ctx_arg = r
         elif base_kind == "ptr_to_alloc_mem":
-            if not (t is MEM and r.base.kind == "ringbuf"):
+            if not (t is MEM and r.base.kind == "ringbuf") or r.null:
                 self.fail(f"R{regno} type={r.type_name()} expected=ringbuf_mem", pc)
             if not r.ref:
                 self.fail(f"R{regno} must be referenced when passed to release function", pc)

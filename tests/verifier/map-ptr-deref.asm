@@ -1,0 +1,7 @@
+# expect: invalid mem access 'map_ptr'
+# type: xdp
+# map: hash key=4 value=8 entries=16
+# kernel: reject
+lddw %r1, map_idx(0)
+ldxw %r0, [%r1+0]
+exit

@@ -1058,8 +1058,6 @@ class Verifier:
         ptr = self.rd(st, insn.dst)
         st.pc = pc + 1
         self.note_nonnull(pc, st, insn.dst)
-        if ptr.type is CTX:
-            self.fail(f"BPF_ST stores into R{insn.dst} {ptr.type_name()} is not allowed", pc)
         self.mem_access(st, pc, insn.dst, ptr, insn.off, spec.width, True, None, None, False, st_imm=insn.imm)
         return False
 

@@ -1,5 +1,5 @@
-# expect: BPF_ST stores into R1 ctx is not allowed
+# expect: invalid bpf_context access off=0 size=4
 # type: tc
-stw [%r1+8], 1
+stw [%r1+0], 1
 mov %r0, 0
 exit

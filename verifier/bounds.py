@@ -245,9 +245,12 @@ def sync(r) -> None:
         return
     update_bounds(r)
     for _ in range(3):
+        before = (r.umin, r.umax, r.smin, r.smax, r.u32min, r.u32max, r.s32min, r.s32max, r.tv, r.tm)
         _deduce32(r)
         _deduce64(r)
         _deduce_mixed(r)
+        if before == (r.umin, r.umax, r.smin, r.smax, r.u32min, r.u32max, r.s32min, r.s32max, r.tv, r.tm):
+            break
     _bound_offset(r)
     update_bounds(r)
 

@@ -213,6 +213,8 @@ class Verifier:
 
     def complete(self, cp: Checkpoint) -> None:
         cp.done = True
+        if not self.invariant:
+            self.compile_checks(cp)
         v = self.visited[cp.pc]
         bucket = v.open.get(cp.hash)
         if bucket is not None:
@@ -254,7 +256,7 @@ class Verifier:
             i = 0
             while i < len(done):
                 cp = done[i]
-                if self.states_equal(cp, st, NOT_EXACT):
+                if self.done_equal(cp, st):
                     self.hit(cp, st)
                     return True
                 if add:
@@ -419,17 +421,12 @@ class Verifier:
         base = fo.frameno * 128 + 16
         ostack, cstack = fo.stack, fc.stack
         if mode == EXACT:
-            keys = set(ostack) | set(cstack)
-            for spi in keys:
+            for spi in set(ostack) | set(cstack):
                 o = ostack.get(spi, EMPTY_SLOT)
                 c = cstack.get(spi, EMPTY_SLOT)
-                if o.types != c.types:
-                    return False
-                if (o.reg is None) != (c.reg is None):
+                if o.types != c.types or (o.reg is None) != (c.reg is None) or len(o.subs) != len(c.subs):
                     return False
                 if o.reg is not None and not regs_exact(o.reg, c.reg, idmap):
-                    return False
-                if len(o.subs) != len(c.subs):
                     return False
                 for (ok, on, oreg), (ck, cn, creg) in zip(sorted(o.subs, key=_subkey), sorted(c.subs, key=_subkey)):
                     if ok != ck or on != cn or not regs_exact(oreg, creg, idmap):
@@ -442,57 +439,62 @@ class Verifier:
             loc = base + spi
             if mode == NOT_EXACT and not (read >> loc) & 1:
                 continue
-            ot = o.types
-            if ot == "????????":
-                continue
-            is_precise = always_precise or bool((precise >> loc) & 1)
-            if SUB in ot:
-                if c.types != ot or len(c.subs) != len(o.subs):
-                    return False
-                for (ok, on, oreg), (ck, cn, creg) in zip(sorted(o.subs, key=_subkey), sorted(c.subs, key=_subkey)):
-                    if ok != ck or on != cn or not regsafe(oreg, creg, idmap, is_precise):
-                        return False
-                if SPILL in ot and not regsafe(o.reg, c.reg, idmap, is_precise):
-                    return False
-                continue
-            if SPILL in ot:
-                oreg = o.reg
-                if ot == "rrrrrrrr" and oreg.type is SCALAR and SPILL not in c.types:
-                    # an explored 64-bit scalar spill vs plain data now: an unknown value
-                    if INVALID in c.types:
-                        return False
-                    if not is_precise:
-                        continue
-                    if c.types == "00000000":
-                        if not (oreg.tm == 0 and oreg.tv == 0) and not bd.within(oreg, _ZERO):
-                            return False
-                        continue
-                    return bd.is_unknown(oreg)
-                if c.types != ot or c.reg is None or not regsafe(oreg, c.reg, idmap, is_precise):
-                    return False
-                continue
-            ct = c.types
-            if SPILL in ct and not (ct == "rrrrrrrr" and c.reg.type is SCALAR and MISC in ot and ZERO not in ot):
-                if c.reg.type is not SCALAR:
-                    return False
-                # explored plain bytes vs a spilled scalar now: fine where the old bytes were misc
-                for a, b in zip(ot, ct):
-                    if a == ZERO and not (b == ZERO):
-                        return False
-                    if a == MISC and b == INVALID:
-                        return False
-                continue
-            for a, b in zip(ot, ct):
-                if a == INVALID:
+            if not slot_safe(o, c, idmap, always_precise or bool((precise >> loc) & 1), regsafe):
+                return False
+        return True
+
+    def compile_checks(self, cp: Checkpoint) -> None:
+        """What pruning against a complete checkpoint compares: only what it read, and
+        scalars by type alone unless they were precise (its marks are final now)."""
+        regs, slots = [], []
+        read, precise = cp.read, cp.precise
+        for fi, fo in enumerate(cp.frames):
+            base = fo.frameno * 128
+            for i in range(10):
+                o = fo.regs[i]
+                if o.type is NOT_INIT or not (read >> (base + i)) & 1:
                     continue
-                if a == MISC:
-                    if b == INVALID:
-                        return False
-                    continue
-                if a != b:                  # ZERO needs ZERO
-                    if not (b == SPILL and c.reg is not None and c.reg.type is SCALAR and c.reg.tm == 0
-                            and c.reg.tv == 0):
-                        return False
+                prec = not self.priv or bool((precise >> (base + i)) & 1)
+                regs.append((fi, i, o, prec, o.type is SCALAR and not prec))
+            for spi, o in fo.stack.items():
+                loc = base + 16 + spi
+                if (read >> loc) & 1 and o.types != "????????":
+                    slots.append((fi, spi, o, not self.priv or bool((precise >> loc) & 1)))
+        cp.checks = (regs, slots)
+
+    def done_equal(self, old: Checkpoint, cur: State) -> bool:
+        """states_equal(old, cur, NOT_EXACT) for a complete checkpoint, from its checks."""
+        frames = cur.frames
+        if len(old.frames) != len(frames) or old.lock is not cur.lock and (
+                (old.lock is None) != (cur.lock is None)):
+            return False
+        for fo, fc in zip(old.frames, frames):
+            if fo.callsite != fc.callsite or fo.entry != fc.entry:
+                return False
+        regs, slots = old.checks
+        idmap = None
+        for fi, i, o, prec, type_only in regs:
+            c = frames[fi].regs[i]
+            if c is o:
+                continue
+            if type_only:
+                if c.type is not SCALAR:
+                    return False
+                continue
+            if idmap is None:
+                idmap = IdMap()
+            if not regsafe(o, c, idmap, prec):
+                return False
+        for fi, spi, o, prec in slots:
+            c = frames[fi].stack.get(spi, EMPTY_SLOT)
+            if c is o:
+                continue
+            if idmap is None:
+                idmap = IdMap()
+            if not slot_safe(o, c, idmap, prec, regsafe):
+                return False
+        if old.refs or cur.refs or old.lock is not None:
+            return self.states_equal(old, cur, NOT_EXACT)
         return True
 
     # ================================================================== liveness and precision
@@ -534,33 +536,27 @@ class Verifier:
         if top is None:
             return
         work = [(value, INF)]
-        seen = set()
         while work:
             v, ceil = work.pop()
-            key = (id(v), ceil)
-            if key in seen:
-                continue
-            seen.add(key)
-            if v.loc < 0:                      # a made-up operand (an immediate, a helper's argument)
-                work.extend((p, v.seq) for p in v.parents if p.type is SCALAR)
-                continue
-            bit = 1 << v.loc
-            cp = top
-            while cp is not None and cp.seq >= ceil:
-                cp = cp.parent
-            stop = False
-            while cp is not None and cp.seq > v.seq:
-                if cp.precise & bit:
-                    stop = True
-                    break
-                cp.precise |= bit
-                cp.read |= bit
-                cp = cp.parent
-            if stop:
-                continue
-            for p in v.parents:
-                if p.type is SCALAR and (cp is not None or p.seq < v.seq):
-                    work.append((p, v.seq))
+            if v.loc >= 0:
+                bit = 1 << v.loc
+                cp = top
+                while cp is not None and cp.seq >= ceil:
+                    cp = cp.parent
+                seq = v.seq
+                while cp is not None and cp.seq > seq:
+                    if cp.precise & bit:
+                        break
+                    cp.precise |= bit
+                    cp.read |= bit
+                    cp = cp.parent
+            # the values v came from lived before v: on every path through v the same
+            # checkpoints held them, so they need marking once
+            if not v.pdone:
+                v.pdone = True
+                for p in v.parents:
+                    if p.type is SCALAR:
+                        work.append((p, v.born))
 
     # ================================================================== facts
 
@@ -2082,6 +2078,48 @@ def _widen_reg(o: Reg, c: Reg) -> Reg | None:
     if not bd.valid(w):
         bd.mark_unknown(w)
     return w
+
+
+def slot_safe(o: Slot, c: Slot, idmap: IdMap, is_precise: bool, regsafe=regsafe) -> bool:
+    """stacksafe for one slot the explored state read (the kernel's rules, with
+    uninitialised bytes never readable)."""
+    ot = o.types
+    if ot == "????????":
+        return True
+    if SUB in ot:
+        if c.types != ot or len(c.subs) != len(o.subs):
+            return False
+        for (ok, on, oreg), (ck, cn, creg) in zip(sorted(o.subs, key=_subkey), sorted(c.subs, key=_subkey)):
+            if ok != ck or on != cn or not regsafe(oreg, creg, idmap, is_precise):
+                return False
+        return SPILL not in ot or regsafe(o.reg, c.reg, idmap, is_precise)
+    if SPILL in ot:
+        oreg = o.reg
+        if ot == "rrrrrrrr" and oreg.type is SCALAR and SPILL not in c.types:
+            # an explored 64-bit scalar spill vs plain data now: an unknown value
+            if INVALID in c.types:
+                return False
+            if not is_precise:
+                return True
+            if c.types == "00000000":
+                return (oreg.tm == 0 and oreg.tv == 0) or bd.within(oreg, _ZERO)
+            return bd.is_unknown(oreg)
+        return c.types == ot and c.reg is not None and regsafe(oreg, c.reg, idmap, is_precise)
+    ct = c.types
+    if SPILL in ct and c.reg.type is not SCALAR:
+        return False
+    for a, b in zip(ot, ct):
+        if a == INVALID:
+            continue
+        if a == MISC:
+            if b == INVALID:
+                return False
+            continue
+        if a != b:                  # ZERO needs ZERO (or a spilled zero)
+            if not (b == SPILL and c.reg is not None and c.reg.type is SCALAR and c.reg.tm == 0
+                    and c.reg.tv == 0):
+                return False
+    return True
 
 
 def _subkey(sub: tuple) -> tuple[int, int]:

@@ -8,8 +8,9 @@ linked scalars), a reference id (ringbuf records) and a ``base`` naming the obje
 an instruction makes a new one (``clone``), so states share them freely and forking
 a path copies lists of references only.
 
-Every Reg has a home location (``loc``: frame, register or stack slot) and a creation
-number (``seq``), and a scalar remembers the values it was computed from
+Every Reg has a home location (``loc``: frame, register or stack slot), the number of
+the write that put it there (``seq``; a refined variant keeps it), the number of its own
+computation (``born``), and a scalar remembers the values it was computed from
 (``parents``). That is how liveness and precision work without the kernel's
 per-register parent pointers: a :class:`Checkpoint` is a snapshot taken at a prune
 point, and reading a value marks its location as *read* in every checkpoint taken
@@ -70,7 +71,7 @@ class Reg:
     """One abstract value (see the module docstring); treat as immutable once stored."""
 
     __slots__ = ("type", "null", "off", "umin", "umax", "smin", "smax", "u32min", "u32max", "s32min",
-                 "s32max", "tv", "tm", "id", "addc", "ref", "base", "rng", "seq", "loc", "parents")
+                 "s32max", "tv", "tm", "id", "addc", "ref", "base", "rng", "seq", "born", "loc", "parents", "pdone")
 
     def clone(self, loc: int) -> "Reg":
         """A copy (for a new home ``loc``), with this value as its parent if it is a scalar."""
@@ -80,16 +81,17 @@ class Reg:
         r.u32min, r.u32max, r.s32min, r.s32max = self.u32min, self.u32max, self.s32min, self.s32max
         r.tv, r.tm = self.tv, self.tm
         r.id, r.addc, r.ref, r.base, r.rng = self.id, self.addc, self.ref, self.base, self.rng
-        r.seq = next(_seq)
+        r.seq = r.born = next(_seq)
         r.loc = loc
         r.parents = (self,) if self.type is SCALAR else ()
+        r.pdone = False
         return r
 
     def variant(self, extra_parents: tuple = ()) -> "Reg":
         """The same location's value, refined (a branch, a new id): same ``seq`` and ``loc``,
         so reads and precision of the variant reach the checkpoints that hold the original."""
         r = self.clone(self.loc)
-        r.seq = self.seq
+        r.seq = self.seq               # born (when it was computed) stays the clone's
         r.parents = self.parents + extra_parents
         return r
 
@@ -129,9 +131,10 @@ def new(type_: str, loc: int, *, base: Any = None, off: int = 0, null: bool = Fa
     r.umin = r.umax = r.smin = r.smax = r.u32min = r.u32max = r.s32min = r.s32max = 0
     r.tv = r.tm = 0
     r.id, r.addc, r.ref, r.base, r.rng = id, False, ref, base, rng
-    r.seq = next(_seq)
+    r.seq = r.born = next(_seq)
     r.loc = loc
     r.parents = parents
+    r.pdone = False
     return r
 
 
@@ -318,7 +321,7 @@ class Checkpoint:
     """A state remembered at a prune point, with the marks its exploration left."""
 
     __slots__ = ("frames", "refs", "lock", "pc", "seq", "parent", "branches", "read", "precise", "hash",
-                 "callback_depth", "hits", "misses", "done")
+                 "callback_depth", "hits", "misses", "done", "checks")
 
     def __init__(self, state: State, pc: int):
         self.frames = [f.copy() for f in state.frames]
@@ -334,23 +337,22 @@ class Checkpoint:
         self.callback_depth = state.callback_depth
         self.hits = self.misses = 0
         self.done = False
+        self.checks = None             # what pruning compares, once the exploration is complete
 
 
 # ----------------------------------------------------------------------------- equality
 
 def exact_hash(frames: list[Frame], refs: dict, lock) -> int:
-    """A hash of everything :func:`states_exact` compares (for the infinite-loop check)."""
-    parts = []
+    """A hash of part of what an exact comparison compares (the registers and the stack
+    layout; equal states have equal hashes), for the infinite-loop check."""
+    parts = [len(refs), lock is not None]
     for f in frames:
-        parts.append((f.entry, f.callsite))
+        parts.append(f.callsite)
         for r in f.regs:
-            parts.append(r.exact_key() if r.type is not NOT_INIT else None)
+            t = r.type
+            parts.append((t, r.off, r.tv, r.tm, r.umin, r.umax) if t is not NOT_INIT else None)
         for spi in sorted(f.stack):
-            s = f.stack[spi]
-            parts.append((spi, s.types, s.reg.exact_key() if s.reg is not None else None,
-                          tuple((k, n, r.exact_key()) for k, n, r in s.subs)))
-    parts.append(len(refs))
-    parts.append(lock is not None)
+            parts.append((spi, f.stack[spi].types))
     return hash(tuple(parts))
 
 

@@ -85,6 +85,11 @@ def mul(a, b):
     av, am = a
     bv, bm = b
     while av or am:
+        low = (av | am) & -(av | am)
+        if low != 1:                  # skip a run of known zero bits at once
+            shift = low.bit_length() - 1
+            av, am = av >> shift, am >> shift
+            bv, bm = (bv << shift) & M64, (bm << shift) & M64
         if av & 1:
             acc_m = add(acc_m, (0, bm))
         elif am & 1:

@@ -243,6 +243,9 @@ def sync(r) -> None:
         else:
             r.umin, r.umax = 1, 0
         return
+    if (r.tm == M64 and r.umin == 0 and r.umax == M64 and r.smin == S64_MIN and r.smax == S64_MAX
+            and r.u32min == 0 and r.u32max == M32 and r.s32min == S32_MIN and r.s32max == S32_MAX):
+        return                          # nothing known: nothing to learn
     update_bounds(r)
     for _ in range(3):
         before = (r.umin, r.umax, r.smin, r.smax, r.u32min, r.u32max, r.s32min, r.s32max, r.tv, r.tm)

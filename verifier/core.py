@@ -1719,7 +1719,13 @@ class Verifier:
         if ret == "void":
             regs[0] = NOT_INIT_REG
         elif ret == "ptr_to_map_value_or_null":
-            regs[0] = new(MAP_VALUE, loc0, base=meta.map, null=True, id=st.new_id())
+            # an array lookup with a known key in range cannot fail (as Linux decides since 6.13)
+            known = (meta.key is not None and meta.map.type_name in ("array", "percpu_array")
+                     and proto.name == "map_lookup_elem" and meta.key[0] < meta.map.max_entries)
+            if known and meta.key[1] is not None:
+                self.mark_precise(st, meta.key[1])
+            keep_id = not known or self.spin_lock_offset(meta.map) is not None     # the lock's identity
+            regs[0] = new(MAP_VALUE, loc0, base=meta.map, null=not known, id=st.new_id() if keep_id else 0)
         elif ret == "ptr_to_alloc_mem_or_null":
             rid = st.new_id()
             regs[0] = new(MEM, loc0, base=MemInfo("ringbuf", meta.alloc_size), null=True, id=rid, ref=rid)
@@ -1766,6 +1772,8 @@ class Verifier:
             size = meta.map.key_size if base_kind == "ptr_to_map_key" else meta.map.value_size
             raw = base_kind == "ptr_to_uninit_map_value"
             self.helper_mem(st, pc, regno, r, size, write=raw, zero_ok=False, raw=raw, meta=meta, clobber=False)
+            if base_kind == "ptr_to_map_key" and r.type is STACK and r.tm == 0:
+                meta.key = self.constant_key(st, r, size)
         elif base_kind in ("ptr_to_mem", "ptr_to_uninit_mem"):
             self.expect(r, regno, (STACK, PKT, PKT_META, MAP_KEY, MAP_VALUE, MEM), pc, ctx_ok=True)
             meta.last_ptr = (regno, base_kind == "ptr_to_uninit_mem")
@@ -1895,6 +1903,27 @@ class Verifier:
         else:
             self.fail(f"R{regno} type={r.type_name()} expected=fp", pc)
 
+    def constant_key(self, st: State, r: Reg, size: int) -> tuple[int, Reg | None] | None:
+        """The key a stack pointer points to, when the verifier knows it: (value, the
+        spilled value it comes from, or None for zero bytes)."""
+        frame = self.frame_of(st, r)
+        off = r.off + bd.s64(r.tv)
+        spi = (-off - 1) // 8
+        k = off + 8 * (spi + 1)
+        if k + size > 8:
+            return None
+        slot = frame.stack.get(spi)
+        if slot is None:
+            return None
+        if slot.types[k:k + size] == ZERO * size:
+            return 0, None
+        cands = [(0, slot.spill_size, slot.reg)] if slot.types[0] == SPILL and slot.reg is not None else []
+        cands += list(slot.subs)
+        for sk, ssize, sreg in cands:
+            if sk == k and ssize >= size and sreg.type is SCALAR and sreg.tm == 0:
+                return sreg.tv & ((1 << (8 * size)) - 1), sreg
+        return None
+
     def const_str(self, r: Reg, regno: int, pc: int) -> None:
         from jitbpf.runtime.maps import BPF_F_RDONLY_PROG
         m = r.base
@@ -1999,9 +2028,10 @@ class Verifier:
 # ====================================================================== small pieces
 
 class _Meta:
-    __slots__ = ("map", "last_ptr", "writes", "alloc_size", "release", "func", "ctx_arg", "lock_reg")
+    __slots__ = ("map", "last_ptr", "writes", "alloc_size", "release", "func", "ctx_arg", "lock_reg", "key")
 
     def __init__(self) -> None:
+        self.key = None
         self.map = None
         self.last_ptr = None
         self.writes: list[tuple[int, int]] = []

@@ -80,6 +80,10 @@ def xor(a, b):
 
 
 def mul(a, b):
+    if not a[1] and not b[1]:
+        return ((a[0] * b[0]) & M64, 0)
+    if bin(b[0] | b[1]).count("1") < bin(a[0] | a[1]).count("1"):
+        a, b = b, a                   # iterate over the operand with fewer possible one bits
     acc_v = (a[0] * b[0]) & M64
     acc_m = (0, 0)
     av, am = a

@@ -102,6 +102,7 @@ class Verifier:
         self.force = self.cfg.force_checkpoints
         self.visited: dict[int, _Visited] = {}
         self.processed = 0
+        self.pc = 0                           # the instruction being checked
         self.jmps = 0
         self.prev_jmps = 0
         self.prev_processed = 0
@@ -145,7 +146,7 @@ class Verifier:
             self.fail(f"combined stack size of {len(chain)} calls is {total}. Too large", chain[-1])
         facts = Facts(
             accesses=self.f_access,
-            ranges=self.f_ranges,
+            ranges={pc: regs for pc, regs in self.f_ranges.items() if regs},
             nonnull={pc: regs for pc, regs in self.f_nonnull.items() if regs},
             visited=frozenset(self.f_visited),
             ctx_size=self.ctx_size,
@@ -186,9 +187,12 @@ class Verifier:
                 self.fail(f"BPF program is too large. Processed {self.processed} insn", pc)
             spec = specs[pc]
             self.f_visited.add(pc)
-            ended = handlers[spec.kind](st, pc, insns[pc], spec)
+            self.pc = pc
             if level:
-                self.log.insn(pc, state_text(st) if level >= 2 else None)
+                at = self.log.insn(pc)
+            ended = handlers[spec.kind](st, pc, insns[pc], spec)
+            if level >= 2:
+                self.log.lines[at] += "  ; " + state_text(st)
             if ended:
                 self.end_path(st)
                 return
@@ -515,7 +519,7 @@ class Verifier:
         """A register an instruction reads (check_reg_arg SRC_OP)."""
         r = st.frames[-1].regs[regno]
         if r.type is NOT_INIT:
-            self.fail(f"R{regno} !read_ok", st.pc)
+            self.fail(f"R{regno} !read_ok", self.pc)
         cp = st.parent
         if cp is not None and cp.seq > r.seq:
             bit = 1 << r.loc
@@ -577,8 +581,6 @@ class Verifier:
                 r = regs[n]
                 if r.type is SCALAR:
                     d[n] = (r.umin, r.umax)
-            if not d:
-                d[-1] = (0, 0)           # marker: seen, nothing scalar
             return
         for n in regnos:
             old = d.get(n)
@@ -594,7 +596,8 @@ class Verifier:
 
     def note_nonnull(self, pc: int, st: State, regno: int) -> None:
         r = st.frames[-1].regs[regno]
-        nonnull = r.is_pointer and not r.null and r.type is not PKT_END
+        nonnull = (r.is_pointer and not r.null and r.type is not PKT_END
+                   and not (r.type is MEM and r.base.size is None))       # raw memory may be absent (0)
         prev = self.f_nonnull.get(pc, None) if pc in self.f_nonnull else frozenset({regno})
         cur = prev & ({regno} if nonnull else set()) if prev is not None else frozenset()
         self.f_nonnull[pc] = frozenset(cur)
@@ -674,7 +677,7 @@ class Verifier:
         if src.type is not SCALAR:
             if not self.priv:
                 what = "sign-extension part of" if spec.op == "movsx" and spec.width == 64 else "partial copy of"
-                self.fail(f"R{insn.src} {what} pointer", st.pc)
+                self.fail(f"R{insn.src} {what} pointer", self.pc)
             return _unknown(loc)
         if spec.op == "movsx":
             bits = spec.sx_bits
@@ -1096,7 +1099,7 @@ class Verifier:
             vv, vm = tn.add((reg.tv, reg.tm), tn.const(2 + reg.off + off))
             if not tn.is_aligned((vv, vm), size):
                 self.fail(f"misaligned packet access off 2+{tn.text((reg.tv, reg.tm))}+{reg.off}+{off} size {size}",
-                          st.pc)
+                          self.pc)
             return
         else:
             what = {MAP_VALUE: "value ", MAP_KEY: "key ", CTX: "context "}.get(t, "")
@@ -1104,7 +1107,7 @@ class Verifier:
             return
         vv, vm = tn.add((reg.tv, reg.tm), tn.const(reg.off + off))
         if not tn.is_aligned((vv, vm), size):
-            self.fail(f"misaligned {what}access off {tn.text((reg.tv, reg.tm))}+{reg.off}+{off} size {size}", st.pc)
+            self.fail(f"misaligned {what}access off {tn.text((reg.tv, reg.tm))}+{reg.off}+{off} size {size}", self.pc)
 
     def mem_access(self, st: State, pc: int, regno: int, reg: Reg, off: int, size: int, write: bool,
                    value: Reg | None, dst: int | None, ldsx: bool, st_imm: int | None = None,
@@ -1735,10 +1738,12 @@ class Verifier:
                           id=st.new_id())
         else:
             r0 = _unknown(loc0)
-            if proto.name == "get_smp_processor_id":
+            if proto.name == "get_smp_processor_id":       # the refinements Linux makes (do_refine_retval_range)
                 bd.set_urange(r0, 0, max(0, getattr(self.program.runtime, "num_cpus", 4) - 1))
-            elif proto.name in ("get_prandom_u32",):
-                bd.set_urange(r0, 0, M32)
+            elif proto.name.endswith("_str") and proto.name.startswith("probe_read") and meta.size_max is not None:
+                r0.smax = r0.s32max = min(meta.size_max, bd.S32_MAX)
+                r0.smin = r0.s32min = -4095
+                bd.sync(r0)
             regs[0] = r0
         if proto.changes_packet:
             self.clear_packet_pointers(st)
@@ -1795,6 +1800,7 @@ class Verifier:
                 self.fail(f"R{regno} invalid zero-sized read: u64=[{r.umin},{r.umax}]", pc)
             if r.umax >= MAX_VAR_SIZ:
                 self.fail(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'", pc)
+            meta.size_max = r.umax
             if mreg is not None:
                 ptr = st.frames[-1].regs[mreg]
                 self.helper_mem(st, pc, mreg, ptr, r.umax, write=bool(raw), zero_ok=zero_ok,
@@ -1915,13 +1921,16 @@ class Verifier:
         slot = frame.stack.get(spi)
         if slot is None:
             return None
-        if slot.types[k:k + size] == ZERO * size:
+        zero = [t == ZERO for t in slot.types]
+        for sk, ssize, sreg in ((0, slot.spill_size, slot.reg),) + tuple(slot.subs):
+            if sreg is not None and sreg.type is SCALAR and sreg.tm == 0 and sreg.tv == 0:
+                zero[sk:sk + ssize] = [True] * ssize
+        if all(zero[k:k + size]):
             return 0, None
-        cands = [(0, slot.spill_size, slot.reg)] if slot.types[0] == SPILL and slot.reg is not None else []
-        cands += list(slot.subs)
-        for sk, ssize, sreg in cands:
-            if sk == k and ssize >= size and sreg.type is SCALAR and sreg.tm == 0:
-                return sreg.tv & ((1 << (8 * size)) - 1), sreg
+        # as Linux: a scalar spilled at the key's address, exactly key-sized
+        if k == 0 and slot.types[0] == SPILL and slot.spill_size == size and slot.reg.type is SCALAR \
+                and slot.reg.tm == 0:
+            return slot.reg.tv, slot.reg
         return None
 
     def const_str(self, r: Reg, regno: int, pc: int) -> None:
@@ -2028,10 +2037,11 @@ class Verifier:
 # ====================================================================== small pieces
 
 class _Meta:
-    __slots__ = ("map", "last_ptr", "writes", "alloc_size", "release", "func", "ctx_arg", "lock_reg", "key")
+    __slots__ = ("map", "last_ptr", "writes", "alloc_size", "release", "func", "ctx_arg", "lock_reg", "key", "size_max")
 
     def __init__(self) -> None:
         self.key = None
+        self.size_max = None
         self.map = None
         self.last_ptr = None
         self.writes: list[tuple[int, int]] = []

@@ -27,7 +27,8 @@ class Log:
             self._text = dict(disassemble(self.program.insns, "kernel"))
         return self._text.get(pc, "?")
 
-    def insn(self, pc: int, state_text: str | None = None) -> None:
+    def insn(self, pc: int, state_text: str | None = None) -> int:
+        """Log the instruction at ``pc``; returns its line's index."""
         src = self.program.line_info.get(pc)
         if src is not None and src != self._last_line:
             self.lines.append(f"; {src}")
@@ -37,6 +38,7 @@ class Log:
         if state_text:
             line += f"  ; {state_text}"
         self.lines.append(line)
+        return len(self.lines) - 1
 
     def add(self, line: str) -> None:
         self.lines.append(line)

@@ -185,13 +185,13 @@ def _check_call_graph(subprogs: list[Subprog], by_start: dict[int, Subprog]) -> 
 
 
 def max_stack_depth(subprogs: list[Subprog], depth_of: dict[int, int]) -> tuple[int, list[int]] | None:
-    """The deepest call chain's combined stack (each frame rounded up to 32 bytes, as the
-    kernel counts) if it exceeds 512 bytes: (bytes, chain of function entries); else None."""
+    """The deepest call chain's combined stack (each frame rounded up to 16 bytes, as the
+    kernel counts for JIT-compiled programs) if it exceeds 512 bytes: (bytes, chain of
+    function entries); else None."""
     by_start = {s.start: s for s in subprogs}
 
     def rounded(entry: int) -> int:
-        d = depth_of.get(entry, 0)
-        return (max(d, 1) + 31) // 32 * 32
+        return (depth_of.get(entry, 0) + 15) // 16 * 16
 
     worst: tuple[int, list[int]] = (0, [])
 

@@ -586,6 +586,9 @@ def alu(op: str, dst, src, alu32: bool) -> None:
     if dst.tm == 0 and src.tm == 0:
         mark_known(dst, fold(op, dst.tv, src.tv, width))
         return
+    if (op == "add" or op == "sub" or op == "xor") and not alu32 and (is_unknown(dst) or is_unknown(src)):
+        mark_unknown(dst)               # anything plus, minus or xor a wholly unknown value
+        return
     if alu32 and dst.tm & M32 == 0 and src.tm & M32 == 0:
         mark_known(dst, fold(op, dst.tv, src.tv, 32))
         return

@@ -114,7 +114,7 @@ class Verifier:
         self.f_access: dict[int, Access] = {}
         self.f_ranges: dict[int, dict[int, tuple[int, int]]] = {}
         self.f_nonnull: dict[int, frozenset[int] | None] = {}
-        self.f_visited: set[int] = set()
+        self.f_visited = bytearray(len(self.insns))
         self.ctx_size = 0
         self.spin_lock_offsets: dict[int, int | None] = {}
         self.handlers = {
@@ -148,7 +148,7 @@ class Verifier:
             accesses=self.f_access,
             ranges={pc: regs for pc, regs in self.f_ranges.items() if regs},
             nonnull={pc: regs for pc, regs in self.f_nonnull.items() if regs},
-            visited=frozenset(self.f_visited),
+            visited=frozenset(pc for pc, seen in enumerate(self.f_visited) if seen),
             ctx_size=self.ctx_size,
             terminates=self.terminates,
         )
@@ -174,6 +174,7 @@ class Verifier:
     def explore(self, st: State) -> None:
         """Follow one path until it ends (exit, pruned, impossible)."""
         prune, specs, insns, handlers = self.prune, self.specs, self.insns, self.handlers
+        visited = self.f_visited
         level = self.level
         while True:
             pc = st.pc
@@ -186,7 +187,7 @@ class Verifier:
             if self.processed > BUDGET:
                 self.fail(f"BPF program is too large. Processed {self.processed} insn", pc)
             spec = specs[pc]
-            self.f_visited.add(pc)
+            visited[pc] = 1
             self.pc = pc
             if level:
                 at = self.log.insn(pc)
@@ -464,6 +465,9 @@ class Verifier:
                 loc = base + 16 + spi
                 if (read >> loc) & 1 and o.types != "????????":
                     slots.append((fi, spi, o, not self.priv or bool((precise >> loc) & 1)))
+        # the checks most likely to fail first: known constants, then ranges, then the rest
+        regs.sort(key=lambda c: 0 if c[3] and c[2].type is SCALAR and c[2].tm == 0 else
+                  1 if c[3] and c[2].type is SCALAR else 3 if c[4] else 2)
         cp.checks = (regs, slots)
 
     def done_equal(self, old: Checkpoint, cur: State) -> bool:
@@ -485,6 +489,8 @@ class Verifier:
                 if c.type is not SCALAR:
                     return False
                 continue
+            if o.tm == 0 and o.type is SCALAR and (c.tm != 0 or c.tv != o.tv or c.type is not SCALAR):
+                return False
             if idmap is None:
                 idmap = IdMap()
             if not regsafe(o, c, idmap, prec):
@@ -912,9 +918,12 @@ class Verifier:
         """Narrow dst (and src) on one side of a jump; False if that side cannot happen."""
         d2 = d.variant((s,) if x else ())
         s2 = s.variant((d,)) if x else s.clone(-1)
+        before = d2.bounds_key()
         bd.refine(d2, s2, op, jmp32)
-        bd.sync(d2)
-        bd.sync(s2)
+        if d2.bounds_key() != before:
+            bd.sync(d2)
+        if x:
+            bd.sync(s2)
         if not bd.valid(d2) or not bd.valid(s2):
             return False
         regs[insn.dst] = d2

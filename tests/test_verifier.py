@@ -5,7 +5,6 @@ CLI follows issue 12, and pruning is sound (precision and liveness)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

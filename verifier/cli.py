@@ -11,7 +11,6 @@ cannot be used (missing file, not a program, unknown program or type).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -28,12 +28,12 @@ from . import tnum as tn
 from .bounds import M32, M64, S32_MAX
 from .facts import Access, Facts
 from .log import Log
-from .progtypes import PROG_TYPES, ProgType
+from .progtypes import ProgType
 from .prototypes import Prototype, helper_prototype, kfunc_prototype, map_allows
 from .state import (CTX, EMPTY_SLOT, FUNC, INVALID, MAP_KEY, MAP_PTR, MAP_VALUE, MEM, MISC, NOT_INIT, SUB,
                     NOT_INIT_REG, PACKET_TYPES, PKT, PKT_END, PKT_META, SCALAR, SPILL, STACK, ZERO, Callback,
                     Checkpoint, Frame, IdMap, Lock, MemInfo, Reg, Slot, State, describe, exact_hash, new,
-                    next_seq, reg_loc, regs_exact, regsafe, slot_loc, state_text)
+                    next_seq, reg_loc, regs_exact, regsafe, state_text)
 
 BUDGET = 1_000_000                    # BPF_COMPLEXITY_LIMIT_INSNS
 WIDEN_AFTER = 2                       # raw programs: visits of a loop head before widening
@@ -674,7 +674,6 @@ class Verifier:
         return False
 
     def mov_value(self, st: State, insn, spec, src: Reg, loc: int) -> Reg:
-        regs = st.frames[-1].regs
         if spec.width == 64 and spec.op == "mov":
             if src.type is SCALAR and not src.id and src.tm != 0:
                 src = self.with_new_id(st, insn.src, src)
@@ -711,7 +710,6 @@ class Verifier:
         r.addc, r.off = (src.addc, src.off) if fits else (False, 0)
         bd.zext_32_to_64(r)
         bd.sync(r)
-        del regs
         return r
 
     def with_new_id(self, st: State, regno: int, r: Reg) -> Reg:
@@ -1774,8 +1772,6 @@ class Verifier:
             self.mark_precise(st, r)
             meta.last_ptr = (regno, None)
             return
-        if t in PACKET_TYPES and base_kind != "ptr_to_ctx" and base_kind not in _PKT_OK:
-            pass
         if base_kind == "const_map_ptr":
             self.expect(r, regno, (MAP_PTR,), pc)
             meta.map = r.base
@@ -1990,7 +1986,7 @@ class Verifier:
 
     def release(self, st: State, pc: int, rid: int) -> None:
         if rid not in st.refs:
-            self.fail(f"R1 must be referenced when passed to release function", pc)
+            self.fail("R1 must be referenced when passed to release function", pc)
         del st.refs[rid]
         for f in st.frames:
             for i in range(11):
@@ -2016,7 +2012,6 @@ class Verifier:
         """The state entering the callback (pushed; the current path goes on as if the
         helper did not call it)."""
         cb = st.copy()
-        caller = cb.frames[-1]
         n = len(cb.frames)
         args: list[Reg | None] = []
         for what in proto.callback:
@@ -2039,7 +2034,6 @@ class Verifier:
         if n >= isa.MAX_CALL_DEPTH:
             self.fail(f"the call stack of {n + 1} frames is too deep", pc)
         self.local_call(cb, pc, meta.func, Callback(proto.name, pc), args)
-        del caller
         return cb
 
 
@@ -2068,8 +2062,6 @@ _PKT_CMP = {
     "jge": ((False, True, False), (True, False, True)),
     "jle": ((True, False, True), (False, True, False)),
 }
-_PKT_OK = frozenset({"ptr_to_map_key", "ptr_to_map_value", "ptr_to_uninit_map_value", "ptr_to_mem",
-                     "ptr_to_uninit_mem", "ptr_to_btf_mem"})
 _ZERO = new(SCALAR, -1)
 
 

@@ -176,7 +176,7 @@ class _Builder:
         hi = self.rng.choice((vsize - 1, vsize - 4, vsize - 8, vsize))
         self.emit(f"{lo_op} %r1, 0, {out}" if lo_op != "jlt" else f"jlt %r1, 0, {out}",
                   f"{self.rng.choice(('jgt', 'jsgt', 'jge'))} %r1, {hi}, {out}",
-                  "add %r0, %r1", f"ldxb %r7, [%r0+0]", f"{out}:", "mov %r0, 0")
+                  "add %r0, %r1", "ldxb %r7, [%r0+0]", f"{out}:", "mov %r0, 0")
 
     def atomic(self) -> None:
         op = self.rng.choice(("add", "or", "and", "xor", "fetch add", "xchg", "cmpxchg", "fetch or"))

@@ -298,3 +298,35 @@ def test_helper_registry_drives_the_prototypes():
                           runtime=rt).program()
     with pytest.raises(jitbpf.BpfVerifierError, match="invalid indirect access to stack R1 off=-8 size=16"):
         verifier.verify(big, prog_type="xdp")
+
+
+def test_accepted_programs_run_without_faults():
+    """Generated programs the verifier accepts never make the interpreter (which checks
+    every access against the regions mapped) fail, on random packets and contexts."""
+    import random
+    from jitbpf.asm import assemble
+    from jitbpf.program import Object
+    from jitbpf.runtime import Runtime
+    from jitbpf.runtime.maps import create
+    from verifier import gen
+    rt = Runtime()
+    obj = Object(rt)
+    for i, (t, k, v, n) in enumerate(gen.MAPS):
+        obj.add_map(create(rt, f"m{i}", t, k, v, n))
+    rng = random.Random(3)
+    accepted = 0
+    for name, ptype, text, _ in gen.programs(seed=21, count=150):
+        try:
+            prog = obj.add_program(name, assemble(text), prog_type=ptype)
+            verifier.verify(prog)
+        except jitbpf.BpfError:
+            continue
+        accepted += 1
+        fn = prog.compile("interp")
+        for _ in range(2):
+            data = bytes(rng.randrange(256) for _ in range(rng.choice((14, 34, 64, 200))))
+            if ptype in ("xdp", "tc", "socket", "cgroup_skb"):
+                fn.run(packet=data)
+            else:
+                fn.run(ctx=data.ljust(200, b"\0"))
+    assert accepted > 100

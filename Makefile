@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/direct_speed.py
 	$(PY) benchmarks/helper_call.py
 	$(PY) benchmarks/ir_build.py
+	$(PY) benchmarks/verifier_speed.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".

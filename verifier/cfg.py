@@ -13,7 +13,9 @@ from jitbpf import isa
 from jitbpf.isa import MAX_CALL_DEPTH, Insn, OpInfo, Pseudo
 
 
-class CfgError(Exception):
+class VerifyError(Exception):
+    """A rejection, with the instruction it is about (the API turns it into BpfVerifierError)."""
+
     def __init__(self, message: str, pc: int | None):
         super().__init__(message)
         self.message = message
@@ -63,7 +65,7 @@ def _callback_calls(insns: list[Insn], specs: list[OpInfo | None], helpers) -> s
 
 
 def analyse(insns: list[Insn], specs: list[OpInfo | None], helpers=None) -> Cfg:
-    """Check the structure and find subprograms and prune points; raises CfgError."""
+    """Check the structure and find subprograms and prune points; raises VerifyError."""
     n = len(insns)
     second = frozenset(pc + 1 for pc, s in enumerate(specs) if s is not None and s.kind == "lddw")
     entries = {0}
@@ -73,9 +75,9 @@ def analyse(insns: list[Insn], specs: list[OpInfo | None], helpers=None) -> Cfg:
         if (spec.kind == "call" and insn.src == isa.CALL_LOCAL) or (spec.kind == "lddw" and insn.src == Pseudo.FUNC):
             target = isa.jump_target(insn, pc)
             if not 0 <= target < n:
-                raise CfgError(f"jump out of range from insn {pc} to {target}", pc)
+                raise VerifyError(f"jump out of range from insn {pc} to {target}", pc)
             if target == 0 and spec.kind == "lddw":
-                raise CfgError("callback function cannot be the main program", pc)
+                raise VerifyError("callback function cannot be the main program", pc)
             entries.add(target)
     starts = sorted(entries)
     subprogs = [Subprog(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
@@ -90,9 +92,9 @@ def analyse(insns: list[Insn], specs: list[OpInfo | None], helpers=None) -> Cfg:
             if spec.kind in ("jcond", "ja"):
                 target = isa.jump_target(insn, pc)
                 if not sp.start <= target < sp.end:
-                    raise CfgError(f"jump out of range from insn {pc} to {target}", pc)
+                    raise VerifyError(f"jump out of range from insn {pc} to {target}", pc)
                 if target in second:
-                    raise CfgError(f"jump into the middle of ldimm64 insn {target - 1}", pc)
+                    raise VerifyError(f"jump into the middle of ldimm64 insn {target - 1}", pc)
             elif spec.kind == "call":
                 if insn.src == isa.CALL_LOCAL:
                     sp.callees.add(isa.jump_target(insn, pc))
@@ -105,7 +107,7 @@ def analyse(insns: list[Insn], specs: list[OpInfo | None], helpers=None) -> Cfg:
         last = sp.end - 1
         last_spec = specs[last] if specs[last] is not None else None
         if last_spec is None or last_spec.kind not in ("exit", "ja"):
-            raise CfgError("last insn is not an exit or jmp", last)
+            raise VerifyError("last insn is not an exit or jmp", last)
 
     # every slot reachable from the entry (calls and function pointers reach their callees)
     seen = [False] * n
@@ -130,7 +132,7 @@ def analyse(insns: list[Insn], specs: list[OpInfo | None], helpers=None) -> Cfg:
                 work.append(t)
     for pc in range(n):
         if not seen[pc] and pc not in second:
-            raise CfgError(f"unreachable insn {pc}", pc)
+            raise VerifyError(f"unreachable insn {pc}", pc)
 
     _check_call_graph(subprogs, by_start)
 
@@ -169,7 +171,7 @@ def _check_call_graph(subprogs: list[Subprog], by_start: dict[int, Subprog]) -> 
         sp = by_start[entry]
         for callee in sorted(sp.callees | sp.callbacks):
             if color.get(callee) == 1:
-                raise CfgError(f"recursive call from the function at insn {entry} to the function at "
+                raise VerifyError(f"recursive call from the function at insn {entry} to the function at "
                                f"insn {callee}", entry)
             if color.get(callee) != 2:
                 dfs(callee)
@@ -181,7 +183,7 @@ def _check_call_graph(subprogs: list[Subprog], by_start: dict[int, Subprog]) -> 
         if sp.start not in color:
             dfs(sp.start)
             if longest[sp.start] > MAX_CALL_DEPTH:
-                raise CfgError(f"the call stack of {longest[sp.start]} frames is too deep !", sp.start)
+                raise VerifyError(f"the call stack of {longest[sp.start]} frames is too deep !", sp.start)
 
 
 def max_stack_depth(subprogs: list[Subprog], depth_of: dict[int, int]) -> tuple[int, list[int]] | None:

@@ -24,6 +24,7 @@ from jitbpf.isa import Pseudo
 
 from . import bounds as bd
 from . import cfg as cfgmod
+from .cfg import VerifyError
 from . import tnum as tn
 from .bounds import M32, M64, S32_MAX
 from .facts import Access, Facts
@@ -48,13 +49,6 @@ INF = 1 << 62
 ALU_TEXT = {"add": "+=", "sub": "-=", "mul": "*=", "div": "/=", "or": "|=", "and": "&=", "lsh": "<<=",
             "rsh": ">>=", "neg": "neg", "mod": "%=", "xor": "^=", "mov": "=", "arsh": "s>>=", "sdiv": "s/=",
             "smod": "s%="}
-
-
-class VerifyError(Exception):
-    def __init__(self, message: str, pc: int | None):
-        super().__init__(message)
-        self.message = message
-        self.pc = pc
 
 
 @dataclass
@@ -91,10 +85,7 @@ class Verifier:
         self.helpers = program.runtime.helpers
         self.maps = list(program.obj.map_list)
         self.btf = getattr(program.obj, "btf", None)
-        try:
-            self.cfg = cfgmod.analyse(self.insns, self.specs, self.helpers)
-        except cfgmod.CfgError as e:
-            raise VerifyError(e.message, e.pc) from None
+        self.cfg = cfgmod.analyse(self.insns, self.specs, self.helpers)
         # raw programs: safety by invariants (loops widened, termination not proven)
         self.invariant = ptype.name == "raw"
         self.terminates = True
@@ -271,12 +262,15 @@ class Verifier:
                         done.pop()
                         continue
                 i += 1
-        if not add:
-            return False
+        if add:
+            self.checkpoint(st, pc, h if h is not None else exact_hash(st.frames, st.refs, st.lock))
+        return False
+
+    def checkpoint(self, st: State, pc: int, h: int) -> None:
+        """Remember ``st`` at ``pc``; the path goes on as the checkpoint's only branch."""
+        v = self.visited.get(pc)
         if v is None:
             v = self.visited[pc] = _Visited()
-        if h is None:
-            h = exact_hash(st.frames, st.refs, st.lock)
         cp = Checkpoint(st, pc)
         cp.hash = h
         v.open.setdefault(h, []).append(cp)
@@ -285,7 +279,6 @@ class Verifier:
         self.states += 1
         self.prev_jmps = self.jmps
         self.prev_processed = self.processed
-        return False
 
     def visit_invariant(self, st: State, pc: int) -> bool:
         """Raw programs: a state is pruned by any checkpoint (even one still being explored,
@@ -309,18 +302,8 @@ class Verifier:
                 self.widen(st, latest)
         add = (latest is not None or pc in self.force
                or (self.jmps - self.prev_jmps >= 2 and self.processed - self.prev_processed >= 8))
-        if not add:
-            return False
-        if v is None:
-            v = self.visited[pc] = _Visited()
-        cp = Checkpoint(st, pc)
-        cp.hash = 0
-        v.open.setdefault(0, []).append(cp)
-        v.open_count += 1
-        st.parent = cp
-        self.states += 1
-        self.prev_jmps = self.jmps
-        self.prev_processed = self.processed
+        if add:
+            self.checkpoint(st, pc, 0)
         return False
 
     def widen(self, st: State, cp: Checkpoint) -> None:

@@ -240,6 +240,12 @@ class Verifier:
                     for bucket in v.open.values():
                         for cp in bucket:
                             if self.states_equal(cp, st, RANGE_WITHIN):
+                                # cp's marks are not final yet: the checkpoints of this
+                                # iteration must compare everything from now on
+                                anc = st.parent
+                                while anc is not None and anc is not cp:
+                                    anc.read = anc.precise = -1
+                                    anc = anc.parent
                                 self.hit(cp, st)
                                 return True
                 else:
@@ -341,10 +347,12 @@ class Verifier:
         for loc, value in self.locations(st, cp.precise):
             if isinstance(value, Reg):
                 self.mark_precise(st, value)
-            elif value.reg is not None:
-                self.mark_precise(st, value.reg)
+            else:
+                for r in ((value.reg,) if value.reg is not None else ()) + tuple(sub[2] for sub in value.subs):
+                    self.mark_precise(st, r)
 
     def locations(self, st: State, bits: int):
+        bits &= (1 << (128 * len(st.frames))) - 1          # (-1: every location)
         while bits:
             low = bits & -bits
             loc = low.bit_length() - 1

@@ -21,7 +21,7 @@ def test_corpus_kernel_directives_hold():
     from verifier.differential import compare
     wrong = []
     for case in load_corpus(ROOT / "tests/verifier"):
-        if case.kernel == "none":
+        if case.kernel == "none" or case.name == "struct-unbounded-loop":   # (the budget: slow, tested apart)
             continue
         ours, kernel = compare(case.load(), case.prog_type or None)
         assert ours is not None, case.name

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CONFORMANCE ?= ../shared/conformance/tests
 JOBS   ?= auto
 
-.PHONY: install run test conformance bench fixtures lint clean
+.PHONY: install run test conformance bench fixtures lint clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,20 @@ lint: $(STAMP)
 conformance: $(STAMP)
 	$(VENV)/bin/jitbpf conformance $(CONFORMANCE) --engine all
 
+# A short bounded differential campaign (and the robustness sweep); FUZZ_ARGS for more, e.g.
+# FUZZ_ARGS="--time 3600 --jobs 2 --seed 7" make fuzz
+FUZZ_ARGS ?= --iterations 300 --jobs 2
+fuzz: $(STAMP)
+	$(VENV)/bin/jitbpf fuzz $(FUZZ_ARGS)
+	$(VENV)/bin/jitbpf fuzz --robustness --iterations 300
+
 bench: $(STAMP)
 	$(PY) benchmarks/interp_speed.py
 	$(PY) benchmarks/compute.py
 	$(PY) benchmarks/direct_speed.py
 	$(PY) benchmarks/helper_call.py
 	$(PY) benchmarks/ir_build.py
+	$(PY) benchmarks/cbpf_speed.py
 	$(PY) benchmarks/verifier_speed.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.

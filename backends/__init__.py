@@ -1,1 +1,5 @@
-"""Code generators (LLVM, direct x86_64/arm64) and executors (native, unicorn)."""
+"""Code generators (llvm, direct), the linker (link) and the executors (exec).
+
+Installed as ``jitbpf.backends``. Nothing here imports the engine registry
+(jitbpf.pipeline): the pipeline calls the backends, never the other way round.
+"""

@@ -14,7 +14,7 @@ import struct
 
 from jitbpf.errors import BpfEngineError
 
-from .elfobj import ElfObject
+from .link.elfobj import ElfObject
 from .link import Image
 
 CAPSTONE = {"x86_64": ("CS_ARCH_X86", "CS_MODE_64"), "arm64": ("CS_ARCH_ARM64", "CS_MODE_ARM")}
@@ -137,18 +137,7 @@ def listing(image: Image, program, base: int = 0, style: str = "asm") -> str:
             out.extend(labels.get(offset, ()))
             slot = image.bpf_slot(offset)
             if slot is not None and slot != current:
-                out.append(f"    ; {slot}: {bpf_text.get(slot, '?')}")
+                out.append(f"    ; {program.source_pc(slot)}: {bpf_text.get(slot, '?')}")
             current = slot
             out.append(f"  {insn.address:8x}:  {insn.bytes.hex():<22} {insn.mnemonic} {insn.op_str}".rstrip())
     return "\n".join(out) + "\n"
-
-
-def engine_listing(engine_name: str, program, style: str = "asm", **options) -> str:
-    """The listing of what engine ``engine_name`` generates for ``program``. Engines that
-    generate code expose ``image(program, debug=True) -> Image`` with pc_map filled."""
-    from jitbpf.engines import get_engine
-
-    engine = get_engine(engine_name, **options)
-    if not hasattr(engine, "image"):
-        raise BpfEngineError(f"engine '{engine_name}' generates no native code to list")
-    return listing(engine.image(program, debug=True), program, style=style)

@@ -30,7 +30,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import jitbpf  # noqa: E402
-from jitbpf.engines import available_engines, get_engine  # noqa: E402
+from jitbpf import pipeline  # noqa: E402
+from jitbpf.engines import available_engines  # noqa: E402
 
 import compute  # noqa: E402
 
@@ -48,10 +49,10 @@ def compile_speed(runs: int) -> list[tuple[str, int, float, float, float]]:
     rows = []
     for label, engine, options in setups:
         image, wall, cpu = [], [], []
-        get_engine(engine, **options).image(program)              # warm caches (keystone, LLVM targets)
+        pipeline.image(program, engine, **options)              # warm caches (keystone, LLVM targets)
         for _ in range(runs):
             t = time.perf_counter()
-            get_engine(engine, **options).image(program)
+            pipeline.image(program, engine, **options)
             image.append(time.perf_counter() - t)
             t, c = time.perf_counter(), time.process_time()
             program.compile(engine, **options)

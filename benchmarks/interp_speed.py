@@ -89,7 +89,23 @@ def measure(text: str, python, mem: bytes | None, runs: int) -> tuple[int, dict[
             best[side] = min(best[side], seconds)
     if len(set(results.values())) != 1:
         raise SystemExit(f"results differ: {results}")
-    return interp.executable.steps, best
+    return executed(prog, mem), best
+
+
+def executed(prog, mem: bytes | None) -> int:
+    """The instructions one run executes (each handler call counted, in a separate run)."""
+    counting = prog.compile("interp", budget=10_000_000)
+    count = 0
+
+    def counted(handler):
+        def h(regs):
+            nonlocal count
+            count += 1
+            return handler(regs)
+        return h
+    counting.executable.handlers = [counted(h) for h in counting.executable.handlers]
+    counting.run(mem)
+    return count
 
 
 def main(runs: int = 3) -> None:

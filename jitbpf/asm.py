@@ -38,7 +38,7 @@ _BYTESWAP_ALIASES = {"swap16": "bswap16", "swap32": "bswap32", "swap64": "bswap6
 # register/immediate forms; memory, jump and call forms are parsed by shape below.
 _ALU_FORMS: dict[str, dict[str, tuple[int, int | None]]] = {}
 for (_opcode, _disc), _spec in isa.OPCODES.items():
-    if _spec.kind in ("alu", "end", "jcond"):
+    if _spec.kind in ("alu", "end", "jcond") and not _spec.internal:
         form = "x" if _opcode & isa.SRC_X and _spec.kind != "end" else "k"
         _ALU_FORMS.setdefault(_spec.name, {})[form] = (_opcode, _disc)
         if _spec.kind == "alu" and _spec.width == 64 and _spec.op != "movsx":

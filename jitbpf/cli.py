@@ -3,26 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from . import conformance
-from .engines import ENGINE_NAMES, available_engines, get_engine, parse_engine
+from . import conformance, pipeline
+from .cbpf import cli as cbpf_cli
+from .engines import available_engines
+from .fuzz import cli as fuzz_cli
 from .errors import BpfError
 from .program import from_bytes, load
+from .targets import ENGINE_NAMES, parse_engine
 
 
 def _engines(name: str) -> list[str]:
     return available_engines() if name == "all" else [name]
 
 
+def _options(args: argparse.Namespace) -> dict:
+    """Engine options from -X name=value (and --opt), checked by the pipeline per engine."""
+    options = dict(pipeline.parse_option_text(text) for text in args.X or ())
+    if getattr(args, "opt", None) is not None:
+        options["opt"] = args.opt
+    return options
+
+
+def _hex(text: str | None, what: str) -> bytes | None:
+    """Bytes given as hex on the command line (a clear error, not a ValueError)."""
+    if text is None:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise BpfError(f"{what}: {text[:40]!r} is not hex bytes") from None
+
+
+def _hex_words(text: str, what: str) -> bytes:
+    try:
+        return conformance.parse_hex_bytes(text)
+    except ValueError:
+        raise BpfError(f"{what}: not space-separated two-digit hex bytes") from None
+
+
 def cmd_plugin(args: argparse.Namespace) -> int:
     """bpf_conformance plugin protocol: program as hex bytes on stdin, memory as argument."""
     words = [w for w in args.memory if not w.startswith("-")]
-    mem = conformance.parse_hex_bytes(" ".join(words)) if words else None
     try:
-        code = conformance.parse_hex_bytes(sys.stdin.read())
-        result = from_bytes(code).program().compile(args.engine).run(mem, check=args.check)
+        mem = _hex_words(" ".join(words), "memory") if words else None
+        code = _hex_words(sys.stdin.read(), "program")
+        result = from_bytes(code).program().compile(args.engine, **_options(args)).run(mem, check=args.check)
     except BpfError as e:
         print(e.message, file=sys.stderr)
         return 1
@@ -32,14 +61,15 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     engines = _engines(args.engine)
-    for engine in engines:
-        parse_engine(engine)              # an unknown engine is one clear error, not 313 failures
+    options = _options(args)
+    for engine in engines:                # an unknown engine or option is one clear error, not 313 failures
+        pipeline.resolve_options(parse_engine(engine), options)
     if not conformance.test_files(args.directory):
         print(f"error: no .data tests in {args.directory}", file=sys.stderr)
         return 2
     failed_any = False
     for engine in engines:
-        outcomes = conformance.run_directory(args.directory, engine, check=args.check)
+        outcomes = conformance.run_directory(args.directory, engine, check=args.check, **options)
         skipped = [o for o in outcomes if not o.passed and _known_rejection(engine, o)]
         failed = [o for o in outcomes if not o.passed and o not in skipped]
         for o in outcomes if args.verbose else failed:
@@ -62,7 +92,11 @@ def _known_rejection(engine: str, outcome) -> bool:
 
 def cmd_asm(args: argparse.Namespace) -> int:
     from .asm import assemble_bytes
-    code = assemble_bytes(Path(args.file).read_text())
+    try:
+        text = Path(args.file).read_text()
+    except UnicodeDecodeError:
+        raise BpfError(f"{args.file}: not assembler text (not UTF-8)") from None
+    code = assemble_bytes(text)
     if args.output:
         Path(args.output).write_bytes(code)
     else:
@@ -81,20 +115,16 @@ def cmd_disasm(args: argparse.Namespace) -> int:
             info = prog.compile("kernel").executable.info(args.mem_size)
             sys.stdout.write(listing(info, args.style))
         elif args.emit_llvm:
-            engine = get_engine(args.engine or "llvm", **_opt(args))
-            if not hasattr(engine, "llvm_ir"):
-                raise BpfError(f"disasm --emit-llvm: engine '{args.engine}' does not use LLVM")
-            sys.stdout.write(engine.llvm_ir(prog, optimized=args.opt is None or args.opt > 0))
+            sys.stdout.write(pipeline.llvm_ir(prog, args.engine or "llvm", optimized=args.opt is None or args.opt > 0,
+                                              **_options(args)))
+        elif args.passes:
+            prepared = pipeline.prepare(prog, args.engine or "llvm", **_options(args))
+            sys.stdout.write(prepared.disassemble(args.style, labels=not args.offsets))
         elif args.engine or args.native:
-            from backends.listing import engine_listing
-            sys.stdout.write(engine_listing(args.engine or "llvm", prog, args.style, **_opt(args)))
+            sys.stdout.write(pipeline.listing(prog, args.engine or "llvm", args.style, **_options(args)))
         else:
             sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
     return 0
-
-
-def _opt(args: argparse.Namespace) -> dict:
-    return {} if args.opt is None else {"opt": args.opt}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -104,10 +134,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import report
     obj = load(args.file)
     prog = obj.program(args.section)
-    fn = prog.compile(args.engine, **_opt(args))
-    mem = Path(args.mem).read_bytes() if args.mem else bytes.fromhex(args.mem_hex) if args.mem_hex else None
-    packet = bytes.fromhex(args.packet) if args.packet else None
-    ctx = bytes.fromhex(args.ctx) if args.ctx else None
+    fn = prog.compile(args.engine, **_options(args))
+    mem = Path(args.mem).read_bytes() if args.mem else _hex(args.mem_hex, "--mem-hex")
+    packet = _hex(args.packet, "--packet")
+    ctx = _hex(args.ctx, "--ctx")
     checked = " [checked against interp]" if args.check else ""
     if args.pcap:
         from .pcap import read_pcap
@@ -147,11 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     # ENGINE_NAMES, not available_engines(): that probes bpf(2), which only the kernel engine needs.
     engines = ", ".join(ENGINE_NAMES)
     engine_help = f"engine: {engines} (kernel only where bpf(2) works)"
+    option_help = "engine option name=value, repeatable: " + ", ".join(pipeline.OPTIONS)
+
+    def engine_options(s: argparse.ArgumentParser) -> None:
+        s.add_argument("-X", action="append", metavar="NAME=VALUE", help=option_help)
 
     s = sub.add_parser("plugin", help="bpf_conformance plugin (program as hex on stdin)")
     s.add_argument("--engine", default="interp", help=engine_help)
     s.add_argument("--check", action="store_true", help="cross-check against interp")
     s.add_argument("memory", nargs="*", help="input memory as hex bytes")
+    engine_options(s)
     s.set_defaults(func=cmd_plugin)
 
     s = sub.add_parser("conformance", help="run a directory of bpf_conformance .data tests")
@@ -159,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="interp", help=f"engine: {engines} (kernel only where bpf(2) works), or all")
     s.add_argument("--check", action="store_true", help="cross-check every run against interp")
     s.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    engine_options(s)
     s.set_defaults(func=cmd_conformance)
 
     s = sub.add_parser("asm", help="assemble a program to bytecode")
@@ -175,9 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(kernel: xlated and JITed code)")
     s.add_argument("--native", action="store_true", help="show native code (engine default: llvm)")
     s.add_argument("--emit-llvm", action="store_true", help="print the LLVM IR (optimised unless --opt 0)")
+    s.add_argument("--passes", action="store_true",
+                   help="print the program after the engine's passes (checks, ticks, blinding)")
     s.add_argument("--opt", type=int, choices=(0, 1, 2, 3), help="LLVM optimisation level (default 2)")
     s.add_argument("--mem-size", type=int, default=4096,
                    help="memory length a raw-memory program is loaded for (default 4096)")
+    engine_options(s)
     s.set_defaults(func=cmd_disasm)
 
     s = sub.add_parser("run", help="run a program and print r0")
@@ -193,11 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="cross-check r0, memory and maps against interp")
     s.add_argument("--dump-maps", action="store_true", help="print every map after the run")
     s.add_argument("--opt", type=int, choices=(0, 1, 2, 3), help="LLVM optimisation level (default 2)")
+    engine_options(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")
     s.add_argument("file")
     s.set_defaults(func=cmd_info)
+
+    cbpf_cli.register(sub)
+    fuzz_cli.add_parser(sub)
 
     from verifier.cli import register as register_verify
     register_verify(sub)
@@ -208,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:                  # output piped to a reader that stopped (| head)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (BpfError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -109,7 +109,7 @@ def test_files(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob("*.data"), key=lambda p: p.name)
 
 
-def run_directory(directory: str | Path, engine: str = "interp", check: bool = False) -> list[Outcome]:
+def run_directory(directory: str | Path, engine: str = "interp", check: bool = False, **options) -> list[Outcome]:
     outcomes = []
     for path in test_files(directory):
         try:
@@ -117,7 +117,7 @@ def run_directory(directory: str | Path, engine: str = "interp", check: bool = F
         except BpfError as e:
             outcomes.append(Outcome(path.stem, engine, False, f"bad test file: {e}"))
             continue
-        outcomes.append(run_test(test, engine, check))
+        outcomes.append(run_test(test, engine, check, **options))
     return outcomes
 
 

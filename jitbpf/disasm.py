@@ -21,6 +21,10 @@ _KERNEL_COND = {
 _KERNEL_ATOMIC = {"add": "+=", "or": "|=", "and": "&=", "xor": "^="}
 
 
+#: Register names in the assembler style (AX only appears in programs written by passes).
+_R = [f"%r{n}" for n in range(11)] + ["%ax"]
+
+
 def format_imm(value: int) -> str:
     """Small numbers in decimal, large ones as the unsigned hex of their 32-bit pattern."""
     return str(value) if -4096 < value < 4096 else f"0x{value & isa.MASK32:x}"
@@ -31,7 +35,7 @@ def _offset(off: int) -> str:
 
 
 def _mem(reg: int, off: int) -> str:
-    return f"[%r{reg}{_offset(off)}]" if off else f"[%r{reg}]"
+    return f"[{_R[reg]}{_offset(off)}]" if off else f"[{_R[reg]}]"
 
 
 def _kmem(reg: int, off: int) -> str:
@@ -50,14 +54,14 @@ def _asm(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) -> st
     k = spec.kind
     if k == "alu":
         if spec.op == "neg":
-            return f"{spec.name} %r{insn.dst}"
-        src = f"%r{insn.src}" if insn.source == isa.SRC_X else format_imm(insn.imm)
-        return f"{spec.name} %r{insn.dst}, {src}"
+            return f"{spec.name} {_R[insn.dst]}"
+        src = f"{_R[insn.src]}" if insn.source == isa.SRC_X else format_imm(insn.imm)
+        return f"{spec.name} {_R[insn.dst]}, {src}"
     if k == "end":
-        return f"{spec.name} %r{insn.dst}"
+        return f"{spec.name} {_R[insn.dst]}"
     if k == "jcond":
-        src = f"%r{insn.src}" if insn.source == isa.SRC_X else format_imm(insn.imm)
-        return f"{spec.name} %r{insn.dst}, {src}, {_target(insn, pc, labels)}"
+        src = f"{_R[insn.src]}" if insn.source == isa.SRC_X else format_imm(insn.imm)
+        return f"{spec.name} {_R[insn.dst]}, {src}, {_target(insn, pc, labels)}"
     if k == "ja":
         return f"{spec.name} {_target(insn, pc, labels)}"
     if k == "call":
@@ -67,27 +71,31 @@ def _asm(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) -> st
             return f"call runtime {insn.imm}"
         return f"call {insn.imm}"
     if k == "callx":
-        return f"call %r{insn.dst}"
+        return f"call {_R[insn.dst]}"
     if k == "exit":
         return "exit"
     if k == "ldx":
-        return f"{spec.name} %r{insn.dst}, {_mem(insn.src, insn.off)}"
+        return f"{spec.name} {_R[insn.dst]}, {_mem(insn.src, insn.off)}"
     if k == "st":
         return f"{spec.name} {_mem(insn.dst, insn.off)}, {format_imm(insn.imm)}"
     if k in ("stx", "atomic"):
-        return f"{spec.name} {_mem(insn.dst, insn.off)}, %r{insn.src}"
+        return f"{spec.name} {_mem(insn.dst, insn.off)}, {_R[insn.src]}"
     if k == "lddw":
         if insn.src == isa.Pseudo.IMM64:
-            return f"lddw %r{insn.dst}, 0x{insn.imm64:x}"
+            return f"lddw {_R[insn.dst]}, 0x{insn.imm64:x}"
         name = isa.PSEUDO_NAMES[isa.Pseudo(insn.src)]
         if insn.src == isa.Pseudo.FUNC:
-            return f"lddw %r{insn.dst}, func({_target(insn, pc, labels)})"
+            return f"lddw {_R[insn.dst]}, func({_target(insn, pc, labels)})"
         high = f", {format_imm(insn.next_imm)}" if insn.next_imm else ""
-        return f"lddw %r{insn.dst}, {name}({format_imm(insn.imm)}{high})"
+        return f"lddw {_R[insn.dst]}, {name}({format_imm(insn.imm)}{high})"
     if k == "ldabs":
         return f"{spec.name} {format_imm(insn.imm)}"
     if k == "ldind":
-        return f"{spec.name} %r{insn.src}, {format_imm(insn.imm)}"
+        return f"{spec.name} {_R[insn.src]}, {format_imm(insn.imm)}"
+    if k == "check":
+        return f"{spec.name} {_mem(insn.dst, insn.off)}{', write' if insn.imm else ''}"
+    if k == "tick":
+        return "tick"
     raise AssertionError(k)
 
 
@@ -146,6 +154,8 @@ def _kernel(insn: Insn, spec: OpInfo, pc: int, labels: dict[int, str] | None) ->
         return f"r0 = *(u{ctype} *)skb[{insn.imm}]"
     if k == "ldind":
         return f"r0 = *(u{ctype} *)skb[r{insn.src} + {insn.imm}]"
+    if k in ("check", "tick"):
+        return _asm(insn, spec, pc, labels)
     raise AssertionError(k)
 
 

@@ -138,9 +138,46 @@ def load_elf(path: str | bytes | os.PathLike, runtime=None):
     return obj
 
 
+ET_REL, EV_CURRENT, ELFOSABI_SYSV, SHDR_SIZE = 1, 1, 0, 64
+
+
+def check_header(data: bytes) -> None:
+    """The ELF header and section header table, checked before pyelftools reads them
+    (it fails on some damaged ones with OverflowError); errors name the field."""
+    if len(data) < 64:
+        raise BpfLoadError(f"ELF header: a {len(data)}-byte file is shorter than the 64-byte header")
+    ei_class, ei_data, ei_version, ei_osabi = data[4:8]
+    if ei_class != 2 or ei_data != 1:
+        raise BpfLoadError(f"ELF header: EI_CLASS {ei_class}, EI_DATA {ei_data}: only 64-bit little-endian "
+                           "BPF objects are supported")
+    if ei_version != EV_CURRENT:
+        raise BpfLoadError(f"ELF header: EI_VERSION {ei_version} is not 1 (EV_CURRENT)")
+    if ei_osabi != ELFOSABI_SYSV:
+        raise BpfLoadError(f"ELF header: EI_OSABI {ei_osabi} is not 0 (System V)")
+    e_type = int.from_bytes(data[16:18], "little")
+    if e_type != ET_REL:
+        raise BpfLoadError(f"ELF header: e_type {e_type} is not 1 (ET_REL, a relocatable object)")
+    e_shoff = int.from_bytes(data[0x28:0x30], "little")
+    e_shentsize, e_shnum, e_shstrndx = (int.from_bytes(data[o:o + 2], "little") for o in (0x3A, 0x3C, 0x3E))
+    if e_shnum and e_shentsize != SHDR_SIZE:
+        raise BpfLoadError(f"ELF header: e_shentsize {e_shentsize} is not {SHDR_SIZE}")
+    if e_shoff + e_shnum * SHDR_SIZE > len(data):
+        raise BpfLoadError(f"ELF header: {e_shnum} section headers at e_shoff {e_shoff} run past the end of "
+                           f"the {len(data)}-byte file")
+    if e_shnum and e_shstrndx >= e_shnum:
+        raise BpfLoadError(f"ELF header: e_shstrndx {e_shstrndx} is not a section (e_shnum {e_shnum})")
+    if e_shnum:
+        head = e_shoff + e_shstrndx * SHDR_SIZE
+        sh_offset, sh_size = (int.from_bytes(data[head + o:head + o + 8], "little") for o in (24, 32))
+        if sh_offset + sh_size > len(data):
+            raise BpfLoadError(f"section #{e_shstrndx} (the section names): {sh_size} bytes at file offset "
+                               f"{sh_offset} run past the end of the {len(data)}-byte file")
+
+
 class _Loader:
     def __init__(self, data: bytes, obj):
         self.obj = obj
+        check_header(data)
         self.elf = ELFFile(io.BytesIO(data))
         h = self.elf.header
         if h["e_machine"] not in ("EM_BPF", EM_BPF):
@@ -263,6 +300,7 @@ class _Loader:
                               attrs.get("value_size", 0), attrs.get("max_entries", 0), attrs.get("map_flags", 0),
                               attrs.get("map_extra", 0))
             m.btf_key_type, m.btf_value_type = key_type, value_type
+            m.has_spin_lock = not m.percpu and not getattr(m, "lru", False) and self._holds_spin_lock(value_type)
             if values_off is not None:
                 self.map_values.append((m, sym.value + values_off))
 
@@ -299,6 +337,15 @@ class _Loader:
             else:
                 raise self.error(index, sym.value, f"map '{sym.name}': unknown field '{name}'")
         return attrs, key_type, value_type, values_off
+
+    def _holds_spin_lock(self, type_id: int, depth: int = 0) -> bool:
+        """Whether a map value type contains a struct bpf_spin_lock (BPF_F_LOCK updates)."""
+        if not type_id or depth > 8:
+            return False
+        t = self.btf.resolve(type_id)
+        if t is None or t.kind != "struct":
+            return False
+        return t.name == "bpf_spin_lock" or any(self._holds_spin_lock(m[1], depth + 1) for m in t.members)
 
     def _legacy_maps(self, index: int) -> None:
         data = self.secs[index].data()
@@ -355,6 +402,11 @@ class _Loader:
     def _relocations(self, rel_sec) -> None:
         target = rel_sec["sh_info"]
         tname = self.name(target)
+        link = rel_sec["sh_link"]
+        if not 0 <= link < len(self.secs) or self.secs[link]["sh_type"] != "SHT_SYMTAB":
+            raise self.error(rel_sec.name, None, f"sh_link {link} is not the symbol table")
+        if not 0 <= target < len(self.secs):
+            raise self.error(rel_sec.name, None, f"sh_info {target} is not a section")
         if tname.startswith(_IGNORED_RELOC_TARGETS):
             return
         for rel in rel_sec.iter_relocations():
@@ -487,13 +539,12 @@ class _Loader:
                     insns[pc + 1] = replace(insns[pc + 1], imm=0)
         section = self.name(main.section)
         try:
-            prog = self.obj.add_program(main.name, insns, section=section, kfuncs=kfuncs,
+            self.obj.add_program(main.name, insns, section=section, kfuncs=kfuncs,
                                         prog_type=program_type(section) if section != ".text" else "raw",
                                         line_info=self._line_info(order, placed),
                                         function_names={placed[id(f)]: f.name for f in order})
         except BpfError as e:
             raise BpfLoadError(f"program '{main.name}' (section '{section}'): {e.message}", pc=e.pc) from None
-        prog.origin = [(self.name(f.section), f.start, f.end, placed[id(f)]) for f in order]
 
     def _line_info(self, order: list[Function], placed: dict[int, int]) -> dict[int, str]:
         if self.btf_ext is None:

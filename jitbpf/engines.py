@@ -1,79 +1,18 @@
-"""Engines by name, and the compiled-program object every engine returns.
+"""What compiling returns: :class:`CompiledProgram` (run it) and :class:`Result`.
 
-An engine name is ``BACKEND[-ARCH][@EXECUTOR]`` (see ARCHITECTURE.md):
-``interp``, ``llvm``, ``llvm-arm64``, ``llvm-x86_64@unicorn``, ``direct``,
-``direct-arm64``, ``direct-x86_64@unicorn``, ``kernel``. A backend module
-exposes ``make_engine(arch, executor, **options)`` returning an object with
-``compile(program) -> executable``; the executable is called with r1..r5 and
-returns r0, while the input regions are mapped in the program's runtime.
+Engines are named and compiled by :mod:`jitbpf.pipeline`; this module holds what every
+engine's compiled program shares: the run protocol (contexts, tail calls, errors named
+by the loaded program's slot and C source line) and the cross-check against ``interp``.
 """
 
 from __future__ import annotations
 
-import importlib
-import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import BpfEngineError, BpfError, BpfMismatchError
+from .errors import BpfError, BpfMismatchError
 from .runtime import context
-
-_ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "aarch64": "arm64"}
-HOST_ARCH = _ARCH_ALIASES.get(platform.machine().lower(), platform.machine().lower())
-ARCHES = ("x86_64", "arm64")
-EXECUTORS = ("native", "unicorn")
-
-#: backend name -> module providing make_engine(); imported on first use.
-BACKENDS: dict[str, str] = {
-    "interp": "jitbpf.interpreter",
-    "llvm": "backends.llvm",
-    "kernel": "jitbpf.kernel",
-    "direct": "backends.direct",
-}
-
-#: The engines every command offers, in the order "all" runs them.
-ENGINE_NAMES = ["interp", "llvm", "llvm-arm64", "llvm-x86_64@unicorn",
-                "direct", "direct-arm64", "direct-x86_64@unicorn", "kernel"]
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    backend: str
-    arch: str
-    executor: str
-
-    @property
-    def name(self) -> str:
-        return canonical_name(self)
-
-
-def parse_engine(name: str) -> EngineSpec:
-    """Split an engine name; the architecture defaults to the host, the executor to
-    native for the host architecture and unicorn otherwise."""
-    base, _, executor = name.partition("@")
-    backend, _, arch = base.partition("-")
-    arch = _ARCH_ALIASES.get(arch, arch) or HOST_ARCH
-    if backend not in BACKENDS:
-        raise BpfEngineError(f"unknown engine '{name}' (known: {', '.join(available_engines())})")
-    if arch not in ARCHES:
-        raise BpfEngineError(f"unknown architecture '{arch}' in engine '{name}' (x86_64 or arm64)")
-    executor = executor or _default_executor(arch)
-    if executor not in EXECUTORS:
-        raise BpfEngineError(f"unknown executor '{executor}' in engine '{name}' (native or unicorn)")
-    if executor == "native" and arch != HOST_ARCH:
-        raise BpfEngineError(f"engine '{name}': {arch} code cannot run natively on this {HOST_ARCH} host")
-    return EngineSpec(backend, arch, executor)
-
-
-def canonical_name(spec: EngineSpec) -> str:
-    if spec.backend in ("interp", "kernel"):
-        return spec.backend
-    name = spec.backend if spec.arch == HOST_ARCH else f"{spec.backend}-{spec.arch}"
-    return name if spec.executor == _default_executor(spec.arch) else f"{name}@{spec.executor}"
-
-
-def _default_executor(arch: str) -> str:
-    return "native" if arch == HOST_ARCH else "unicorn"
+from .targets import ENGINE_NAMES, EngineSpec, parse_engine  # noqa: F401  (the engine names' home)
 
 
 def available_engines() -> list[str]:
@@ -84,14 +23,6 @@ def available_engines() -> list[str]:
 def _kernel_works() -> bool:
     from .kernel.syscall import kernel_available      # one cached probe per process
     return kernel_available()
-
-
-def get_engine(name: str, **options: Any):
-    return _make_engine(parse_engine(name), **options)
-
-
-def _make_engine(spec: EngineSpec, **options: Any):
-    return importlib.import_module(BACKENDS[spec.backend]).make_engine(spec, **options)
 
 
 @dataclass
@@ -106,42 +37,59 @@ class Result:
 
 
 class CompiledProgram:
-    """A program compiled for one engine; ``run`` executes it with a context."""
+    """A program compiled for one engine; ``run`` executes it with a context.
 
-    def __init__(self, program, engine_name: str, executable: Callable[..., int], engine: Any,
-                 options: dict[str, Any] | None = None):
+    ``prepared`` is the program the backend received (after the passes), ``options`` the
+    engine's resolved options and ``given`` the keyword arguments as passed (tail-call
+    targets are compiled with the same ones)."""
+
+    def __init__(self, program, engine_name: str, executable: Callable[..., int], prepared: Any = None,
+                 options: Any = None, given: dict[str, Any] | None = None, origin: list[int] | None = None):
         self.program = program
         self.engine_name = engine_name
         self.executable = executable
-        self.engine = engine
-        self.options = dict(options or {})       # tail-call targets are compiled with the same ones
+        self.prepared = prepared
+        self.origin = origin if origin is not None else getattr(prepared, "origin", None)
+        self.options = options
+        self.given = dict(given or {})
 
     def invoke(self, inv: context.Invocation) -> int:
         """Run with a prepared invocation (its regions mapped for the duration)."""
         rt = self.program.runtime
-        outer = rt.current_engine, rt.tail_calls
-        rt.current_engine, rt.tail_calls = self.engine_name, 0
-        running = self.program
+        run = rt.run
+        outer = run.engine, run.tail_calls
+        run.engine, run.tail_calls = self.engine_name, 0
+        running = self
         try:
             with inv.active(rt):
                 r0 = self.executable(*inv.args)
-                while rt.pending_tail_call is not None:      # bpf_tail_call: run the target next
-                    running, ctx = rt.pending_tail_call
-                    rt.pending_tail_call = None
-                    key = (running, self.engine_name, tuple(sorted(self.options.items())))
-                    compiled = rt.compiled.get(key)
-                    if compiled is None:
-                        compiled = rt.compiled[key] = running.compile(self.engine_name, **self.options)
-                    r0 = compiled.executable(ctx)
+                while run.pending_tail_call is not None:      # bpf_tail_call: run the target next
+                    target, ctx = run.pending_tail_call
+                    run.pending_tail_call = None
+                    key = (target, self.engine_name, tuple(sorted(self.given.items())))
+                    running = rt.compiled.get(key)
+                    if running is None:
+                        running = rt.compiled[key] = target.compile(self.engine_name, **self.given)
+                    r0 = running.executable(ctx)
                 return r0
         except BpfError as e:
-            if e.pc is not None and e.line is None and running.source_line(e.pc):
-                e.line = running.source_line(e.pc)          # BTF line info: name the C source line
-                e.args = (e._render(),)
+            running._name_source(e)
             raise
         finally:
-            rt.current_engine, rt.tail_calls = outer
-            rt.pending_tail_call = None
+            run.engine, run.tail_calls = outer
+            run.pending_tail_call = None
+
+    def _name_source(self, e: BpfError) -> None:
+        """Name the slot of the loaded program (not of the passes' rewrite) and, where BTF
+        line info exists, the C source line."""
+        if e.pc is None or getattr(e, "at_source", False):
+            return
+        if self.origin is not None and 0 <= e.pc < len(self.origin):
+            e.pc = self.origin[e.pc]
+        e.at_source = True
+        if e.line is None:
+            e.line = self.program.source_line(e.pc)
+        e.args = (e._render(),)
 
     def run(self, mem: bytes | None = None, *, packet: bytes | None = None, ctx: bytes | None = None,
             check: bool = False) -> Result:
@@ -171,7 +119,8 @@ class CompiledProgram:
         if frozen:
             rt.fixed_clock_ns = rt.clock_ns()
         try:
-            reference = self.program.compile("interp")._run(inv)
+            budget = getattr(self.options, "budget", None)
+            reference = self.program.compile("interp", budget=budget)._run(inv)
             expected = [m.contents() for m in maps]
             for m, state in zip(maps, map_states):
                 m.restore(state)
@@ -197,7 +146,12 @@ class CompiledProgram:
         return result
 
     def __call__(self, *args: int) -> int:
-        return self.executable(*args)
+        """Run with r1..r5 as given (no context set up; the caller maps any memory)."""
+        try:
+            return self.executable(*args)
+        except BpfError as e:
+            self._name_source(e)
+            raise
 
 
 def _first_difference(got: Any, want: Any) -> str:
@@ -215,9 +169,3 @@ def _first_difference(got: Any, want: Any) -> str:
         i = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
         return f" (first at byte {i}: {got[i:i + 8].hex()} != interp {want[i:i + 8].hex()})"
     return f" ({got!r} != interp {want!r})"
-
-
-def compile_program(program, engine: str = "interp", **options: Any) -> CompiledProgram:
-    spec = parse_engine(engine)
-    eng = _make_engine(spec, **options)
-    return CompiledProgram(program, spec.name, eng.compile(program), eng, options)

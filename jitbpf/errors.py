@@ -7,6 +7,8 @@ from __future__ import annotations
 class BpfError(Exception):
     """Base class of every jitbpf error."""
 
+    at_source = False      # pc names a slot of the program as loaded (not of a pass's rewrite)
+
     def __init__(self, message: str, pc: int | None = None, line: str | None = None):
         self.message = message
         self.pc = pc

@@ -4,7 +4,11 @@ Every other engine is checked against this one. The semantics live in small
 tables (``alu_semantics``, ``CONDITIONS``, ``ATOMIC``) keyed by the operation
 names of :mod:`jitbpf.isa`. Before running, each instruction slot is turned
 into a handler closure ``h(regs) -> next_pc`` built from those tables, so the
-run loop is only ``pc = handlers[pc](regs)`` plus an instruction budget.
+run loop is only ``pc = handlers[pc](regs)``.
+
+It runs the program the passes produced (jitbpf.passes): helpers come resolved,
+``tick`` spends the run budget, ``check`` is a no-op (every access is checked
+here anyway), AX is a twelfth register.
 
 Memory goes through the runtime's :class:`AddressSpace` (bounds-checked, with
 the pc in every error). Pointers are real host addresses, the same values the
@@ -19,14 +23,14 @@ access out of bounds in LD_ABS/LD_IND ends the program with r0 = 0, as in Linux.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from . import isa
-from .errors import BpfEngineError, BpfRuntimeError
+from .errors import BpfRuntimeError
 from .isa import MASK32, MASK64, MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, sign_extend
-from .runtime.memory import HostBuffer, Region
+from .runtime.memory import HostBuffer, StackRegion
 
-DEFAULT_BUDGET = 1_000_000
 #: Interpreter-only function pointer values: FUNC_POINTER_BASE + entry slot.
 FUNC_POINTER_BASE = 0xFFFF_F000_0000_0000
 _EXIT = -1
@@ -121,18 +125,27 @@ class _Abort(Exception):
         self.r0 = r0
 
 
+def budget_error(budget: int, pc: int | None) -> BpfRuntimeError:
+    """The error of every engine for a run that spent its budget (see jitbpf.passes.budget)."""
+    return BpfRuntimeError(f"run budget of {budget} exceeded (loop heads and function entries)", pc=pc)
+
+
 class Interpreter:
     """A program prepared for interpretation; call it with r1..r5 to run it."""
 
-    def __init__(self, program, budget: int = DEFAULT_BUDGET):
+    def __init__(self, program, budget: int | None = None, timeout: float | None = None):
         self.program = program
         self.runtime = program.runtime
         self.budget = budget
-        self.steps = 0                    # instructions executed by the last run
+        self.timeout = timeout
+        self.left = 0                     # budget left in the current run
+        self.deadline = 0.0               # with a timeout: when the current run must end
         self.frames: list[tuple[int, list[int]]] = []   # (return pc, saved r6..r10)
         self.entries = set(program.functions)
         self.stack = HostBuffer(STACK_SIZE * MAX_CALL_DEPTH)
-        self.stack_region = Region.of("stack", self.stack)
+        self.top = self.stack.address + self.stack.size
+        self.floor = self.top - STACK_SIZE          # r10 - 512 of the deepest frame in use
+        self.stack_region = StackRegion(self.stack, lambda: self.floor)
         self.handlers = [self._handler(pc, insn, spec)
                          for pc, (insn, spec) in enumerate(zip(program.insns, program.specs))]
 
@@ -141,12 +154,15 @@ class Interpreter:
         rt = self.runtime
         outer_invoke = rt.invoke
         rt.invoke = self.invoke
-        self.steps = 0
+        self.left = self.budget if self.budget is not None else 1 << 62
+        if self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
         self.frames = []
+        self.floor = self.top - STACK_SIZE
         self.stack.clear()
         try:
             with rt.mapped(self.stack_region):
-                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.stack.address + self.stack.size])
+                r0 = self._run(0, [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, self.top, 0])
         except _Abort as abort:
             r0 = abort.r0
         finally:
@@ -157,26 +173,19 @@ class Interpreter:
         """Call a BPF function pointer (from lddw func) from a helper, e.g. bpf_loop.
 
         The callback runs in a nested loop one frame deeper; a marker frame makes its
-        exit end that loop. Its instructions count toward the budget when it returns.
+        exit end that loop (and give the caller's frames back: r10 is the caller's).
         """
         entry = pointer - FUNC_POINTER_BASE
         if entry not in self.entries:
             raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function pointer")
-        regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, 0]
+        regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, self.floor + STACK_SIZE, 0]
         self._enter(regs, entry, _EXIT, None)
         return self._run(entry, regs)
 
     def _run(self, pc: int, regs: list[int]) -> int:
         handlers = self.handlers
-        start = left = self.budget - self.steps
-        try:
-            while pc >= 0:
-                left -= 1
-                if left < 0:
-                    raise BpfRuntimeError(f"instruction budget of {self.budget} exceeded", pc=pc)
-                pc = handlers[pc](regs)
-        finally:
-            self.steps += start - left
+        while pc >= 0:
+            pc = handlers[pc](regs)
         return regs[0]
 
     # ---------------------------------------------------------------- handler construction
@@ -247,6 +256,7 @@ class Interpreter:
                 return _EXIT
             ret, saved = frames.pop()
             r[6:11] = saved
+            self.floor = saved[4] - STACK_SIZE
             return ret
         return h
 
@@ -255,7 +265,8 @@ class Interpreter:
         if depth >= MAX_CALL_DEPTH:
             raise BpfRuntimeError(f"call depth exceeds {MAX_CALL_DEPTH} frames", pc=pc)
         self.frames.append((return_pc, r[6:11]))
-        r[10] = self.stack.address + self.stack.size - STACK_SIZE * depth
+        r[10] = self.top - STACK_SIZE * depth
+        self.floor = r[10] - STACK_SIZE
         return entry
 
     def _h_call(self, pc: int, insn: Insn, spec: OpInfo):
@@ -263,20 +274,7 @@ class Interpreter:
         if insn.src == isa.CALL_LOCAL:
             entry = isa.jump_target(insn, pc)
             return lambda r: self._enter(r, entry, nxt, pc)
-        if insn.src == isa.CALL_KFUNC:
-            name = self.program.kfuncs.get(pc)
-            if name is None:
-                raise BpfEngineError(f"kfunc call to BTF id {insn.imm} has no name (load it from an object "
-                                     "with BTF)", pc=pc)
-            helper = self.runtime.helpers.lookup(name)
-        else:
-            helper = self._helper(insn.imm, pc)
-        return self._call_helper(helper.func, nxt)
-
-    def _helper(self, id: int, pc: int):
-        if id not in self.runtime.helpers:
-            raise BpfEngineError(f"unknown helper {id}", pc=pc)
-        return self.runtime.helpers.get(id)
+        return self._call_helper(self.program.helpers[pc].func, nxt)
 
     def _call_helper(self, func, nxt: int):
         rt = self.runtime
@@ -387,6 +385,31 @@ class Interpreter:
             return nxt
         return h
 
+    def _h_check(self, pc: int, insn: Insn, spec: OpInfo):
+        nxt = pc + 1
+        return lambda r: nxt
+
+    def _h_tick(self, pc: int, insn: Insn, spec: OpInfo):
+        nxt = pc + 1
+        if self.timeout is not None:
+            def h(r):
+                self.left -= 1
+                if self.left < 0:
+                    raise budget_error(self.budget, pc)
+                if not self.left & 1023 and time.monotonic() > self.deadline:
+                    raise BpfRuntimeError("the run exceeded its time limit", pc=pc)
+                return nxt
+            return h
+        if self.budget is None:
+            return lambda r: nxt
+
+        def h(r):
+            self.left -= 1
+            if self.left < 0:
+                raise budget_error(self.budget, pc)
+            return nxt
+        return h
+
     def _h_ldabs(self, pc: int, insn: Insn, spec: OpInfo):
         imm = insn.imm
         return self._packet_load(pc, spec.width, pc + 1, lambda r: imm)
@@ -396,17 +419,3 @@ class Interpreter:
         return self._packet_load(pc, spec.width, pc + 1, lambda r: isa.to_s32(r[s] + imm))
 
 
-def make_engine(spec, budget: int = DEFAULT_BUDGET, **options):
-    if options:
-        raise BpfEngineError(f"interp: unknown options {', '.join(options)}")
-    return _InterpreterEngine(budget)
-
-
-class _InterpreterEngine:
-    name = "interp"
-
-    def __init__(self, budget: int):
-        self.budget = budget
-
-    def compile(self, program) -> Interpreter:
-        return Interpreter(program, self.budget)

@@ -28,6 +28,8 @@ INSN_SIZE = 8
 STACK_SIZE = 512          # bytes of stack per BPF frame
 MAX_CALL_DEPTH = 8        # frames, including the program's own
 FP = 10                   # the read-only frame pointer register
+AX = 11                   # the passes' scratch register (the kernel's BPF_REG_AX): never in user bytecode
+NUM_REGS = 12             # r0-r10 and AX
 
 
 class Cls(IntEnum):
@@ -115,6 +117,11 @@ OP_CALLX = Cls.JMP | 0x80 | SRC_X                # 0x8d
 OP_EXIT = Cls.JMP | 0x90                         # 0x95
 OP_JA = Cls.JMP | 0x00                           # 0x05
 OP_JA32 = Cls.JMP32 | 0x00                       # 0x06 (gotol: offset in imm)
+#: Internal instructions, inserted by jitbpf.passes and never valid in user bytecode
+#: (LD-class modes that eBPF leaves unused):
+OP_CHECK = Cls.LD | 0xE0        # | size: [dst + off] must be accessible for a size-byte access
+                                #   (imm = 1: for writing); bounds_check=True
+OP_TICK = Cls.LD | 0xA0         # spends one unit of the run's budget (loop heads, function entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,17 @@ class Insn:
         if self.is_lddw:
             return first + struct.pack("<BBhi", 0, 0, 0, self.next_imm)
         return first
+
+
+ALU_OPCODES = {name: code for code, name in ALU_CODES.items()}
+
+
+def alu(op: str, dst: int, src: int | None = None, imm: int = 0, width: int = 64) -> Insn:
+    """``op dst, src`` (register form) or ``op dst, imm`` as one instruction."""
+    cls = Cls.ALU64 if width == 64 else Cls.ALU
+    if src is None:
+        return Insn(cls | ALU_OPCODES[op] | SRC_K, dst, 0, 0, to_s32(imm))
+    return Insn(cls | ALU_OPCODES[op] | SRC_X, dst, src)
 
 
 def lddw(dst: int, value: int, src: int = Pseudo.IMM64) -> list[Insn]:
@@ -244,6 +262,7 @@ class OpInfo:
     fields: frozenset[str]
     signed: bool = False  # movsx/ldsx/sdiv/smod and signed jump conditions
     sx_bits: int = 0      # movsx source width
+    internal: bool = False  # only passes insert it (see OP_CHECK, OP_TICK)
 
 
 def _f(*names: str) -> frozenset[str]:
@@ -323,6 +342,10 @@ def _build_table() -> _TableBuilder:
                   OpInfo(f"lock {op}{suffix}", "atomic", op.replace("fetch ", "fetch_"), SIZE_BYTES[size],
                          _f("dst", "src", "off", "imm")), "imm", imm)
     t.add(OP_LDDW, OpInfo("lddw", "lddw", "lddw", 64, _f("dst", "src", "imm")))
+    for size, nbytes in SIZE_BYTES.items():
+        t.add(OP_CHECK | size, OpInfo("check" + SIZE_SUFFIX[size], "check", "check", nbytes, _f("dst", "off", "imm"),
+                                      internal=True))
+    t.add(OP_TICK, OpInfo("tick", "tick", "tick", 64, _f(), internal=True))
     return t
 
 
@@ -363,9 +386,12 @@ def jump_target(insn: Insn, pc: int) -> int | None:
     return None
 
 
-def check_insn(insn: Insn, pc: int) -> OpInfo:
-    """Validate the fields of one instruction; returns its OpInfo."""
+def check_insn(insn: Insn, pc: int, internal: bool = False) -> OpInfo:
+    """Validate the fields of one instruction; returns its OpInfo. ``internal`` admits
+    what only passes may write: the internal instructions and the AX register."""
     spec = info(insn)
+    if spec is not None and spec.internal and not internal:
+        spec = None
     if spec is None:
         disc = DISCRIMINATOR.get(insn.opcode, "missing")
         if disc in ("off", "imm"):
@@ -382,7 +408,7 @@ def check_insn(insn: Insn, pc: int) -> OpInfo:
                 f"({getattr(insn, field)})", pc=pc)
     register_fields = ("dst",) if spec.kind in ("call", "lddw") else ("dst", "src")
     for reg in register_fields:
-        if getattr(insn, reg) > FP:
+        if getattr(insn, reg) > (AX if internal else FP):
             raise BpfValidationError(f"{spec.name}: invalid {reg} register r{getattr(insn, reg)}", pc=pc)
     if insn.dst == FP and spec.kind in _WRITES_DST:
         raise BpfValidationError(f"{spec.name} writes to the read-only frame pointer r10", pc=pc)
@@ -402,9 +428,10 @@ def check_insn(insn: Insn, pc: int) -> OpInfo:
     return spec
 
 
-def validate(insns: list[Insn]) -> list[OpInfo | None]:
+def validate(insns: list[Insn], internal: bool = False) -> list[OpInfo | None]:
     """Check every field of every slot and every jump. Returns the OpInfo per slot
-    (None for the second slot of an lddw). Raises BpfValidationError naming the slot."""
+    (None for the second slot of an lddw). Raises BpfValidationError naming the slot.
+    ``internal``: a program written by passes (see check_insn)."""
     n = len(insns)
     if n == 0:
         raise BpfValidationError("empty program")
@@ -413,7 +440,7 @@ def validate(insns: list[Insn]) -> list[OpInfo | None]:
     pc = 0
     while pc < n:
         insn = insns[pc]
-        specs[pc] = check_insn(insn, pc)
+        specs[pc] = check_insn(insn, pc, internal)
         if insn.is_lddw:
             if pc + 1 >= n:
                 raise BpfValidationError("lddw is missing its second slot", pc=pc)

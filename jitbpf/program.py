@@ -9,7 +9,7 @@ global data) and kfunc names. ``Program.compile(engine)`` returns a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,37 @@ class Program:
     prog_type: str = "raw"        # raw, xdp, socket, tc, kprobe, tracepoint, syscall, ...
     line_info: dict[int, str] = field(default_factory=dict)  # slot -> "file.c:line"
     function_names: dict[int, str] = field(default_factory=dict)  # entry slot -> name (from ELF)
+    # After passes (jitbpf.passes): the program as loaded, where each slot came from in it,
+    # and the helper or kfunc each call slot reaches.
+    source: "Program | None" = field(default=None, repr=False)
+    origin: list[int] | None = field(default=None, repr=False)
+    helpers: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.specs:
-            self.specs = isa.validate(self.insns)
+            self.specs = isa.validate(self.insns, internal=self.source is not None)
+
+    @property
+    def loaded(self) -> "Program":
+        """The program as loaded, before any pass (itself if no pass ran)."""
+        return self.source if self.source is not None else self
+
+    def source_pc(self, pc: int) -> int:
+        """The slot of the loaded program that slot ``pc`` came from."""
+        return self.origin[pc] if self.origin is not None and 0 <= pc < len(self.origin) else pc
+
+    def derive(self, insns: list[Insn], origin: list[int], entries: dict[int, int] | None = None,
+               specs: list[OpInfo | None] | None = None) -> "Program":
+        """This program with its slots rewritten by a pass: ``origin[i]`` is the slot of
+        *this* program that new slot i came from, ``entries`` maps old entry slots to new;
+        ``specs``, when the pass knows them, spares validating the new slots again."""
+        composed = origin if self.origin is None else [self.origin[o] for o in origin]
+        names = {entries.get(slot, slot): name for slot, name in self.function_names.items()} if entries else {}
+        derived = replace(self, insns=insns, specs=specs or [], source=self.loaded, origin=composed, helpers={},
+                          function_names=names)
+        if entries:
+            derived.__dict__["functions"] = sorted(entries.values())   # known: no need to scan again
+        return derived
 
     def __repr__(self) -> str:
         return f"<Program {self.name!r} section={self.section!r} type={self.prog_type} slots={len(self.insns)}>"
@@ -56,6 +83,17 @@ class Program:
                     entries.add(target)
         return sorted(entries)
 
+    @cached_property
+    def jump_slots(self) -> list[tuple[int, int]]:
+        """(slot, target) of every jump, local call and function pointer."""
+        out = []
+        for pc, (insn, spec) in enumerate(zip(self.insns, self.specs)):
+            if spec is not None and spec.kind in ("jcond", "ja", "call", "lddw"):
+                target = isa.jump_target(insn, pc)
+                if target is not None:
+                    out.append((pc, target))
+        return out
+
     def function_ranges(self) -> list[tuple[int, int]]:
         """(start, end) slot ranges, one per function, in slot order."""
         starts = self.functions
@@ -74,7 +112,7 @@ class Program:
         return self.obj.resolve_pseudo(insn, pc)
 
     def compile(self, engine: str = "interp", **options: Any) -> "CompiledProgram":
-        from .engines import compile_program
+        from .pipeline import compile_program
         return compile_program(self, engine, **options)
 
     def disassemble(self, style: str = "asm", labels: bool = True) -> str:
@@ -83,6 +121,18 @@ class Program:
 
     def source_line(self, pc: int) -> str | None:
         return self.line_info.get(pc)
+
+    def lddw_symbol(self, pc: int) -> tuple[str, int]:
+        """An lddw of a map or a map value as a symbol and addend (``map:NAME``,
+        ``mapvalue:NAME`` + offset), so generated code refers to maps by relocation."""
+        insn = self.insns[pc]
+        index = insn.imm
+        if insn.src == isa.Pseudo.BTF_ID or not 0 <= index < len(self.obj.map_list):
+            self.obj.resolve_pseudo(insn, pc)                # raises the error for it
+        m = self.obj.map_list[index]
+        if insn.src in (isa.Pseudo.MAP_FD, isa.Pseudo.MAP_IDX):
+            return map_symbol(m.name), 0
+        return map_value_symbol(m.name), m.value_address(insn.next_imm) - m.value_address(0)
 
 
 class Object:
@@ -143,6 +193,14 @@ class Object:
         return m.value_address(insn.next_imm)
 
 
+def map_symbol(name: str) -> str:
+    return f"map:{name}"
+
+
+def map_value_symbol(name: str) -> str:
+    return f"mapvalue:{name}"
+
+
 def from_insns(insns: list[Insn], name: str = "prog", runtime: Runtime | None = None) -> Object:
     obj = Object(runtime)
     obj.add_program(name, insns)
@@ -170,7 +228,12 @@ def load(path: str, runtime: Runtime | None = None) -> Object:
         from .elf import load_elf
         return load_elf(path, runtime)
     if p.suffix in (".asm", ".s", ".txt"):
-        obj = assemble(data.decode(), name, runtime)
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            from .errors import BpfAsmError
+            raise BpfAsmError(f"{path}: not assembler text (not UTF-8)") from None
+        obj = assemble(text, name, runtime)
     else:
         obj = from_bytes(data, name, runtime)
     obj.path = str(path)

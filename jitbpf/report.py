@@ -58,7 +58,7 @@ def print_info(obj: Any, console: Console) -> None:
         relocs[r.section] = relocs.get(r.section, 0) + 1
     for s in obj.sections.values():
         if s.name and not s.name.startswith((".rel", ".debug", ".strtab", ".symtab", ".llvm")):
-            t.add_row(str(s.index), s.name, s.type.removeprefix("SHT_"), str(s.size), str(relocs.get(s.name, "")))
+            t.add_row(str(s.index), s.name, str(s.type).removeprefix("SHT_"), str(s.size), str(relocs.get(s.name, "")))
     console.print(t)
     if obj.btf is not None:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(obj.btf.counts().items()))

@@ -32,6 +32,33 @@ CONFORMANCE_TESTS = SHARED / "conformance" / "tests"
 CONFORMANCE_NEGATIVE = SHARED / "conformance" / "negative"
 
 
+def pytest_report_header(config) -> list[str]:
+    """One visible line when the bpf_conformance suite is missing (its tests are then not
+    collected: ~6,500 items); CI sets JITBPF_REQUIRE_CONFORMANCE=1 and fails instead."""
+    if CONFORMANCE_TESTS.is_dir():
+        return [f"bpf_conformance suite: {CONFORMANCE_TESTS}"]
+    if os.environ.get("JITBPF_REQUIRE_CONFORMANCE") == "1":
+        raise pytest.UsageError(f"the bpf_conformance suite is required but missing at {CONFORMANCE_TESTS}")
+    return [f"WARNING: bpf_conformance suite not found at {CONFORMANCE_TESTS}: its tests are not collected "
+            "(put ../shared beside the checkout or set JITBPF_SHARED)"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Markers from the engine a test runs on: ``unicorn`` (emulated engines), ``kernel``;
+    and ``slow`` for the option variants of the conformance suite on emulated engines."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        engine = params.params.get("engine") if params else None
+        if not isinstance(engine, str):
+            continue
+        if engine == "kernel":
+            item.add_marker(pytest.mark.kernel)
+        elif "arm64" in engine or "@unicorn" in engine:
+            item.add_marker(pytest.mark.unicorn)
+            if params.params.get("variant", "plain") != "plain":
+                item.add_marker(pytest.mark.slow)
+
+
 def conformance_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.data")) if directory.is_dir() else []
 

@@ -19,8 +19,8 @@ s32 = st.one_of(interesting32, st.integers(-(1 << 31), (1 << 31) - 1))
 def valid_insn(draw, kinds: frozenset[str] | None = None) -> list[Insn]:
     """One valid instruction (as slots), fields drawn to respect the opcode table;
     ``kinds`` limits the OpInfo kinds drawn (default: all but exit and calls)."""
-    forms = [k for k, spec in isa.OPCODES.items()
-             if (spec.kind in kinds if kinds else spec.kind not in ("exit", "call", "callx"))]
+    forms = [k for k, spec in isa.OPCODES.items() if not spec.internal
+             and (spec.kind in kinds if kinds else spec.kind not in ("exit", "call", "callx"))]
     opcode, disc = draw(st.sampled_from(sorted(forms, key=lambda k: (k[0], k[1] or 0))))
     spec = isa.OPCODES[(opcode, disc)]
     fields = {"opcode": opcode, "dst": 0, "src": 0, "off": 0, "imm": 0}

@@ -18,21 +18,18 @@ def test_suite_is_complete():
     assert len(TESTS) == 313
 
 
+#: Every engine of this build but the kernel (which has its own test, with the programs
+#: Linux refuses listed in jitbpf/kernel/known.py), each plain and with the passes that
+#: rewrite programs: constant blinding and bounds checks.
+ENGINES = [e for e in available_engines() if e != "kernel"]
+VARIANTS = {"plain": {}, "blind": {"blind": True}, "bounds_check": {"bounds_check": True}}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", TESTS, ids=lambda p: p.stem)
-def test_conformance_interp(path):
-    outcome = run_test(load_test(path), "interp")
-    assert outcome.passed, outcome.detail
-
-
-#: Every code-generating engine of this build (the kernel has its own test, with the
-#: programs Linux refuses listed in kernel_known_rejections.txt).
-COMPILED_ENGINES = [e for e in available_engines() if e not in ("interp", "kernel")]
-
-
-@pytest.mark.parametrize("engine", COMPILED_ENGINES)
-@pytest.mark.parametrize("path", TESTS, ids=lambda p: p.stem)
-def test_conformance_engine(path, engine):
-    outcome = run_test(load_test(path), engine)
+def test_conformance(path, engine, variant):
+    outcome = run_test(load_test(path), engine, **VARIANTS[variant])
     assert outcome.passed, outcome.detail
 
 

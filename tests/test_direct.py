@@ -1,6 +1,5 @@
 """The direct JITs (backends/x86_64.py, backends/arm64.py) on all three of their engines:
-the conformance suite with constant blinding and with bounds checks (plain in
-test_conformance.py, with every other engine), code shape (stack alignment,
+code shape (stack alignment,
 offset forms), the options (blinding, bounds checks), arm64 branches beyond +-1 MiB, and
 random programs cross-checked against the interpreter. The run-time semantics shared by
 every engine are in test_engines.py."""
@@ -16,27 +15,13 @@ from hypothesis import strategies as st
 
 import jitbpf
 from jitbpf import isa
-from jitbpf.conformance import load_test, run_test
 from jitbpf.errors import BpfEngineError, BpfRuntimeError
 from jitbpf.runtime import HostBuffer, Region
 
 import strategies
-from conftest import CONFORMANCE_TESTS, cli, conformance_files, run_asm
+from conftest import cli, run_asm
 
 ENGINES = ["direct", "direct-arm64", "direct-x86_64@unicorn"]
-TESTS = conformance_files(CONFORMANCE_TESTS)
-
-
-@pytest.mark.parametrize("options", [{"blind": True}, {"bounds_check": True}], ids=["blinded", "bounds-checked"])
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("path", TESTS, ids=lambda p: p.stem)
-def test_conformance(path, engine, options):
-    """With the options on (the plain engines run the suite in test_conformance.py)."""
-    outcome = run_test(load_test(path), engine, **options)
-    assert outcome.passed, outcome.detail
-
-
-# ----------------------------------------------------------------------------- code shape
 
 
 @pytest.mark.parametrize("engine", ["direct-arm64", "direct-x86_64@unicorn"])
@@ -63,7 +48,7 @@ def test_stack_is_aligned_at_every_helper_call(engine):
     obj.runtime.helpers.register(6000, "probe", lambda rt, *_: seen.append(emulator[0].reg_read(sp) % 16) or 0)
     obj.runtime.helpers.register(6001, "callback", lambda rt, f, *_: rt.invoke(f))
     fn = obj.program().compile(engine)
-    code = fn.executable.code
+    code = fn.executable
     emulator.append(code.uc)
     sp = code.spec.sp
     fn.run()
@@ -131,8 +116,8 @@ def test_bounds_check_of_read_only_and_late_regions(engine):
 
 
 def _code(engine, text, **options) -> bytes:
-    from jitbpf.engines import get_engine
-    return get_engine(engine, **options).image(jitbpf.assemble(text).program()).blob
+    from jitbpf import pipeline
+    return pipeline.image(jitbpf.assemble(text).program(), engine, **options)[0].blob
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -154,7 +139,7 @@ def test_blinding_hides_every_immediate(engine):
 
 
 def test_unknown_options_are_refused():
-    with pytest.raises(BpfEngineError, match="unknown options turbo"):
+    with pytest.raises(BpfEngineError, match="option .turbo. is unknown"):
         run_asm("exit", engine="direct", turbo=True)
     with pytest.raises(BpfEngineError, match="budget"):
         run_asm("exit", engine="direct", budget=-1)

@@ -16,7 +16,7 @@ from capstone import x86 as X
 
 import jitbpf
 from jitbpf import isa
-from jitbpf.engines import get_engine
+from jitbpf import pipeline
 from jitbpf.isa import Insn
 
 X86 = ["rax", "rdi", "rsi", "rdx", "rcx", "r8", "rbx", "r13", "r14", "r15", "rbp"]
@@ -38,14 +38,16 @@ def native(arch: str, insns: list[Insn]) -> dict[int, list]:
     """BPF slot -> the capstone instructions generated for it."""
     engine, cs_arch, cs_mode = ARCHES[arch]
     prog = jitbpf.from_insns(insns + [Insn(isa.OP_EXIT)]).program()
-    image = get_engine(engine).image(prog)
+    image, prepared = pipeline.image(prog, engine)
     cs = capstone.Cs(cs_arch, cs_mode)
     cs.detail = True
     starts = [off for off, _ in image.pc_map]
     out = {}
     for i, (off, slot) in enumerate(image.pc_map):
+        if prepared.specs[slot].internal:          # the passes' budget ticks
+            continue
         end = starts[i + 1] if i + 1 < len(starts) else image.code_ranges[0][1]
-        out[slot] = list(cs.disasm(image.blob[off:end], off))
+        out[prepared.source_pc(slot)] = list(cs.disasm(image.blob[off:end], off))
     return out
 
 

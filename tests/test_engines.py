@@ -292,13 +292,22 @@ def test_ld_abs_and_ld_ind(engine):
 
 # ----------------------------------------------------------------------------- compiled-engine options
 
-@pytest.mark.parametrize("engine", COMPILED)
-def test_loop_budget(engine):
-    with pytest.raises(BpfRuntimeError, match="loop budget of 100 back-edges exceeded") as err:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_budget(engine):
+    """One definition on every engine (jitbpf.passes.budget): a tick per function entry
+    and per arrival at a loop head; the error names the loop head."""
+    with pytest.raises(BpfRuntimeError, match=r"run budget of 100 exceeded") as err:
         run_asm("mov %r0, 0\nja -1\nexit", engine=engine, budget=100)
     assert err.value.pc == 1
-    loop = "mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 10, loop\nexit"     # 9 taken back-edges
-    fn = jitbpf.assemble(loop).program().compile(engine, budget=9)
+    loop = "mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 10, loop\nexit"     # 1 entry + 10 arrivals at loop
+    fn = jitbpf.assemble(loop).program().compile(engine, budget=11)
     assert fn.run().r0 == 10 and fn.run().r0 == 10                       # the budget is per run
-    with pytest.raises(BpfRuntimeError, match="budget of 8"):
-        run_asm(loop, engine=engine, budget=8)
+    with pytest.raises(BpfRuntimeError, match="budget of 10 exceeded") as err:
+        run_asm(loop, engine=engine, budget=10)
+    assert err.value.pc == 1
+    calls = ("mov %r6, 0\nloop:\ncall local f\nadd %r6, 1\njlt %r6, 5, loop\nmov %r0, %r6\nexit\n"
+             "f:\nmov %r0, 0\nexit")                                     # 1 + 5 arrivals + 5 calls
+    assert run_asm(calls, engine=engine, budget=11).r0 == 5
+    with pytest.raises(BpfRuntimeError, match="budget of 10 exceeded") as err:
+        run_asm(calls, engine=engine, budget=10)
+    assert err.value.pc == 6                                             # f's entry

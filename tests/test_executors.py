@@ -6,30 +6,29 @@ import llvmlite.binding as llvm
 import pytest
 
 import jitbpf
-from backends import abi
-from backends.emulated import EmulatedCode
-from backends.link import Section, Reloc, link, link_elf
-from backends.native import NativeCode
-from jitbpf.engines import HOST_ARCH
+from jitbpf.backends import abi
+from jitbpf.backends.exec.emulated import EmulatedCode
+from jitbpf.backends.link import Section, Reloc, link, link_elf
+from jitbpf.backends.exec.native import NativeCode
+from jitbpf.targets import HOST_ARCH
 from jitbpf.runtime import HostBuffer, Region, Runtime
 
 TRIPLES = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
 
-# entry(r1, r2, r3): calls helper 1000 (r1 + r2) then a local function, reads a
+# entry(r1, r2, r3, ..., rs): calls helper 1000 (r1 + r2) then a local function, reads a
 # constant table through r3 & 3, dispatches through a switch (a jump table), and
-# returns early when the unwind cell is set after the helper call.
+# returns early when the run state's unwind cell (its first word) is set after the call.
 IR = """
-declare i64 @bpf_add(i64, i64, i64, i64, i64)
-@jitbpf_unwind = external global i64
+declare i64 @bpf_add(i64, i64, i64, i64, i64, ptr)
 @table = internal constant [4 x i64] [i64 100, i64 200, i64 300, i64 400]
 define internal i64 @twice(i64 %a) noinline {
   %r = shl i64 %a, 1
   ret i64 %r
 }
-define i64 @bpf_entry(i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5) {
+define i64 @bpf_entry(i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, ptr %rs) {
 entry:
-  %h = call i64 @bpf_add(i64 %r1, i64 %r2, i64 0, i64 0, i64 0)
-  %u = load volatile i64, ptr @jitbpf_unwind
+  %h = call i64 @bpf_add(i64 %r1, i64 %r2, i64 0, i64 0, i64 0, ptr %rs)
+  %u = load volatile i64, ptr %rs
   %stop = icmp ne i64 %u, 0
   br i1 %stop, label %out, label %go
 out:
@@ -107,7 +106,7 @@ def test_unknown_helper_symbol_is_a_clear_error():
 
 
 MEMORY_IR = """
-define i64 @bpf_entry(i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5) {
+define i64 @bpf_entry(i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, ptr %rs) {
   %p = inttoptr i64 %r1 to ptr
   %v = load i64, ptr %p, align 1
   %q = getelementptr i8, ptr %p, i64 8
@@ -146,7 +145,7 @@ def test_link_stubs_reach_far_helpers_and_symbols():
     assert int.from_bytes(blob[stub + 8:stub + 16], "little") == 0x7F00_0000_0000
 
 
-@pytest.mark.skipif(not __import__("backends.faultguard").faultguard.available(),
+@pytest.mark.skipif(not __import__("jitbpf.backends.exec.faultguard").backends.exec.faultguard.available(),
                     reason="fault guard exists for x86_64 Linux hosts only")
 @pytest.mark.parametrize("address", [0x10, 0xFFFF_8000_0000_0000, 0x7FFF_FFFF_F000])
 def test_native_faults_become_errors(address):
@@ -159,7 +158,7 @@ def test_native_faults_become_errors(address):
         assert code(buf.address) == 42
 
 
-@pytest.mark.skipif(not __import__("backends.faultguard").faultguard.available(),
+@pytest.mark.skipif(not __import__("jitbpf.backends.exec.faultguard").backends.exec.faultguard.available(),
                     reason="fault guard exists for x86_64 Linux hosts only")
 def test_fault_inside_callback_propagates():
     """A fault in a BPF callback run from a helper surfaces as the run's error."""
@@ -172,10 +171,10 @@ def test_fault_inside_callback_propagates():
     assert code.guard is not None and not rt.unwinding
 
 
-@pytest.mark.skipif(not __import__("backends.faultguard").faultguard.available(),
+@pytest.mark.skipif(not __import__("jitbpf.backends.exec.faultguard").backends.exec.faultguard.available(),
                     reason="fault guard exists for x86_64 Linux hosts only")
 def test_native_fault_names_the_bpf_instruction():
     obj = jitbpf.assemble("mov %r0, 1\nlddw %r1, 0x10\nldxdw %r0, [%r1]\nexit")
     with pytest.raises(jitbpf.BpfRuntimeError) as err:
-        obj.program().compile("direct").run()
+        obj.program().compile("direct", bounds_check=False).run()     # unchecked: the guard catches it
     assert err.value.pc == 3 and "accessing 0x10" in str(err.value)

@@ -15,7 +15,7 @@ from jitbpf.runtime.helpers import DEFAULT
 from conftest import load_fixture
 
 MASK64 = 2**64 - 1
-EINVAL, ENOENT, E2BIG, EFAULT = 22, 2, 7, 14
+EINVAL, ENOENT, E2BIG, EFAULT, ERANGE = 22, 2, 7, 14, 34
 
 
 def neg(errno: int) -> int:
@@ -100,11 +100,12 @@ def test_probe_read_and_str():
     src = scratch(rt, b"hello, world\0")
     dst = scratch(rt, b"\xff" * 8)
     assert rt.call_helper(113, dst.address, 4, src.address) == 0 and dst.bytes()[:4] == b"hell"
-    assert rt.call_helper(113, dst.address, 4, 16) == neg(EFAULT) and dst.bytes()[:4] == bytes(4)
+    # address 16 is not a kernel address: x86_64 Linux refuses it with -ERANGE (6.18, the kernel engine)
+    assert rt.call_helper(113, dst.address, 4, 16) == neg(ERANGE) and dst.bytes()[:4] == bytes(4)
     dst.view[:] = b"\xff" * 8
     assert rt.call_helper(115, dst.address, 8, src.address) == 8 and dst.bytes() == b"hello, \0"
     assert rt.call_helper(115, dst.address, 8, src.address + 10) == 3 and dst.bytes()[:3] == b"ld\0"
-    assert rt.call_helper(115, dst.address, 8, 16) == neg(EFAULT) and dst.bytes() == bytes(8)
+    assert rt.call_helper(115, dst.address, 8, 16) == neg(ERANGE) and dst.bytes() == bytes(8)
     unterminated = scratch(rt, b"abc")
     assert rt.call_helper(115, dst.address, 8, unterminated.address) == neg(EFAULT)
     with pytest.raises(jitbpf.BpfRuntimeError, match="out-of-bounds write of 4 bytes at 0x10"):
@@ -125,7 +126,8 @@ def test_strncmp_and_csum_diff():
     # the RFC 1071 sum of the same bytes (little-endian words), folded to 16 bits, not inverted
     assert rt.call_helper(28, 0, 0, buf.address, 40, 0) == fold(sum(struct.unpack("<20H", words)))
     assert rt.call_helper(28, 0, 0, 0, 0, 0x12345) == fold(0x12345)
-    assert rt.call_helper(28, buf.address, 3, 0, 0, 0) == neg(EINVAL)
+    # any size since Linux 6.13: removing bytes 01 02 03 (words 0x0201, 0x0003) leaves ~0x0204
+    assert rt.call_helper(28, buf.address, 3, 0, 0, 0) == ~0x0204 & 0xFFFF
     # csum_diff(old, new) applied to the checksum of old gives the checksum of new
     old, new = scratch(rt, b"\x01\x02\x03\x04"), scratch(rt, b"\x05\x06\x07\x08")
     seed = fold(sum(struct.unpack("<2H", old.bytes())))
@@ -290,5 +292,5 @@ def test_tail_call_targets_are_compiled_with_the_callers_options():
     assert fn.run(ctx=struct.pack("<II", 0, 5)).r0 == 12
     targets = [compiled for key, compiled in obj.runtime.compiled.items() if key[0].name == "double_it"]
     assert len(targets) == 1
-    assert targets[0].options == {"budget": 12_345}
+    assert targets[0].given == {"budget": 12_345}
     assert targets[0].executable.budget == 12_345

@@ -296,7 +296,7 @@ def test_cli_disasm_shows_xlated_and_jited_code(tmp_path, capsys):
     assert f"{target}:\n" in xlated and "ldxb %r0, [%r1]" in xlated.split(f"{target}:\n")[1]
     jited = out[out.index("jited"):]
     assert "function 0 at 0x" in jited and "function 1 at 0x" in jited
-    from jitbpf.engines import HOST_ARCH
+    from jitbpf.targets import HOST_ARCH
     assert ("push" if HOST_ARCH == "x86_64" else "stp") in jited  # a real native prologue
 
 
@@ -629,8 +629,8 @@ KERNEL_FIXTURE_GAPS: dict[str, tuple[type, str | None]] = {
     # the verifier gives up on the long loop (6.18: "The sequence of 8193 jumps is too
     # complex"); the wording differs between kernel versions, the rejection does not
     "loops": (jitbpf.BpfVerifierError, None),
-    # probe_read_kernel of address 16: Linux says -ERANGE (user address), interp -EFAULT;
-    # comm, clocks and random numbers differ by nature
+    # comm, clocks and random numbers differ by nature (probe_read_kernel of address 16
+    # is -ERANGE on both sides now)
     "helpers_misc": (jitbpf.BpfMismatchError, "memory after the run differs"),
     # bpf_printk lines go to the kernel's trace buffer, not Result.trace (which stays empty)
     "globals": (AssertionError, r"assert \[\] == \['index"),

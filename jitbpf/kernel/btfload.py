@@ -13,8 +13,11 @@ from __future__ import annotations
 import os
 import struct
 
-from ..btf import KIND_LAYOUT
+from ..btf import BTF_MAGIC, KIND_LAYOUT, KINDS
 from . import syscall as sc
+
+_KIND = {name: number for number, name in KINDS.items()}
+BTF_INT_SIGNED = 1
 
 
 def _symbol_values(obj) -> dict[tuple[str, str], int]:
@@ -46,20 +49,56 @@ def patched_btf(obj) -> bytes:
     return bytes(raw)
 
 
+def synthetic_btf(count: int) -> bytes:
+    """BTF for a program that has none: ``long fN(void)`` for N < count, static.
+
+    The kernel wants func_info (so BTF) for any program with a callback (bpf_loop,
+    for_each_map_elem ...); for static functions it checks nothing else, so one
+    prototype serves them all. Types: [1] long, [2] long (void), [3 + N] fN."""
+    strings = b"\0long\0" + b"".join(f"f{n}".encode() + b"\0" for n in range(count))
+    types = struct.pack("<IIII", 1, _KIND["int"] << 24, 8, BTF_INT_SIGNED << 24 | 64)
+    types += struct.pack("<III", 0, _KIND["func_proto"] << 24, 1)
+    name = len(b"\0long\0")
+    for n in range(count):
+        types += struct.pack("<III", name, _KIND["func"] << 24, 2)
+        name += len(f"f{n}") + 1
+    header = struct.pack("<HBBIIIII", BTF_MAGIC, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings
+
+
 class KernelBtf:
     """The object's BTF loaded into the kernel (fd), or nothing when it has none."""
 
     def __init__(self, obj):
         self.btf = getattr(obj, "btf", None)
         self.fd = 0
+        self.synthetic: tuple[int, int] | None = None     # (fd, functions) of a synthetic_btf
         if ".BTF" in getattr(obj, "sections", {}) and self.btf is not None:
             self.fd = sc.load_btf(patched_btf(obj))
 
+    def program_fd(self, program) -> int:
+        """The BTF fd to load ``program`` with (its func_info's types)."""
+        if self.fd or len(program.functions) < 2:
+            return self.fd
+        return self._synthetic(len(program.functions))
+
+    def _synthetic(self, count: int) -> int:
+        if self.synthetic is None or self.synthetic[1] < count:
+            if self.synthetic is not None:
+                os.close(self.synthetic[0])
+            self.synthetic = (sc.load_btf(synthetic_btf(count)), count)
+        return self.synthetic[0]
+
     def func_info(self, program, where) -> bytes:
         """func_info records for ``program``, its function entries mapped by ``where``
-        (old slot -> loaded slot); empty unless every function has a BTF FUNC."""
+        (old slot -> loaded slot); empty unless every function has a BTF FUNC. A
+        program without BTF and with several functions gets the synthetic one."""
         if not self.fd:
-            return b""
+            if len(program.functions) < 2:
+                return b""
+            self._synthetic(len(program.functions))
+            return b"".join(struct.pack("<II", 0 if entry == 0 else where(entry), 3 + n)
+                            for n, entry in enumerate(program.functions))
         names = getattr(program, "function_names", {}) or {}
         records = []
         for entry in program.functions:
@@ -73,6 +112,9 @@ class KernelBtf:
         if self.fd > 0:
             os.close(self.fd)
             self.fd = 0
+        if self.synthetic is not None:
+            os.close(self.synthetic[0])
+            self.synthetic = None
 
     def __del__(self) -> None:
         self.close()

@@ -203,7 +203,8 @@ class KernelProgram:
         func_info = btf.func_info(self.program, lambda entry: spliced.where[entry])
         options = sc.LoadOptions(name=self.program.name, fd_array=fds,
                                  license=getattr(self.program.obj, "license", "") or "GPL",
-                                 btf_fd=btf.fd if func_info else 0, func_info=func_info, func_info_rec_size=8)
+                                 btf_fd=btf.program_fd(self.program) if func_info else 0, func_info=func_info,
+                                 func_info_rec_size=8)
         try:
             fd = self._prog_load(spliced, options)
         except BaseException:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from .. import isa
 from ..disasm import disassemble
-from ..engines import HOST_ARCH
+from ..targets import HOST_ARCH
 from . import syscall as sc
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,27 @@ class Task:
     comm: bytes = b"jitbpf"
 
 
+class RunContext:
+    """What one thread's current run shares with the helpers it calls."""
+
+    def __init__(self) -> None:
+        # Set by the engine while a program runs: calls a BPF function pointer
+        # (bpf_loop and friends): invoke(pointer, r1..r5) -> r0.
+        self.invoke: Callable[..., int] | None = None
+        self.engine: str | None = None       # name of the engine running right now
+        self.tail_calls = 0                  # bpf_tail_calls taken in the current run
+        self.pending_tail_call = None        # (program, ctx) that CompiledProgram.invoke runs next
+        # Ending the whole program from inside a helper (bpf_tail_call's "does not return",
+        # or a helper error under native code, where exceptions cannot unwind JIT frames):
+        # the helper sets a pending exit or error and the run's unwind cell to 1; compiled
+        # code tests that cell after every helper call and returns at once, and the engine
+        # then calls finish_unwind().
+        self.pending_exit: int | None = None
+        self.pending_error: BaseException | None = None
+        self.unwind: memoryview = memoryview(bytearray(8))   # the native run state's cell, when one runs
+        self.state = None                    # the executor's run state (backends.exec.runstate), if any
+
+
 class Runtime:
     def __init__(self, helpers: HelperRegistry | None = None, seed: int = 0, num_cpus: int = 4):
         self.memory = AddressSpace()
@@ -41,55 +63,64 @@ class Runtime:
         self.num_cpus = num_cpus             # virtual CPUs of percpu maps
         self.cpu = 0                         # the CPU programs run on (bpf_get_smp_processor_id)
         self.task = Task()
-        self.tail_calls = 0                  # bpf_tail_calls taken in the current run
-        self.pending_tail_call = None        # (program, ctx) that CompiledProgram.invoke runs next
         self.compiled: dict = {}             # (program, engine) -> CompiledProgram, for tail calls
         self.trace_lines: list[str] = []     # bpf_trace_printk output
         self.rng = random.Random(seed)
         self.fixed_clock_ns: int | None = None
-        # Set by the engine while a program runs: calls a BPF function pointer
-        # (bpf_loop and friends): invoke(pointer, r1..r5) -> r0.
-        self.invoke: Callable[..., int] | None = None
-        # Socket-buffer contexts of the current run: ctx address -> (data address, length),
+        # Socket-buffer contexts of the current runs: ctx address -> (data address, length),
         # for LD_ABS/LD_IND.
         self.skb_packets: dict[int, tuple[int, int]] = {}
-        # Context objects of the current run by ctx address (XDP frames for bpf_xdp_adjust_*).
+        # Context objects of the current runs by ctx address (XDP frames for bpf_xdp_adjust_*).
         self.contexts: dict[int, object] = {}
-        # Ending the whole program from inside a helper (bpf_tail_call's "does not return",
-        # or a helper error under native code, where exceptions cannot unwind JIT frames):
-        # the helper sets a pending exit or error and the 8-byte cell at unwind_address to 1;
-        # compiled code tests that cell after every helper call and returns at once, and the
-        # engine then calls finish_unwind().
-        self.unwind_cell = HostBuffer(8)
-        self.pending_exit: int | None = None
-        self.pending_error: BaseException | None = None
-        self.current_engine: str | None = None    # name of the engine running right now
+        self._threads = threading.local()
 
     @property
-    def unwind_address(self) -> int:
-        return self.unwind_cell.address
+    def run(self) -> RunContext:
+        """This thread's run context (helpers and engines of one thread share it)."""
+        ctx = getattr(self._threads, "run", None)
+        if ctx is None:
+            ctx = self._threads.run = RunContext()
+        return ctx
+
+    @property
+    def invoke(self) -> Callable[..., int] | None:
+        return self.run.invoke
+
+    @invoke.setter
+    def invoke(self, value: Callable[..., int] | None) -> None:
+        self.run.invoke = value
 
     @property
     def unwinding(self) -> bool:
-        return self.pending_exit is not None or self.pending_error is not None
+        """Whether the running program is leaving (a helper ended or failed it, or native
+        code set its unwind cell itself: a spent budget)."""
+        run = self.run
+        return run.pending_exit is not None or run.pending_error is not None or run.unwind[0] != 0
+
+    @property
+    def pending_exit(self) -> int | None:
+        return self.run.pending_exit
 
     def end_program(self, r0: int) -> None:
         """Make the running program return ``r0`` as soon as the current helper returns."""
-        self.pending_exit = r0 & MASK64
-        self.unwind_cell.view[:8] = (1).to_bytes(8, "little")
+        run = self.run
+        run.pending_exit = r0 & MASK64
+        run.unwind[:8] = (1).to_bytes(8, "little")
 
     def fail_program(self, error: BaseException) -> None:
         """Make the running program stop and raise ``error`` (used by native executors)."""
-        if self.pending_error is None:
-            self.pending_error = error
-        self.unwind_cell.view[:8] = (1).to_bytes(8, "little")
+        run = self.run
+        if run.pending_error is None:
+            run.pending_error = error
+        run.unwind[:8] = (1).to_bytes(8, "little")
 
     def finish_unwind(self, r0: int) -> int:
         """Called by an engine when the program returned: raise a pending error, or
         return the pending exit value instead of r0; clears the unwind state."""
-        error, exit_value = self.pending_error, self.pending_exit
-        self.pending_error = self.pending_exit = None
-        self.unwind_cell.view[:8] = bytes(8)
+        run = self.run
+        error, exit_value = run.pending_error, run.pending_exit
+        run.pending_error = run.pending_exit = None
+        run.unwind[:8] = bytes(8)
         if error is not None:
             raise error
         return r0 if exit_value is None else exit_value

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..errors import BpfEngineError, BpfRuntimeError
 from ..isa import MASK32, MASK64, to_s32
-from .maps import E2BIG, EAGAIN, EFAULT, EINVAL, ENOENT, ProgArrayMap
+from .maps import E2BIG, EAGAIN, EFAULT, EINVAL, ENOENT, ERANGE, ProgArrayMap
 
 HelperFunc = Callable[..., int]
 KFUNC_ID_BASE = 1 << 20        # ids given to kfuncs registered by name
@@ -169,7 +169,8 @@ def _take(rt, map_, value, remove):
     if not hasattr(m, "_take"):
         return _err(EINVAL)
     v = m._take(remove)
-    if v is None:
+    if v is None:                                # Linux zeroes the value of an empty pop/peek
+        rt.memory.write(value, bytes(m.value_size))
         return _err(ENOENT)
     rt.memory.write(value, v)
     return 0
@@ -207,13 +208,14 @@ def tail_call(rt, ctx, map_, index, *_):
     m = rt.map_at(map_)
     if not isinstance(m, ProgArrayMap):
         raise BpfRuntimeError(f"bpf_tail_call: map '{m.name}' is a {m.type_name}, not a prog_array")
-    if rt.current_engine is None:
+    run = rt.run
+    if run.engine is None:
         raise BpfRuntimeError("bpf_tail_call outside CompiledProgram.invoke")
     target = m.program_at(index)
-    if target is None or rt.tail_calls >= MAX_TAIL_CALLS:
+    if target is None or run.tail_calls >= MAX_TAIL_CALLS:
         return _err(ENOENT)
-    rt.tail_calls += 1
-    rt.pending_tail_call = (target, ctx)
+    run.tail_calls += 1
+    run.pending_tail_call = (target, ctx)
     rt.end_program(0)
     return 0
 
@@ -267,7 +269,7 @@ def ringbuf_query(rt, map_, flags, *_):
 
 # ------------------------------------------------------------------ memory and strings
 
-def _probe_read(rt, dst, size, src, *_):
+def _probe_read_user(rt, dst, size, src, *_):
     try:
         data = rt.memory.read(src, size & MASK32)
     except BpfRuntimeError:
@@ -277,7 +279,7 @@ def _probe_read(rt, dst, size, src, *_):
     return 0
 
 
-def _probe_read_str(rt, dst, size, src, *_):
+def _probe_read_user_str(rt, dst, size, src, *_):
     size &= MASK32
     if size == 0:
         return 0
@@ -292,12 +294,66 @@ def _probe_read_str(rt, dst, size, src, *_):
     return len(s) + 1
 
 
-for _id, _name in ((4, "probe_read"), (112, "probe_read_user"), (113, "probe_read_kernel")):
-    DEFAULT.register(_id, _name, _probe_read, args=("ptr_to_uninit_mem", "const_size", "anything"),
-                     prog_types=TRACING if _id == 4 else None)
-for _id, _name in ((45, "probe_read_str"), (114, "probe_read_user_str"), (115, "probe_read_kernel_str")):
-    DEFAULT.register(_id, _name, _probe_read_str, args=("ptr_to_uninit_mem", "const_size", "anything"),
-                     prog_types=TRACING if _id == 45 else None)
+#: x86_64 Linux: kernel addresses start here; copy_from_kernel_nofault refuses anything
+#: lower (user space, non-canonical) with -ERANGE before touching it.
+KERNEL_HALF = 0xFFFF_8000_0000_0000
+
+
+def _kernel_source_errno(rt, src: int) -> int:
+    """The error Linux gives for a source address we cannot read: -ERANGE for an address
+    that is not a kernel one (x86_64), -EFAULT for a kernel address that faults; our
+    regions are what the program's kernel memory is."""
+    if rt.memory.find(src, 0) is not None or src >= KERNEL_HALF:
+        return _err(EFAULT)
+    return _err(ERANGE)
+
+
+def _probe_read_kernel(rt, dst, size, src, *_):
+    """Linux's copy_from_kernel_nofault: forward, in 8-byte chunks and then 4, 2, 1, each
+    loaded after the previous one is stored (so an overlapping copy is not a memmove);
+    on an error the destination is zeroed."""
+    size &= MASK32
+    if rt.memory.find(src, size) is None:
+        if size == 0 and src >= KERNEL_HALF:
+            return 0                             # nothing to read: no fault
+        rt.memory.write(dst, bytes(size))
+        return _kernel_source_errno(rt, src)
+    done = 0
+    for chunk in (8, 4, 2, 1):
+        while size - done >= chunk:
+            rt.memory.write(dst + done, rt.memory.read(src + done, chunk))
+            done += chunk
+    return 0
+
+
+def _probe_read_kernel_str(rt, dst, size, src, *_):
+    """Linux's strncpy_from_kernel_nofault: byte by byte, forward, until a NUL or
+    ``size`` bytes (the last then replaced by a NUL); returns the bytes written."""
+    size &= MASK32
+    if size == 0:
+        return 0
+    if rt.memory.find(src, 0) is None and src < KERNEL_HALF:
+        rt.memory.write(dst, bytes(size))
+        return _err(ERANGE)
+    for k in range(size):
+        try:
+            byte = rt.memory.read(src + k, 1)
+        except BpfRuntimeError:
+            rt.memory.write(dst, bytes(size))
+            return _err(EFAULT)
+        rt.memory.write(dst + k, byte)
+        if byte == b"\0":
+            return k + 1
+    rt.memory.write(dst + size - 1, b"\0")
+    return size
+
+
+_PROBE_ARGS = ("ptr_to_uninit_mem", "const_size", "anything")
+for _id, _name, _func in ((4, "probe_read", _probe_read_kernel), (112, "probe_read_user", _probe_read_user),
+                          (113, "probe_read_kernel", _probe_read_kernel), (45, "probe_read_str", _probe_read_kernel_str),
+                          (114, "probe_read_user_str", _probe_read_user_str),
+                          (115, "probe_read_kernel_str", _probe_read_kernel_str)):
+    DEFAULT.register(_id, _name, _func, args=_PROBE_ARGS, prog_types=TRACING if _id in (4, 45) else None)
 
 
 @helper(182, "strncmp", ("ptr_to_mem", "const_size", "ptr_to_const_str"))
@@ -331,11 +387,10 @@ def _csum_add(a: int, b: int) -> int:
                           "const_size_or_zero", "anything"), prog_types=XDP | SKB - {"socket", "cgroup_skb"})
 def csum_diff(rt, from_, from_size, to, to_size, seed):
     """seed + sum(to) - sum(from) in one's complement, folded to 16 bits (not inverted):
-    what Linux returns since 6.13, the same on every architecture."""
+    what Linux returns since 6.13, the same on every architecture, for any sizes (the
+    multiple-of-4 and 512-byte limits are gone there: csum_partial takes any length)."""
     from_size &= MASK32
     to_size &= MASK32
-    if (from_size | to_size) & 3 or from_size + to_size > 512:
-        return _err(EINVAL)
     old, new = rt.memory.read(from_, from_size), rt.memory.read(to, to_size)
     if from_size and to_size:
         total = _csum_add(_csum_partial(new, seed), ~_csum_partial(old, 0) & MASK32)

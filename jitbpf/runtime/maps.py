@@ -56,11 +56,11 @@ MAP_TYPE_NAMES = {v: k for k, v in MAP_TYPES.items()}
 BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK = 0, 1, 2, 4
 BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_MMAPABLE = 0x1, 0x80, 0x400
 # Linux errno numbers (not the host's), shared by maps, helpers and contexts
-ENOENT, E2BIG, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, EOPNOTSUPP = \
-    2, 7, 11, 12, 13, 14, 16, 17, 22, 28, 95
+ENOENT, E2BIG, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, ERANGE, EOPNOTSUPP = \
+    2, 7, 11, 12, 13, 14, 16, 17, 22, 28, 34, 95
 ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES",
                EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EINVAL: "EINVAL", ENOSPC: "ENOSPC",
-               EOPNOTSUPP: "EOPNOTSUPP"}
+               ERANGE: "ERANGE", EOPNOTSUPP: "EOPNOTSUPP"}
 HEADER_SIZE = 64
 ITER_KEY = 56            # header bytes holding the current key of bpf_for_each_map_elem on arrays
 FNV_OFFSET, FNV_PRIME = 0x811C9DC5, 0x01000193
@@ -96,6 +96,9 @@ class Map:
 
     map_type = 0
     percpu = False
+    #: whether the value holds a bpf_spin_lock (set by the ELF loader from BTF), which
+    #: BPF_F_LOCK updates need; never in per-CPU and LRU hashes, as in Linux.
+    has_spin_lock = False
     capacity = 0                          # hash maps: slots (in the header)
     _state: tuple[str, ...] = ()          # Python-side attributes that snapshot/restore copy
 
@@ -109,6 +112,9 @@ class Map:
         self.btf_key_type = self.btf_value_type = 0  # set by the ELF loader
         if max_entries <= 0 and self.map_type != MAP_TYPES["ringbuf"]:
             self._fail("max_entries must be positive")
+        for what, size in (("key_size", key_size), ("value_size", value_size)):
+            if not 0 <= size < 1 << 31:
+                self._fail(f"{what} {size} is too large", E2BIG)
         self.stride = self.value_stride = round8(value_size)
         self._setup()
         size = self._data_size()
@@ -363,6 +369,8 @@ class ArrayMap(Map):
             return -E2BIG
         if flags & 3 == BPF_NOEXIST:
             return -EEXIST
+        if flags & BPF_F_LOCK and not self.has_spin_lock:
+            return -EINVAL
         off = (self._index(key) * self.ncpus + (cpu or 0)) * self.stride
         if cpu is not None or not self.percpu:
             self.view[off:off + self.value_size] = value[:self.value_size]
@@ -434,8 +442,8 @@ class HashMap(Map):
         return slot
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
-        if flags & ~BPF_F_LOCK > BPF_EXIST:
-            return -EINVAL
+        if flags & ~BPF_F_LOCK > BPF_EXIST or (flags & BPF_F_LOCK and not self.has_spin_lock):
+            return -EINVAL                  # Linux: BPF_F_LOCK needs a bpf_spin_lock in the value
         exists = key in self._slots
         if flags & 3 == BPF_NOEXIST and exists:
             return -EEXIST

@@ -15,10 +15,12 @@ import ctypes
 import mmap
 import weakref
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import BpfRuntimeError
 
 PAGE_SIZE = mmap.PAGESIZE
+PROT_NONE = 0
 
 
 def page_round(n: int) -> int:
@@ -31,17 +33,24 @@ class HostBuffer:
     ``size`` is what the user asked for; ``capacity`` the mapped length (whole pages).
     ``low=True`` places it below 4 GiB: the UAPI ``xdp_md`` / ``__sk_buff`` hold packet
     pointers in u32 fields, so packet buffers must have 32-bit addresses for a plain
-    u32 load of ``ctx->data`` to be the pointer in every engine.
+    u32 load of ``ctx->data`` to be the pointer in every engine. ``guard=True`` puts an
+    inaccessible page on each side (the BPF stack), so a run off either end faults.
     """
 
-    def __init__(self, size: int, data: bytes | None = None, *, low: bool = False):
+    def __init__(self, size: int, data: bytes | None = None, *, low: bool = False, guard: bool = False):
         self.size = size
         self.capacity = page_round(size)
-        if low:
-            self.address = _mmap_low(self.capacity)
+        if low or guard:
+            extra = PAGE_SIZE if guard else 0
+            start = _mmap_low(self.capacity) if low else _mmap_anywhere(self.capacity + 2 * extra)
+            if guard and (_libc.mprotect(start, extra, PROT_NONE)
+                          or _libc.mprotect(start + extra + self.capacity, extra, PROT_NONE)):
+                _libc.munmap(start, self.capacity + 2 * extra)
+                raise OSError(ctypes.get_errno(), "mprotect of a guard page failed")
+            self.address = start + extra
             array = (ctypes.c_char * self.capacity).from_address(self.address)
             array._owner = self                   # a live view keeps the mapping alive
-            weakref.finalize(self, _libc.munmap, self.address, self.capacity)
+            weakref.finalize(self, _libc.munmap, start, self.capacity + 2 * extra)
             self.view = memoryview(array).cast("B")[:size]
         else:
             self._mmap = mmap.mmap(-1, self.capacity, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -67,9 +76,17 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _MAP_FIXED_NOREPLACE = 0x100000
 _LOW_START, _LOW_END = 0x1000_0000, 0x1_0000_0000
 _low_cursor = _LOW_START
+
+
+def _mmap_anywhere(length: int) -> int:
+    addr = _libc.mmap(None, length, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if addr is None or addr == ctypes.c_void_p(-1).value:
+        raise OSError(ctypes.get_errno(), f"mmap of {length} bytes failed")
+    return addr
 
 
 def _mmap_low(capacity: int) -> int:
@@ -111,6 +128,32 @@ class Region:
         return cls(name, buf.address, buf.size, buf.view, writable, buf)
 
 
+class StackRegion:
+    """The BPF stack of a run, as a region: only its live part is addressable, from the
+    floor of the deepest frame in use (its r10 - 512) up to the top, which is every
+    frame of the current call chain; the frames below are dead. ``floor()`` says where
+    the floor is now (the interpreter's frames, or the native run state's stack pointer)."""
+
+    name = "stack"
+    writable = True
+
+    def __init__(self, buf: HostBuffer, floor: Callable[[], int]):
+        self.owner, self.floor = buf, floor
+        self.base, self.end, self._view = buf.address, buf.address + buf.size, buf.view
+
+    @property
+    def address(self) -> int:
+        return self.floor()
+
+    @property
+    def size(self) -> int:
+        return self.end - self.floor()
+
+    @property
+    def view(self) -> memoryview:
+        return self._view[self.floor() - self.base:]
+
+
 class AddressSpace:
     """The set of regions a program may touch; every interpreter access goes through it."""
 
@@ -121,7 +164,7 @@ class AddressSpace:
             self.add(r)
 
     def add(self, region: Region) -> Region:
-        if region.size > 0:
+        if region.size > 0 or isinstance(region, StackRegion):
             self.regions.append(region)
         return region
 

@@ -4,16 +4,18 @@ Register mapping (the Linux arm64 JIT's)::
 
     r0 x7     r1 x0   r2 x1   r3 x2   r4 x3   r5 x4      r1-r5 = AAPCS64 argument registers
     r6 x19    r7 x20  r8 x21  r9 x22                      callee-saved
-    r10 x25   (frame pointer)   x26 control block base    callee-saved
-    x9-x15 scratch (x11 addresses, x12 bounds-check info, x13 immediates), x16/x17 IP0/IP1
+    r10 x25   (frame pointer)   x26 run state (abi)       callee-saved
+    AX x6 (the passes' scratch); x9-x15 scratch (x11 addresses, x12 bounds-check info,
+    x13 immediates), x16/x17 IP0/IP1; x5 is the sixth argument: the run state
 
 Inside the image, BPF functions return r0 in x7 (so a bpf-to-bpf call leaves r1 in
 x0 as the callee left it, as in the interpreter); each function's C-callable
 symbol is a small thunk that zeroes r0 and r6-r9 (the interpreter's initial
 state), calls the body and moves x7 to x0.
 
-Frame: x29/x30, x19-x22, x25/x26 and a spill area for x0-x4 around helper calls,
-112 bytes, so sp stays 16-byte aligned.
+Frame: x29/x30, x19-x22, x25, the caller's ``rs->sp`` (restored on the way out) and a
+spill area for x0-x4 around helper calls, 112 bytes, so sp stays 16-byte aligned. Map addresses are 64-bit literals in the
+code (``ldr xN, #8; b #12; .quad``), an absolute relocation each.
 
 AArch64 specifics: ``udiv``/``sdiv`` never trap and already give BPF's results
 (x / 0 = 0, INT_MIN / -1 = INT_MIN, and ``msub`` makes x % 0 = x); keystone does
@@ -32,12 +34,12 @@ from dataclasses import dataclass
 from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN
 
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MASK64, MAX_CALL_DEPTH, jump_target
+from jitbpf.isa import MASK64, MAX_CALL_DEPTH, STACK_SIZE, jump_target
 
-from . import abi
-from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, STACK_TOP, Emitter
+from .. import abi
+from .emitter import Emitter
 
-REGS = ("x7", "x0", "x1", "x2", "x3", "x4", "x19", "x20", "x21", "x22", "x25")
+REGS = ("x7", "x0", "x1", "x2", "x3", "x4", "x19", "x20", "x21", "x22", "x25", "x6")
 FRAME = 112
 SAVE_ARGS = ("stp x0, x1, [sp, #64]", "stp x2, x3, [sp, #80]", "str x4, [sp, #96]")
 RESTORE_ARGS = ("ldp x0, x1, [sp, #64]", "ldp x2, x3, [sp, #80]", "ldr x4, [sp, #96]")
@@ -57,7 +59,8 @@ INVERT = {"eq": "ne", "ne": "eq", "hi": "ls", "ls": "hi", "hs": "lo", "lo": "hs"
 BL = 0x94000000
 ADRP = 0x90000000
 ADD_IMM = 0x91000000
-LDR_X16_X16 = 0xF9400210
+LDR_LITERAL = 0x58000000
+B = 0x14000000
 
 
 @dataclass
@@ -128,7 +131,7 @@ def imm_lines(reg: str, value: int) -> list[str]:
 class Arm64Emitter(Emitter):
     arch = "arm64"
     ks_arch, ks_mode = KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN
-    IMM_REG = "x13"
+    IMM_REG = "x13"                      # where register() materialises an immediate
 
     def reg(self, n: int) -> str:
         return REGS[n]
@@ -144,47 +147,50 @@ class Arm64Emitter(Emitter):
         thunk, body = f"T{slot}", f"F{slot}"
         self.marks.append(thunk)
         self.symbols[abi.function_symbol(slot)] = thunk
-        self.emit(f"{thunk}:", "stp x29, x30, [sp, #-48]!", "mov x29, sp", "stp x19, x20, [sp, #16]",
-                  "stp x21, x22, [sp, #32]", "mov x7, #0", "mov x19, #0", "mov x20, #0", "mov x21, #0",
-                  "mov x22, #0", f"bl {body}", "mov x0, x7", "ldp x19, x20, [sp, #16]", "ldp x21, x22, [sp, #32]",
-                  "ldp x29, x30, [sp], #48", "ret",
+        self.emit(f"{thunk}:", "stp x29, x30, [sp, #-64]!", "mov x29, sp", "stp x19, x20, [sp, #16]",
+                  "stp x21, x22, [sp, #32]", "stp x25, x26, [sp, #48]", "mov x26, x5", "mov x7, #0",
+                  "mov x19, #0", "mov x20, #0", "mov x21, #0", "mov x22, #0", f"bl {body}", "mov x0, x7",
+                  "ldp x19, x20, [sp, #16]", "ldp x21, x22, [sp, #32]", "ldp x25, x26, [sp, #48]",
+                  "ldp x29, x30, [sp], #64", "ret",
                   f"{body}:", f"stp x29, x30, [sp, #-{FRAME}]!", "mov x29, sp", "stp x19, x20, [sp, #16]",
-                  "stp x21, x22, [sp, #32]", "stp x25, x26, [sp, #48]", *imm_lines("x26", self.ctrl),
-                  "ldr x9, [x26]", f"cmp x9, #{MAX_CALL_DEPTH}")
+                  "stp x21, x22, [sp, #32]", "str x25, [sp, #48]", f"ldr x10, [x26, #{abi.RUN_SP}]",
+                  "str x10, [sp, #56]", f"ldr x9, [x26, #{abi.RUN_DEPTH}]", f"cmp x9, #{MAX_CALL_DEPTH}")
         self.bcond("b.hs", self.trap_label(slot, abi.TRAP_DEPTH))
-        self.emit("add x10, x9, #1", "str x10, [x26]", f"add x25, x26, #{STACK_TOP >> 12}, lsl #12",
-                  "sub x25, x25, x9, lsl #9")
+        self.emit("add x10, x9, #1", f"str x10, [x26, #{abi.RUN_DEPTH}]", f"ldr x25, [x26, #{abi.RUN_STACK_TOP}]",
+                  "sub x25, x25, x9, lsl #9", f"sub x10, x25, #{STACK_SIZE}", f"str x10, [x26, #{abi.RUN_SP}]")
 
     def exits(self) -> None:
         self.emit("K_unwind:", "mov x7, #0",
-                  "K_epilogue:", "ldr x9, [x26]", "sub x9, x9, #1", "str x9, [x26]",
-                  "ldp x25, x26, [sp, #48]", "ldp x21, x22, [sp, #32]", "ldp x19, x20, [sp, #16]",
+                  "K_epilogue:", f"ldr x9, [x26, #{abi.RUN_DEPTH}]", "sub x9, x9, #1",
+                  f"str x9, [x26, #{abi.RUN_DEPTH}]", "ldr x9, [sp, #56]", f"str x9, [x26, #{abi.RUN_SP}]",
+                  "ldr x25, [sp, #48]", "ldp x21, x22, [sp, #32]", "ldp x19, x20, [sp, #16]",
                   f"ldp x29, x30, [sp], #{FRAME}", "ret")
 
     def jump_lines(self, label: str) -> list[str]:
         return [f"b {label}"]
 
     def budget_tick(self, error: str) -> list:
-        return [f"ldr x9, [x26, #{CTRL_BUDGET}]", "subs x9, x9, #1", f"str x9, [x26, #{CTRL_BUDGET}]",
+        return [f"ldr x9, [x26, #{abi.RUN_BUDGET}]", "subs x9, x9, #1", f"str x9, [x26, #{abi.RUN_BUDGET}]",
                 Branch("b.mi", error)]
+
+    def spent_lines(self, pc: int) -> list[str]:
+        return [*imm_lines("x9", pc + 1), f"str x9, [x26, #{abi.RUN_SPENT}]", "mov x9, #1",
+                f"str x9, [x26, #{abi.RUN_UNWIND}]", "b K_unwind"]
 
     def trap_lines(self, code: int, pc: int, value: int | str) -> list[str]:
         value_lines = [f"mov x2, {value}"] if isinstance(value, str) else imm_lines("x2", value)
         return [*value_lines, *imm_lines("x0", code), *imm_lines("x1", pc), "b K_fail"]
 
     def load_unwind_flag(self) -> None:
-        """x16 = the abi.UNWIND cell's value (its address through the linker's GOT)."""
-        self.reloc("got_page", abi.UNWIND)
-        self.word(ADRP | 16)
-        self.reloc("got_lo12", abi.UNWIND)
-        self.word(LDR_X16_X16)
-        self.emit("ldr x16, [x16]")
+        """x16 = rs->unwind."""
+        self.emit(f"ldr x16, [x26, #{abi.RUN_UNWIND}]")
 
     def unwind_check(self) -> None:
         self.load_unwind_flag()
         self.bcond("cbnz x16", "K_unwind")
 
     def call_external(self, symbol: str) -> None:
+        self.emit("mov x5, x26")
         self.reloc("call26", symbol)
         self.word(BL)
 
@@ -212,6 +218,13 @@ class Arm64Emitter(Emitter):
     def function_address(self, reg: str, slot: int) -> None:
         self.address_of(reg, abi.function_symbol(slot))
 
+    def symbol_address(self, reg: str, symbol: str, addend: int) -> None:
+        """``reg`` = symbol + addend from a literal in the code (anywhere in the address space)."""
+        self.word(LDR_LITERAL | (8 >> 2) << 5 | number(reg))     # ldr reg, #8
+        self.word(B | 12 >> 2)                                    # b #12
+        self.reloc("abs64", symbol, addend)
+        self.emit(".long 0", ".long 0")
+
     def callx_routine(self) -> None:
         """Dispatch on x9 (pc in x10): branch to a function body, or call a helper by id
         (r1-r5 kept), or trap. Entered by ``bl``; the caller's frame saved x30."""
@@ -238,10 +251,6 @@ class Arm64Emitter(Emitter):
     # ------------------------------------------------------------------ constants
     def load_imm(self, reg: str, value: int) -> None:
         self.emit(*imm_lines(reg, value))
-
-    def blinded_load(self, reg: str, value: int) -> None:
-        key = self.key(32 if -(1 << 31) <= value < 1 << 31 else 64)
-        self.emit(*imm_lines(reg, value ^ key), *imm_lines("x14", key), f"eor {reg}, {reg}, x14")
 
     def register(self, src: int | str, bits: int) -> str:
         """``src`` as a register of width ``bits``, materialising an immediate in x13."""
@@ -331,16 +340,13 @@ class Arm64Emitter(Emitter):
         else:
             self.emit(*imm_lines(dest, off), f"add {dest}, {base}, {dest}")
 
-    def checked(self, pc: int, base: str, off: int, size: int, write: bool) -> None:
-        """Bounds-checked mode: x11 = base + off, checked (K_check) before the access."""
+    def check(self, base: str, off: int, info: int) -> None:
+        """x11 = base + off, checked (K_check)."""
         self.address_into("x11", base, off)
-        self.emit(*imm_lines("x12", self.check_info(pc, size, write)), "bl K_check")
+        self.emit(*imm_lines("x12", info), "bl K_check")
 
     def access(self, pc: int, mnemonic: str, reg: str, base: str, off: int, size: int, write: bool) -> None:
-        if self.options.bounds_check:
-            self.checked(pc, base, off, size, write)
-            self.emit(f"{mnemonic} {reg}, [x11]")
-        elif 0 <= off < 4096 * size and off % size == 0:
+        if 0 <= off < 4096 * size and off % size == 0:
             self.emit(f"{mnemonic} {reg}, [{base}, #{off}]")
         elif -256 <= off < 256:                             # the unscaled form: ldur, sturb ...
             self.emit(f"{mnemonic[:2]}u{mnemonic[2:]} {reg}, [{base}, #{off}]")
@@ -355,10 +361,7 @@ class Arm64Emitter(Emitter):
 
     def op_st(self, pc: int, insn, spec) -> None:
         size = spec.width
-        if self.rng is not None:
-            self.blinded_load(self.IMM_REG, insn.imm)
-            value = self.IMM_REG
-        elif insn.imm == 0:
+        if insn.imm == 0:
             value = "xzr"
         else:
             value = self.register(insn.imm, 64)
@@ -375,10 +378,7 @@ class Arm64Emitter(Emitter):
         bits = 8 * size
         base, s = self.reg(insn.dst), self.reg(insn.src)
         src, old, new = sized(s, bits), sized("x17", bits), sized("x9", bits)
-        if self.options.bounds_check:
-            self.checked(pc, base, insn.off, size, True)
-        else:
-            self.address_into("x11", base, insn.off)
+        self.address_into("x11", base, insn.off)
         loop, done = self.fresh(), self.fresh()
         fetch = op not in RMW
         store = "stlxr" if fetch else "stxr"
@@ -397,19 +397,22 @@ class Arm64Emitter(Emitter):
 
     def check_routine(self) -> None:
         """Bounds check of [x11, x11 + size) (info in x12: pc << 8 | size << 1 | write) against
-        the control block's region table; misses ask the runtime, which raises or accepts.
+        the run's region table; misses ask the runtime, which raises or accepts.
         Preserves every BPF register and x11/x13; on a violation it leaves through K_unwind."""
         self.emit("K_check:", "lsr x14, x12, #1", "and x14, x14, #0x7f", "adds x14, x14, x11", "b.cs K_check_slow",
-                  f"add x15, x26, #{CTRL_TABLE}", f"ldr x9, [x26, #{CTRL_COUNT}]",
+                  f"ldr x9, [x26, #{abi.RUN_SP}]", "cmp x11, x9", "b.lo K_check_table",     # the live stack first
+                  f"ldr x9, [x26, #{abi.RUN_STACK_TOP}]", "cmp x14, x9", "b.ls K_check_ok",
+                  "K_check_table:",
+                  f"add x15, x26, #{abi.RUN_TABLE}", f"ldr x9, [x26, #{abi.RUN_COUNT}]",
                   "K_check_loop:", "cbz x9, K_check_slow",
                   "ldr x10, [x15]", "cmp x11, x10", "b.lo K_check_next",
                   "ldr x10, [x15, #8]", "cmp x14, x10", "b.hi K_check_next",
                   "tbz x12, #0, K_check_ok", "ldr x10, [x15, #16]", "cbnz x10, K_check_ok",
-                  "K_check_next:", f"add x15, x15, #{ENTRY_SIZE}", "sub x9, x9, #1", "b K_check_loop",
+                  "K_check_next:", f"add x15, x15, #{abi.TABLE_ENTRY}", "sub x9, x9, #1", "b K_check_loop",
                   "K_check_ok:", "ret",
                   "K_check_slow:", "stp x29, x30, [sp, #-80]!", "stp x0, x1, [sp, #16]", "stp x2, x3, [sp, #32]",
-                  "stp x4, x7, [sp, #48]", "stp x11, x13, [sp, #64]", "mov x0, x26", "mov x1, x11", "mov x2, x12")
-        self.call_external(CHECK)
+                  "stp x4, x7, [sp, #48]", "stp x11, x13, [sp, #64]", "mov x0, x11", "mov x1, x12")
+        self.call_external(abi.CHECK)
         self.emit("ldp x0, x1, [sp, #16]", "ldp x2, x3, [sp, #32]", "ldp x4, x7, [sp, #48]",
                   "ldp x11, x13, [sp, #64]", "ldp x29, x30, [sp], #80")
         self.load_unwind_flag()
@@ -417,10 +420,7 @@ class Arm64Emitter(Emitter):
 
     def packet_load(self, pc: int, size: int, src: str | None, insn) -> None:
         """LD_ABS / LD_IND through the runtime (abi.LOAD_PACKET); r1-r5 survive it."""
-        if self.rng is not None:
-            self.blinded_load(self.IMM_REG, insn.imm)
-        else:
-            self.load_imm(self.IMM_REG, insn.imm)
+        self.load_imm(self.IMM_REG, insn.imm)
         offset = self.IMM_REG
         if src is not None:                                 # 32-bit sum, sign-extended
             self.emit(f"add w9, {sized(src, 32)}, w13", "sxtw x9, w9")

@@ -1,4 +1,4 @@
-"""Run x86_64 images on the host (only where the host is x86_64 — or arm64 images on arm64).
+"""Run images on the host (x86_64 images on x86_64, arm64 images on arm64).
 
 The image is copied into an anonymous mapping that is writable while it is being
 relocated and then made read+execute (W^X); writable data sections keep their own
@@ -7,27 +7,25 @@ Python exception inside a helper cannot unwind JIT frames, so the callback recor
 it with ``Runtime.fail_program`` and returns 0, the generated code sees the unwind
 cell and returns, and the executor re-raises the error.
 
-Calls go through :mod:`backends.faultguard` where it is available, so a fault in
-the generated code (a wild pointer the program dereferences) raises BpfRuntimeError
-instead of killing the process.
-
-While native code runs, the calling thread's C stack (where the BPF stack frames
-live) is registered as a memory region, so helpers can read and write stack
-buffers a program passes them — through the same bounds checks as everywhere.
+Calls go through :mod:`backends.exec.faultguard` where it is available, so a fault
+in the generated code (a wild pointer the program dereferences) raises
+BpfRuntimeError instead of killing the process.
 """
 
 from __future__ import annotations
 
 import ctypes
 import mmap
-import threading
 
 from jitbpf.errors import BpfEngineError
-from jitbpf.runtime import Region, Runtime
+from jitbpf.runtime import Runtime
+from jitbpf.targets import HOST_ARCH
 
-from . import abi, faultguard
-from .executor import LoadedCode
-from .link import PAGE, Image
+from .. import abi
+from ..link import PAGE, Image
+from . import faultguard
+from .loaded import LoadedCode, RunOptions
+from .runstate import RunState
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -36,8 +34,8 @@ _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.pthread_self.restype = ctypes.c_ulong
 
-HELPER_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)
-ENTRY_CFUNC = HELPER_CFUNC
+HELPER_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)    # rs, the sixth, unused
+ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 6)
 
 
 def _round(n: int) -> int:
@@ -63,26 +61,6 @@ class _Mapping:
         if getattr(self, "address", None):
             _libc.munmap(self.address, self.size)
             self.address = None
-
-
-_stack_regions: dict[int, Region] = {}
-
-
-def thread_stack_region() -> Region:
-    """The current thread's C stack as a Region (via pthread_getattr_np)."""
-    ident = threading.get_ident()
-    region = _stack_regions.get(ident)
-    if region is None:
-        attr = ctypes.create_string_buffer(128)          # pthread_attr_t is 56 or 64 bytes
-        if _libc.pthread_getattr_np(ctypes.c_ulong(_libc.pthread_self()), attr) != 0:
-            raise BpfEngineError("pthread_getattr_np failed: cannot find the native stack")
-        base, size = ctypes.c_void_p(), ctypes.c_size_t()
-        _libc.pthread_attr_getstack(attr, ctypes.byref(base), ctypes.byref(size))
-        _libc.pthread_attr_destroy(attr)
-        view = (ctypes.c_char * size.value).from_address(base.value)
-        region = Region("native stack", base.value, size.value, memoryview(view).cast("B"), True, view)
-        _stack_regions[ident] = region
-    return region
 
 
 class HelperCallbacks:
@@ -111,21 +89,21 @@ class NativeCode(LoadedCode):
     """An Image loaded into executable host memory; call it with r1..r5."""
 
     def __init__(self, image: Image, rt: Runtime, entry: str = abi.ENTRY,
-                 function_symbols: list[str] | None = None):
-        if image.arch != _host_arch():
-            raise BpfEngineError(f"cannot run {image.arch} code natively on a {_host_arch()} host")
+                 function_symbols: list[str] | None = None, options: RunOptions = RunOptions()):
+        if image.arch != HOST_ARCH:
+            raise BpfEngineError(f"cannot run {image.arch} code natively on a {HOST_ARCH} host")
         self.mapping = _Mapping(len(image))
-        self._place(image, rt, self.mapping.address, entry, function_symbols)
+        self._place(image, rt, self.mapping.address, entry, function_symbols, options)
         self.callbacks = HelperCallbacks(rt)
         code = image.load(self.base, self._resolve)
         ctypes.memmove(self.base, code, len(code))
         self.mapping.protect(0, image.writable_from, mmap.PROT_READ | mmap.PROT_EXEC)
         self.guard = faultguard.guard() if faultguard.available() else None
 
-    def _call(self, address: int, args: tuple[int, ...]) -> int:
-        args = tuple(a & abi.MASK64 for a in args)
+    def _call(self, address: int, args: tuple[int, ...], state: RunState) -> int:
+        args = (*(a & abi.MASK64 for a in args), *[0] * (5 - len(args)), state.address)
         if self.guard is None:
-            return ENTRY_CFUNC(address)(*args, *[0] * (5 - len(args)))
+            return ENTRY_CFUNC(address)(*args)
         try:
             return self.guard.run(address, self.base, self.base + len(self.image), args)
         except faultguard.NativeFault as fault:
@@ -136,18 +114,10 @@ class NativeCode(LoadedCode):
             raise
 
     def _resolve(self, name: str) -> int:
-        address = abi.runtime_symbol(self.rt, name)
+        address = self.resolve_data(name)
         return address if address is not None else self.callbacks.address(name)
-
-    def run_regions(self) -> list[Region]:
-        return [thread_stack_region()]
 
     _enter = _nested = _call
 
     def code_bytes(self) -> bytes:
         return ctypes.string_at(self.base, len(self.image))
-
-
-def _host_arch() -> str:
-    from jitbpf.engines import HOST_ARCH
-    return HOST_ARCH

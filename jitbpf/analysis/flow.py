@@ -176,7 +176,7 @@ class ProgramFlow:
             return d | (s if x else 0), 0
         if kind == "ldx":
             return s, d
-        if kind == "st":
+        if kind in ("st", "check"):
             return d, 0
         if kind == "stx":
             return d | s, 0
@@ -235,7 +235,7 @@ class ProgramFlow:
                     if live_out[pc] & ARGS:
                         for callee in self.callees(pc):
                             callee.returns_args = True
-                    if self.calls_back(pc) or self.specs[pc].kind in ("ldabs", "ldind") \
+                    if self.calls_back(pc) or self.specs[pc].kind in _RUNTIME_KINDS \
                             or any(c.may_unwind for c in self.callees(pc)):
                         f.may_unwind = True
             if before == [(f.live_in, f.returns_args, f.may_unwind) for f in self.functions]:
@@ -272,7 +272,7 @@ class ProgramFlow:
         branches are visited once and loops until their facts settle."""
         blocks = f.blocks()
         specs, insns = self.specs, self.insns
-        entry: tuple[Known, ...] = (None, *((r, 0) for r in range(1, 6)), None, None, None, None)
+        entry: tuple[Known, ...] = (None, *((r, 0) for r in range(1, 6)), None, None, None, None, (isa.FP, 0), None)
         at_leader: dict[int, tuple[Known, ...]] = {f.start: entry}
         state: dict[int, tuple[Known, ...]] = {}
         work, queued = [f.start], {f.start}
@@ -287,7 +287,7 @@ class ProgramFlow:
                     continue
                 if spec.kind in _WRITES_DST:          # the common case, without a call
                     insn = insns[pc]
-                    value = _alu_base(spec.op, insn, regs) if spec.kind == "alu" and spec.width == 64 else None
+                    value = _alu_base(spec, insn, regs) if spec.kind == "alu" else None
                     if regs[insn.dst] != value:
                         regs = (*regs[:insn.dst], value, *regs[insn.dst + 1:])
                 else:
@@ -322,23 +322,48 @@ class ProgramFlow:
 
 
 #: What a register holds, for addressing: ``(base, k)`` = exactly ``base + k``, where base
-#: is r10 (``isa.FP``) or 1-5 (the function's argument rN as it arrived); None = unknown.
+#: is r10 (``isa.FP``), 1-5 (the function's argument rN as it arrived) or CONST (k is the
+#: value: constants are followed so that blinded ones, built in AX, are still known);
+#: None = unknown.
 Known = tuple[int, int] | None
+CONST = -1
+ARG_BASES = frozenset(range(1, 6))
 
 
-_KEEPS_BASES = frozenset({"jcond", "ja", "exit", "st", "stx"})
+#: Kinds that call the runtime, which may end the program.
+_RUNTIME_KINDS = frozenset({"ldabs", "ldind", "tick", "check"})
+_KEEPS_BASES = frozenset({"jcond", "ja", "exit", "st", "stx", "check", "tick"})
 _WRITES_DST = frozenset({"alu", "end", "ldx", "lddw"})
+_CONST_OPS = {"mov": lambda a, b: b, "add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+              "xor": lambda a, b: a ^ b, "or": lambda a, b: a | b, "and": lambda a, b: a & b,
+              "lsh": lambda a, b: a << (b & 63)}
 
 
-def _alu_base(op: str, insn: Insn, regs: tuple[Known, ...]) -> Known:
-    """A known base after a 64-bit ALU instruction: mov of r10 or of a known register,
-    or a known register plus or minus a constant."""
+def _alu_base(spec: OpInfo, insn: Insn, regs: tuple[Known, ...]) -> Known:
+    """A known base after an ALU instruction: constants through mov/add/sub/xor/or/and/lsh
+    (64-bit, and 32-bit mov/xor); mov of a known register; a known base plus or minus a
+    constant."""
+    op = spec.op
     if insn.source == isa.SRC_K:
-        known = regs[insn.dst]
-        if op in ("add", "sub") and known is not None:
-            k = known[1] + insn.imm if op == "add" else known[1] - insn.imm
-            return (known[0], k) if abs(k) < _LIMIT else None
+        if spec.width == 32:
+            known = regs[insn.dst]
+            if op == "mov" or op == "xor" and known is not None and known[0] == CONST:
+                a = known[1] if op == "xor" else 0
+                return (CONST, (a ^ insn.imm if op == "xor" else insn.imm) & isa.MASK32)
+            return None
+        src: Known = (CONST, insn.imm)
+    elif spec.width == 64 and op not in ("movsx",):
+        src = (isa.FP, 0) if insn.src == isa.FP else regs[insn.src]
+        if op == "mov":
+            return src
+    else:
         return None
-    if op == "mov":
-        return (isa.FP, 0) if insn.src == isa.FP else regs[insn.src] if insn.src < 10 else None
+    known = None if op == "mov" else regs[insn.dst]
+    if src is None or op != "mov" and known is None or op not in _CONST_OPS:
+        return None
+    if src[0] == CONST and (op == "mov" or known[0] == CONST):
+        return (CONST, _CONST_OPS[op](0 if op == "mov" else known[1], src[1]) & isa.MASK64)
+    if src[0] == CONST and op in ("add", "sub"):
+        k = known[1] + isa.to_s64(src[1]) if op == "add" else known[1] - isa.to_s64(src[1])
+        return (known[0], k) if abs(k) < _LIMIT else None
     return None

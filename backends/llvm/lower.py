@@ -1,88 +1,49 @@
-"""The LLVM backend: eBPF -> LLVM IR (text) -> x86_64 / aarch64 ELF object -> Image.
+"""The LLVM backend's lowering: eBPF (as the passes left it) -> the text of an LLVM module.
 
-Lowering (one LLVM function per BPF function, native ABI of :mod:`backends.abi`):
+One LLVM function per BPF function, ``i64 f(i64 r1..r5, ptr rs)`` (:mod:`backends.abi`):
 
-- Registers r0-r9 are SSA values, built as the text is written: a block entered only
-  from the conditional jump before it keeps that block's values, other blocks start with
-  phis where the incoming values differ (a loop head with one per register, completed
-  when its back edges are known; LLVM folds the trivial ones). r10 is the end of a
-  zeroed 512-byte frame alloca. An access whose base is known
-  (:meth:`flow.ProgramFlow.bases`) to be ``r10 + k`` addresses the alloca itself, so
-  SROA keeps stack slots in registers; one based on ``argument + k`` addresses that
-  argument's pointer, so alias analysis tells the accesses apart (both pointers are
-  defined once, in the entry block); any other is ``inttoptr`` of the register plus the
-  offset. (Registers as allocas for SROA made the IR ~30% longer; pointer bases of
-  unknown offset, ``gep(arg, reg - arg)``, made sort 50% slower with Reassociate.)
+- Registers r0-r9 and AX are SSA values, built as the text is written: a block entered
+  only from the conditional jump before it keeps that block's values, other blocks start
+  with phis where the incoming values differ (a loop head with one per register,
+  completed when its back edges are known; LLVM folds the trivial ones).
+- The frame: a function whose r10 never escapes (every use of it, or of a register known
+  to hold r10 + k, is an access inside its 512 bytes) gets a zeroed alloca, which SROA
+  keeps in registers; any other function takes its 512 bytes from the run's BPF stack
+  (``rs->sp``), as does every function once some function reaches outside its own frame
+  through r10. So nothing of the host stack is ever addressable from BPF.
+- An access whose base is known (:meth:`flow.ProgramFlow.bases`) to be ``r10 + k`` addresses
+  the frame pointer itself; one based on ``argument + k`` addresses that argument's
+  pointer, so alias analysis tells the accesses apart (both pointers are defined once,
+  in the entry block); any other is ``inttoptr`` of the register plus the offset.
 - No undefined behaviour for any input: divisors are replaced *before* dividing (0 ->
   the ISA's result, INT_MIN / -1 -> negation), shift counts are masked, loads and stores
-  are ``align 1``, the frame is zeroed (reads of unwritten slots give 0 as in the
-  interpreter's first frame), no ``nsw``/``nuw``/``mustprogress``. Atomics are
+  are ``align 1``, frames are zeroed, no ``nsw``/``nuw``/``mustprogress``. Atomics are
   ``atomicrmw``/``cmpxchg seq_cst`` with natural alignment (LLVM would otherwise call
   libatomic); a misaligned atomic still runs on x86_64 and faults cleanly in unicorn.
-- Helpers and kfuncs are calls to external symbols; after each, the unwind cell is
-  tested (``abi.UNWIND``). callx compares the target with every function's address,
-  then switches over the helper ids registered at compile time; anything else traps.
-  LD_ABS/LD_IND call the runtime (``abi.LOAD_PACKET``).
+- Helpers and kfuncs are calls to external symbols; after each, ``rs->unwind`` is
+  tested. callx compares the target with every function's address, then switches over
+  the helper ids registered at compile time; anything else traps. LD_ABS/LD_IND call
+  the runtime (``abi.LOAD_PACKET``); ``check`` calls a region-table scan written in IR
+  below; ``tick`` counts down ``rs->budget``.
+- Maps are external globals named ``map:NAME`` / ``mapvalue:NAME``: relocations.
+- Blinded constants (``mov AX, k`` from the blinding pass) go through an empty inline
+  asm, so LLVM cannot fold ``(imm ^ key) ^ key`` back into the program's constant.
 - Exact interpreter semantics across bpf-to-bpf calls (shared register file, the
-  8-frame limit) cost nothing unless a program needs them: see :mod:`backends.flow`.
-  Inherited registers and r1-r5 handed back travel through internal globals; frames
-  are counted only when the call graph can exceed 8 frames; an optional ``budget``
-  counts back-edges so that fuzzed loops cannot hang. Run state is reset by an entry
-  wrapper that exists only when such state does.
-
-Pass pipeline (:data:`PASSES`): O1 and O2 run a pipeline chosen for BPF-derived IR,
-O3 LLVM's whole default<O3> per-module pipeline, O0 nothing (the frame stays in
-memory); code generation runs at the same level. BPF from clang is already optimised
-at the BPF level (inlined, CSE'd, LICM'd, unrolled); what the lowering adds is stack
-slots in memory, 32-bit operations as trunc/zext pairs, divisor guards and one block
-per BPF block. So O1 is SROA, InstCombine and SimplifyCFG (diamonds become selects),
-and O2 adds Reassociate before InstCombine (address arithmetic folds, xor/add chains
-gain ILP: crc32 -4%). No inliner: bpf-to-bpf calls stay calls (clang kept them on
-purpose), as in the kernel's JIT.
-
-Compile time, benchmarks/compute.py's 1,000-slot program (callgrind, instructions per
-compile, before -> after): x86_64 O2 430 M -> 248 M (CPU ~62 -> ~35-45 ms on this
-loaded 2-core machine; side by side 0.53-0.65x), O0 124 -> 84 M, O1 405 -> 242 M, O3
-431 -> 328 M; arm64 O2 (unicorn, line info) 568 M -> 319 M. Before: LLVM's
-default<O2> pipeline ~200 M (InstCombine alone ~125 M: it runs 8 times, computing known
-bits over long ALU chains), code generation ~125 M, IR parsing ~35 M, lowering ~45 M,
-reading the object with pyelftools ~10 M (60 M on arm64 with its DWARF line table).
-After: code generation ~134 M (instruction selection 63 M, register allocation 29 M;
-the floor: DAG combining computes the same known bits), IR passes 62 M (InstCombine
-41 M, SROA 11 M, Reassociate 6 M, SimplifyCFG 4 M), parsing 15 M, verifying 2 M,
-lowering and flow analysis ~37 M, linking ~1 M (backends/elfobj.py). Execution of the
-compute kernels against the old default<O2> side by side: checksum, fnv1a and vm the
-same within noise, sort -25% (default<O2> unrolled its outer loop), crc32 +3% (it was
-unrolled x2; LoopUnroll here gives it back but costs sort 20%: opt=3 unrolls); the
-vectorisers, GVN, LICM and unrolling did not pay off on these programs overall. Not
-kept: GVN (NewGVN +12 M, fewer instructions for code generation but more in total),
-fast instruction selection (-40 M, crc32 +40%), turning the machine scheduler off (a
-process-wide LLVM option; -8 M x86_64, no kernel faster). Compiled objects are cached
-by content (ObjectCache).
-
-IR construction: text, then ``parse_assembly``. Measured on a 1,000-instruction ALU
-program (``benchmarks/ir_build.py``): building with ``llvmlite.ir`` and parsing its
-string takes 44 ms; emitting the same IR as text and parsing it takes 7-8 ms (~6x faster;
-llvmlite.ir builds Python objects, then prints the same text anyway).
+  8-frame limit) cost nothing unless a program needs them: see :mod:`jitbpf.analysis.flow`.
+  Inherited registers and r1-r5 handed back travel through ``rs->regs``; frames are
+  counted only when the call graph can exceed 8 frames.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from jitbpf import isa
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, jump_target, sign_extend, to_s64
+from jitbpf.analysis.flow import ARG_BASES, Function, ProgramFlow, bit
+from jitbpf.isa import AX, MAX_CALL_DEPTH, STACK_SIZE, Insn, OpInfo, jump_target, sign_extend, to_s64
 
-from . import abi
-from .flow import Function, ProgramFlow, bit
-from .link import Image, link_elf
-
-TRIPLES = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
-OPT_LEVELS = (0, 1, 2, 3)
+from .. import abi
 
 BINOPS = {"add": "add", "sub": "sub", "mul": "mul", "or": "or", "and": "and", "xor": "xor",
           "lsh": "shl", "rsh": "lshr", "arsh": "ashr"}
@@ -90,14 +51,10 @@ PREDICATES = {"jeq": "eq", "jne": "ne", "jgt": "ugt", "jge": "uge", "jlt": "ult"
               "jsgt": "sgt", "jsge": "sge", "jslt": "slt", "jsle": "sle"}
 RMW = {"add": "add", "or": "or", "and": "and", "xor": "xor", "xchg": "xchg",
        "fetch_add": "add", "fetch_or": "or", "fetch_and": "and", "fetch_xor": "xor"}
-#: IR passes per level (llvmlite's names); a level not listed runs LLVM's default
-#: per-module pipeline for it (see the module docstring for why and what it costs).
-PASSES: dict[int, tuple[str, ...]] = {
-    1: ("sroa", "instruction_combine", "simplify_cfg"),
-    2: ("sroa", "reassociate", "instruction_combine", "simplify_cfg"),
-}
 UNLIKELY = "!prof !{prof}"
-SIGNATURE = "(i64, i64, i64, i64, i64)"
+SIGNATURE = "(i64, i64, i64, i64, i64, ptr)"
+#: The SSA registers (r10 is the frame pointer, not a value).
+SSA = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, AX)
 #: Code generation may turn the frame's zeroing into a call to ``memset`` (when it is
 #: larger than the target inlines); the module brings its own, a word loop left out of
 #: the optimiser ("no-builtins" on every function keeps LLVM from creating other calls).
@@ -131,6 +88,60 @@ done:
 attributes #1 = { nounwind noinline optnone "no-builtins" }"""
 
 
+#: ``check``: the live stack (abi.RUN_SP .. RUN_STACK_TOP), then a scan of the run state's
+#: region table (abi.RUN_COUNT / RUN_TABLE); a miss asks the runtime (abi.CHECK), which
+#: accepts the access or fails the run.
+CHECK_IR = f"""define internal void @jitbpf.check(ptr %rs, i64 %addr, i64 %info) #0 {{
+entry:
+  %size = lshr i64 %info, 1
+  %sz = and i64 %size, 127
+  %end = add i64 %addr, %sz
+  %wrap = icmp ult i64 %end, %addr
+  %countp = getelementptr inbounds i8, ptr %rs, i64 {abi.RUN_COUNT}
+  %count = load i64, ptr %countp
+  %write = trunc i64 %info to i1
+  br i1 %wrap, label %slow, label %stack
+stack:
+  %spp = getelementptr inbounds i8, ptr %rs, i64 {abi.RUN_SP}
+  %floor = load i64, ptr %spp
+  %topp = getelementptr inbounds i8, ptr %rs, i64 {abi.RUN_STACK_TOP}
+  %top = load i64, ptr %topp
+  %above = icmp uge i64 %addr, %floor
+  %below = icmp ule i64 %end, %top
+  %live = and i1 %above, %below
+  br i1 %live, label %done, label %loop
+loop:
+  %i = phi i64 [ 0, %stack ], [ %i1, %next ]
+  %more = icmp ult i64 %i, %count
+  br i1 %more, label %body, label %slow
+body:
+  %off = mul i64 %i, {abi.TABLE_ENTRY}
+  %at = add i64 %off, {abi.RUN_TABLE}
+  %ep = getelementptr inbounds i8, ptr %rs, i64 %at
+  %start = load i64, ptr %ep
+  %endp = getelementptr inbounds i8, ptr %ep, i64 8
+  %limit = load i64, ptr %endp
+  %wp = getelementptr inbounds i8, ptr %ep, i64 16
+  %writable = load i64, ptr %wp
+  %lo = icmp uge i64 %addr, %start
+  %hi = icmp ule i64 %end, %limit
+  %in = and i1 %lo, %hi
+  %ro = icmp eq i64 %writable, 0
+  %bad = and i1 %ro, %write
+  %good = xor i1 %bad, true
+  %ok = and i1 %in, %good
+  %i1 = add i64 %i, 1
+  br i1 %ok, label %done, label %next
+next:
+  br label %loop
+done:
+  ret void
+slow:
+  %r = call i64 @"{abi.CHECK}"(i64 %addr, i64 %info, i64 0, i64 0, i64 0, ptr %rs)
+  ret void
+}}"""
+
+
 def _ty(bits: int) -> str:
     return f"i{bits}"
 
@@ -148,6 +159,7 @@ class _Module:
         self.globals: dict[str, str] = {}
         self.decls: dict[str, str] = {}
         self.body: list[str] = []
+        self.check = False                 # the module needs CHECK_IR
         self.meta: list[str] = []
         self.next_meta = 0
         self.prof = self.new_meta('!{!"branch_weights", i32 1, i32 1048575}')
@@ -173,18 +185,15 @@ class _Module:
     def intrinsic(self, text: str) -> None:
         self.decls.setdefault(text, text)
 
-    def global_i64(self, name: str) -> str:
-        ref = f'@"{name}"'
-        self.globals.setdefault(name, f"{ref} = internal global i64 0, align 8")
+    def external_global(self, symbol: str) -> str:
+        ref = f'@"{symbol}"'
+        self.globals.setdefault(symbol, f"{ref} = external global i8")
         return ref
 
-    def reg_global(self, reg: int) -> str:
-        """The cell through which register ``reg`` passes between caller and callee."""
-        return self.global_i64(f"jitbpf.r{reg}")
-
     def text(self) -> str:
-        lines = [*self.globals.values(), f'@"{abi.UNWIND}" = external global i64, align 8',
-                 *self.decls.values(), *self.body]
+        lines = [*self.globals.values(), *self.decls.values(), *self.body]
+        if self.check:
+            lines.append(CHECK_IR)
         lines.append(MEMSET)
         lines.append('attributes #0 = { nounwind "frame-pointer"="none" "no-builtins" }')
         if self.debug:
@@ -201,64 +210,62 @@ class Lowering:
 
     TRAP_DEPTH_NO_PC = -1
 
-    def __init__(self, program, budget: int | None = None, debug: bool = False):
+    def __init__(self, program, debug: bool = False):
         self.program = program
         self.rt = program.runtime
         self.insns: list[Insn] = program.insns
         self.specs: list[OpInfo | None] = program.specs
         self.flow = ProgramFlow(program)
-        self.budget = budget
         self.m = _Module(debug)
-        main = self.flow.functions[0]
-        self.main_inherits = bool(main.live_in) and (0 in self.flow.called or main.address_taken)
-        self.wrapper = self.flow.track_depth or budget is not None or self.main_inherits
         # Inherited registers callbacks (invoked from helpers) expect: zero, as in the interpreter.
         self.callback_inherits = 0
         for f in self.flow.functions:
             if f.address_taken:
                 self.callback_inherits |= f.live_in
-        self.checked_calls = self.flow.track_depth or budget is not None
+        self.bases = {f.start: self.flow.bases(f) for f in self.flow.functions}
+        self.frames = {f.start: self._frame_use(f) for f in self.flow.functions}
+        # A function reaching outside its own frame through r10 may read another one's:
+        # then every frame lives in the run's BPF stack, as the interpreter's do.
+        self.shared_frames = any(outside for _, _, outside in self.frames.values())
 
-    # ---------------------------------------------------------------- symbols
+    def _frame_use(self, f: Function) -> tuple[bool, bool, bool]:
+        """(uses r10 at all, uses it as a value so the frame's address escapes, reaches
+        outside its 512 bytes through r10) for one function."""
+        bases, insns, specs = self.bases[f.start], self.insns, self.specs
+        touches = reads = outside = False
+        for pc in f.slots:
+            insn, spec = insns[pc], specs[pc]
+            kind = spec.kind
+            field = _ACCESS_BASE.get(kind)
+            if field is not None:
+                base = getattr(insn, field)
+                known = (isa.FP, 0) if base == isa.FP else bases[pc][base]
+                if known is not None and known[0] == isa.FP and not _in_frame(known[1] + insn.off, spec.width):
+                    outside = True
+            if insn.dst != isa.FP and insn.src != isa.FP:
+                continue
+            x = insn.source == isa.SRC_X
+            touches |= insn.dst == isa.FP or kind not in ("call", "lddw", "ldabs")
+            reads |= (kind in ("alu", "jcond") and x and insn.src == isa.FP or kind == "jcond" and insn.dst == isa.FP
+                      or kind in ("stx", "atomic", "ldind") and insn.src == isa.FP
+                      or kind == "callx" and insn.dst == isa.FP)
+        return touches, reads, outside
+
     def symbol(self, f: Function) -> str:
-        if f.start == 0 and self.wrapper:
-            return "bpf_main"
         return abi.function_symbol(f.start)
 
     def module(self) -> str:
         for f in self.flow.functions:
             _FunctionLowering(self, f).lower()
-        if self.wrapper:
-            self._entry_wrapper()
         return self.m.text()
 
-    def _entry_wrapper(self) -> None:
-        """``bpf_entry``: resets the run state, then runs the main function."""
-        m, out = self.m, []
-        if self.flow.track_depth:
-            out.append(f"  store i64 0, ptr {m.global_i64('jitbpf.depth')}")
-        if self.budget is not None:
-            out.append(f"  store i64 {self.budget}, ptr {m.global_i64('jitbpf.budget')}")
-        if self.main_inherits:
-            for r in range(10):
-                if self.flow.functions[0].live_in & bit(r):
-                    out.append(f"  store i64 0, ptr {m.reg_global(r)}")
-        args = ", ".join(f"i64 %a{i}" for i in range(1, 6))
-        dbg = ""
-        if m.debug:
-            sp = m.new_meta(f'distinct !DISubprogram(name: "{abi.ENTRY}", scope: !{m.file}, file: !{m.file}, '
-                            f"line: 1, type: !{m.subroutine}, scopeLine: 1, spFlags: DISPFlagDefinition | "
-                            f"DISPFlagOptimized, unit: !{m.cu})")
-            loc = m.new_meta(f"!DILocation(line: 1, scope: !{sp})")
-            dbg, out = f" !dbg !{sp}", [line + f", !dbg !{loc}" for line in out]
-            call_dbg = f", !dbg !{loc}"
-        else:
-            call_dbg = ""
-        m.body.append(f'define dso_local i64 @"{abi.ENTRY}"({args}) #0{dbg} {{')
-        m.body.extend(out)
-        m.body.append(f'  %r = call i64 @"bpf_main"({args}){call_dbg}')
-        m.body.append("  ret i64 %r")
-        m.body.append("}")
+
+#: The register field an access's address is based on, per kind.
+_ACCESS_BASE = {"ldx": "src", "st": "dst", "stx": "dst", "atomic": "dst", "check": "dst"}
+
+
+def _in_frame(offset: int, size: int) -> bool:
+    return -STACK_SIZE <= offset and offset + size <= 0
 
 
 class _FunctionLowering:
@@ -271,8 +278,10 @@ class _FunctionLowering:
         self.lines: list[str] = []
         self.n = 0
         self.dbg = ""
-        self.bases = self.flow.bases(f)
-        self.uses_stack = any(self._touches_fp(pc) for pc in f.slots)
+        self.bases = lowering.bases[f.start]
+        touches, reads, _ = lowering.frames[f.start]
+        # Where the frame lives: None (no r10 use), "alloca", or "shared" (the run's stack).
+        self.frame = None if not touches else "shared" if lowering.shared_frames or reads else "alloca"
         self.terminated = False
         # Registers are SSA values: r0-r9 now; at a join, a phi where the incoming values
         # differ (at a loop head, a phi for every register, completed at the end).
@@ -284,8 +293,7 @@ class _FunctionLowering:
         # Pointers the entry block defines once, on first use: "%stack+N" / "%pR+K" -> line.
         self.entry: dict[str, str] = {}
         self.entry_at = 2                      # where they go: after the frame's lines
-        self.fp_line: int | None = None
-        self.fp_used = False
+        self.fields: dict[int, str] = {}       # rs + offset -> its pointer, defined first of all
         self.pending: list[str] = []          # out-of-line blocks (unwind, traps, back-edges), put last
         self.has_unwind = False
 
@@ -311,10 +319,10 @@ class _FunctionLowering:
             return
         self.pointers.clear()
         if pc in self.f.heads:                 # some edges come later: complete these at the end
-            for r in range(10):
+            for r in SSA:
                 self.open_phis.append((len(self.lines), r, name, self.dbg))
                 self.lines.append("")
-            self.values = [f"%r{r}.{name}" for r in range(10)]
+            self.values = [f"%r{r}.{name}" for r in range(isa.NUM_REGS)]
         else:
             self.join(name)
 
@@ -326,7 +334,7 @@ class _FunctionLowering:
         differ = set()
         for _, values in edges[1:]:
             if values != first:
-                differ.update(r for r in range(10) if values[r] != first[r])
+                differ.update(r for r in SSA if values[r] != first[r])
         values = list(first)
         for r in sorted(differ):
             values[r] = f"%r{r}.{name}"
@@ -361,20 +369,24 @@ class _FunctionLowering:
 
     def get(self, reg: int, bits: int = 64) -> str:
         if reg == isa.FP:
-            self.fp_used = True
+            if self.frame != "shared":             # _frame_use decided otherwise: a lowering bug
+                raise BpfEngineError("llvm: r10 used as a value in a function with a private frame")
             value = "%fp"
         else:
             value = self.values[reg]
         return value if bits == 64 else self.val(f"trunc i64 {value} to i{bits}")
 
+    def field(self, offset: int) -> str:
+        """A pointer to the run state's field at ``offset`` (abi.RUN_*)."""
+        name = self.fields.get(offset)
+        if name is None:
+            name = self.fields[offset] = f"%rs.{offset}"
+        return name
+
     def put(self, reg: int, value: str, bits: int = 64) -> None:
         if bits != 64:
             value = self.val(f"zext i{bits} {value} to i64")
         self.values[reg] = value
-
-    def _touches_fp(self, pc: int) -> bool:
-        insn, spec = self.insns[pc], self.specs[pc]
-        return insn.dst == isa.FP or insn.src == isa.FP and spec.kind not in ("call", "lddw", "ldabs")
 
     # ---------------------------------------------------------------- function
     def lower(self) -> None:
@@ -389,7 +401,7 @@ class _FunctionLowering:
             dbg_attr = f" !dbg !{self.sp}"
             self._at(f.start)
         args = ", ".join(f"i64 %a{i}" for i in range(1, 6))
-        self.lines.append(f'define dso_local i64 @"{sym}"({args}) #0{dbg_attr} {{')
+        self.lines.append(f'define dso_local i64 @"{sym}"({args}, ptr noalias %rs) #0{dbg_attr} {{')
         self.lines.append("entry:")
         self._prologue()
         for pc in f.slots:                    # a slot not following its predecessor is a leader
@@ -403,8 +415,8 @@ class _FunctionLowering:
         for line, reg, name, dbg in self.open_phis:
             self.lines[line] = f"  %r{reg}.{name} = {self._phi(self.incoming[name], reg)}{dbg}"
         self.lines[self.entry_at:self.entry_at] = list(self.entry.values())
-        if self.fp_line is not None and not self.fp_used:
-            del self.lines[self.fp_line:self.fp_line + 2]
+        self.lines[2:2] = [f"  {name} = getelementptr inbounds i8, ptr %rs, i64 {offset}"
+                           for offset, name in self.fields.items()]
         m.body.extend(self.lines)
 
     def _at(self, pc: int) -> None:
@@ -415,27 +427,26 @@ class _FunctionLowering:
             self.dbg = f", !dbg !{loc}"
 
     def _prologue(self) -> None:
-        f, L, m = self.f, self.L, self.m
-        if self.uses_stack:
+        f, m = self.f, self.m
+        if self.frame == "alloca":
             m.intrinsic("declare void @llvm.memset.inline.p0.i64(ptr, i8, i64, i1 immarg)")
             self.emit(f"%stack = alloca [{STACK_SIZE} x i8], align 16")
             self.emit(f"call void @llvm.memset.inline.p0.i64(ptr align 16 %stack, i8 0, i64 {STACK_SIZE}, i1 false)")
-            # r10 as a value escapes the frame (SROA then keeps it in memory): the
-            # line stays only if some instruction reads r10 other than as an address base.
-            self.fp_line = len(self.lines)
-            self.emit(f"%fpp = getelementptr inbounds i8, ptr %stack, i64 {STACK_SIZE}")
-            self.emit("%fp = ptrtoint ptr %fpp to i64")
-            self.entry_at = len(self.lines)
-        inherits = f.start != 0 or L.main_inherits
-        for r in range(10):
+        elif self.frame == "shared":           # 512 bytes of the run's stack (zeroed per run)
+            self.emit(f"%fp = load i64, ptr {self.field(abi.RUN_SP)}")
+            self.emit(f"%frame = sub i64 %fp, {STACK_SIZE}")
+            self.emit(f"store i64 %frame, ptr {self.field(abi.RUN_SP)}")
+            self.emit("%stack = inttoptr i64 %frame to ptr")
+        self.entry_at = len(self.lines)
+        for r in range(isa.NUM_REGS):
             if 1 <= r <= 5:
                 self.values.append(f"%a{r}")
-            elif inherits and f.live_in & bit(r):
-                self.values.append(self.val(f"load i64, ptr {m.reg_global(r)}"))
+            elif r in SSA and f.live_in & bit(r):
+                self.values.append(self.val(f"load i64, ptr {self.field(abi.RUN_REGS + 8 * r)}"))
             else:
                 self.values.append("0")
         if self.flow.track_depth:
-            depth = m.global_i64("jitbpf.depth")
+            depth = self.field(abi.RUN_DEPTH)
             self.emit(f"%depth = load i64, ptr {depth}")
             self.emit("%depth1 = add i64 %depth, 1")
             self.emit(f"store i64 %depth1, ptr {depth}")
@@ -454,7 +465,7 @@ class _FunctionLowering:
         return "unwind"
 
     def _check_unwind(self) -> None:
-        cell = self.val(f'load i64, ptr @"{abi.UNWIND}", align 8')
+        cell = self.val(f"load i64, ptr {self.field(abi.RUN_UNWIND)}, align 8")
         stop = self.val(f"icmp ne i64 {cell}, 0")
         cont = self.fresh("c")
         self.terminate(f"br i1 {stop}, label %{self._unwind_label()}, label %{cont}, "
@@ -467,27 +478,8 @@ class _FunctionLowering:
         trap = self.m.declare(abi.TRAP)
         saved, self.lines = self.lines, []
         self.lines.append(f"{name}:")
-        self.emit(f"call i64 {trap}(i64 {code}, i64 {pc}, i64 {value}, i64 0, i64 0)")
+        self.emit(f"call i64 {trap}(i64 {code}, i64 {pc}, i64 {value}, i64 0, i64 0, ptr %rs)")
         self.emit("ret i64 0")
-        self.pending += self.lines
-        self.lines = saved
-        return name
-
-    def _target(self, pc: int, target: int) -> str:
-        """The label a jump from ``pc`` to ``target`` goes to (through the budget counter
-        on a back-edge)."""
-        if self.L.budget is None or target > pc:
-            return f"L{target}"
-        name = self.fresh("back")
-        budget = self.m.global_i64("jitbpf.budget")
-        trap = self._trap_block(abi.TRAP_BUDGET, pc, str(self.L.budget))
-        saved, self.lines = self.lines, [f"{name}:"]
-        left = self.val(f"load i64, ptr {budget}")
-        left1 = self.val(f"sub i64 {left}, 1")
-        self.emit(f"store i64 {left1}, ptr {budget}")
-        out = self.val(f"icmp slt i64 {left1}, 0")
-        self.emit(f"br i1 {out}, label %{trap}, label %L{target}, {UNLIKELY.format(prof=self.m.prof)}")
-        self.incoming.setdefault(f"L{target}", []).append((name, list(self.values)))
         self.pending += self.lines
         self.lines = saved
         return name
@@ -500,6 +492,10 @@ class _FunctionLowering:
 
     def _alu(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         bits, op, t = spec.width, spec.op, _ty(spec.width)
+        if op == "mov" and insn.dst == AX and insn.source == isa.SRC_K:    # a blinded constant: opaque
+            value = str(insn.imm & isa.MASK32) if bits == 32 else str(insn.imm)
+            self.put(AX, self.val(f'call i64 asm "", "=r,0"(i64 {value})'))
+            return
         if op == "mov":
             if bits == 32 and insn.source == isa.SRC_K:
                 self.put(insn.dst, str(insn.imm & isa.MASK32))
@@ -568,35 +564,54 @@ class _FunctionLowering:
             cond = self.val(f"icmp ne {t} {self.val(f'and {t} {a}, {b}')}, 0")
         else:
             cond = self.val(f"icmp {PREDICATES[spec.op]} {t} {a}, {b}")
-        target = self._target(pc, self.flow.next[pc][-1])
-        if target[0] == "L":
-            self.edge(target)
+        target = f"L{self.flow.next[pc][-1]}"
+        self.edge(target)
         self.edge(f"L{pc + 1}")
         self.terminate(f"br i1 {cond}, label %{target}, label %L{pc + 1}")
 
     def _ja(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        target = self._target(pc, self.flow.next[pc][-1])
-        if target[0] == "L":
-            self.edge(target)
-        self.terminate(f"br label %{target}")
+        self.jump(f"L{self.flow.next[pc][-1]}")
 
     def _exit(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if self.f.returns_args:
             for r in range(1, 6):
-                self.emit(f"store i64 {self.get(r)}, ptr {self.m.reg_global(r)}")
+                self.emit(f"store i64 {self.get(r)}, ptr {self.field(abi.RUN_REGS + 8 * r)}")
         if self.flow.track_depth:
-            self.emit(f'store i64 %depth, ptr {self.m.global_i64("jitbpf.depth")}')
+            self.emit(f"store i64 %depth, ptr {self.field(abi.RUN_DEPTH)}")
+        if self.frame == "shared":
+            self.emit(f"store i64 %fp, ptr {self.field(abi.RUN_SP)}")
         self.terminate(f"ret i64 {self.get(0)}")
+
+    def _tick(self, pc: int, insn: Insn, spec: OpInfo) -> None:
+        budget = self.field(abi.RUN_BUDGET)
+        left = self.val(f"load i64, ptr {budget}")
+        left1 = self.val(f"sub i64 {left}, 1")
+        self.emit(f"store i64 {left1}, ptr {budget}")
+        out = self.val(f"icmp slt i64 {left1}, 0")
+        cont, spent = self.fresh("ok"), self.fresh("spent")
+        self.pending += [f"{spent}:", f"  store i64 {pc + 1}, ptr {self.field(abi.RUN_SPENT)}{self.dbg}",
+                         f"  store i64 1, ptr {self.field(abi.RUN_UNWIND)}{self.dbg}", f"  ret i64 0{self.dbg}"]
+        self.terminate(f"br i1 {out}, label %{spent}, label %{cont}, {UNLIKELY.format(prof=self.m.prof)}")
+        self.block(cont)
+
+    def _check(self, pc: int, insn: Insn, spec: OpInfo) -> None:
+        """A bounds check (CHECK_IR): the region table scan, and the runtime on a miss."""
+        self.m.check = True
+        self.m.declare(abi.CHECK)
+        address = self.val(f"add i64 {self.get(insn.dst)}, {insn.off}")
+        info = (pc << 8) | (spec.width << 1) | int(bool(insn.imm))
+        self.emit(f"call void @jitbpf.check(ptr %rs, i64 {address}, i64 {info})")
+        self._check_unwind()
 
     # ---------------------------------------------------------------- calls
     def _args(self) -> str:
-        return ", ".join(f"i64 {self.get(r)}" for r in range(1, 6))
+        return ", ".join(f"i64 {self.get(r)}" for r in range(1, 6)) + ", ptr %rs"
 
     def _call_external(self, symbol: str) -> None:
         if self.L.callback_inherits:
-            for r in range(10):
+            for r in SSA:
                 if self.L.callback_inherits & bit(r):
-                    self.emit(f"store i64 0, ptr {self.m.reg_global(r)}")
+                    self.emit(f"store i64 0, ptr {self.field(abi.RUN_REGS + 8 * r)}")
         ref = self.m.declare(symbol)
         self.put(0, self.val(f"call i64 {ref}({self._args()})"))
         self._check_unwind()
@@ -604,42 +619,29 @@ class _FunctionLowering:
     def _call_local(self, pc: int, callee: Function) -> None:
         m = self.m
         if self.flow.track_depth:
-            depth = self.val(f'load i64, ptr {m.global_i64("jitbpf.depth")}')
+            depth = self.val(f"load i64, ptr {self.field(abi.RUN_DEPTH)}")
             over = self.val(f"icmp uge i64 {depth}, {MAX_CALL_DEPTH}")
             ok = self.fresh("ok")
             trap = self._trap_block(abi.TRAP_DEPTH, pc, "0")
             self.terminate(f"br i1 {over}, label %{trap}, label %{ok}, {UNLIKELY.format(prof=m.prof)}")
             self.block(ok)
-        for r in range(10):
+        for r in SSA:
             if callee.live_in & bit(r):
-                self.emit(f"store i64 {self.get(r)}, ptr {m.reg_global(r)}")
+                self.emit(f"store i64 {self.get(r)}, ptr {self.field(abi.RUN_REGS + 8 * r)}")
         result = self.val(f'call i64 @"{self.L.symbol(callee)}"({self._args()})')
         self.put(0, result)
-        if callee.may_unwind or self.L.checked_calls:
+        if callee.may_unwind or self.flow.track_depth:
             self._check_unwind()
         if callee.returns_args:
             for r in range(1, 6):
-                value = self.val(f"load i64, ptr {m.reg_global(r)}")
+                value = self.val(f"load i64, ptr {self.field(abi.RUN_REGS + 8 * r)}")
                 self.put(r, value)
 
     def _call(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         if insn.src == isa.CALL_LOCAL:
             self._call_local(pc, self.flow.by_start[jump_target(insn, pc)])
-            return
-        if insn.src == isa.CALL_KFUNC:
-            name = self.L.program.kfuncs.get(pc)
-            if name is None:
-                raise BpfEngineError(f"kfunc call to BTF id {insn.imm} has no name (load it from an object "
-                                     "with BTF)", pc=pc)
-            try:
-                self.L.rt.helpers.lookup(name)
-            except BpfEngineError as e:
-                raise BpfEngineError(e.message, pc=pc) from None
-            self._call_external(name)
-            return
-        if insn.imm not in self.L.rt.helpers:
-            raise BpfEngineError(f"unknown helper {insn.imm}", pc=pc)
-        self._call_external(abi.helper_symbol(self.L.rt, insn.imm))
+        else:
+            self._call_external(self.L.program.helpers[pc].symbol)
 
     def _callx(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         """Functions first (by address), then the registered helper ids, else a trap.
@@ -682,10 +684,9 @@ class _FunctionLowering:
         known = (isa.FP, 0) if reg == isa.FP else self.bases[pc][reg]
         if known is not None:
             base, k = known
-            if base == isa.FP:
-                if self.uses_stack and -STACK_SIZE <= k + off and k + off + size <= 0:
-                    return self._entry_pointer("%stack", STACK_SIZE + k + off, "inbounds ")
-            else:
+            if base == isa.FP and _in_frame(k + off, size):
+                return self._entry_pointer("%stack", STACK_SIZE + k + off, "inbounds ")
+            if base in ARG_BASES:
                 return self._entry_pointer(self._entry_pointer(f"%a{base}", None), k + off)
         address = self.get(reg)
         pointer = self.pointers.get(address)
@@ -739,13 +740,18 @@ class _FunctionLowering:
         if insn.src == isa.Pseudo.FUNC:
             callee = self.flow.by_start[jump_target(insn, pc)]
             value = self.val(f'ptrtoint ptr @"{self.L.symbol(callee)}" to i64')
+        elif insn.src == isa.Pseudo.IMM64:
+            value = str(to_s64(insn.imm64))
         else:
-            value = str(to_s64(self.L.program.lddw_value(pc)))
+            symbol, addend = self.L.program.lddw_symbol(pc)
+            value = self.val(f"ptrtoint ptr {self.m.external_global(symbol)} to i64")
+            if addend:
+                value = self.val(f"add i64 {value}, {addend}")
         self.put(insn.dst, value)
 
     def _packet(self, pc: int, size: int, offset: str) -> None:
         ref = self.m.declare(abi.LOAD_PACKET)
-        value = self.val(f"call i64 {ref}(i64 {self.get(6)}, i64 {offset}, i64 {size}, i64 {pc}, i64 0)")
+        value = self.val(f"call i64 {ref}(i64 {self.get(6)}, i64 {offset}, i64 {size}, i64 {pc}, i64 0, ptr %rs)")
         self.put(0, value)
         self._check_unwind()
 
@@ -757,203 +763,3 @@ class _FunctionLowering:
         self._packet(pc, spec.width, self.val(f"sext i32 {offset} to i64"))
 
 
-# ==================================================================== compiling
-
-_lock = threading.Lock()
-_machines: dict[tuple[str, int, str, bool], Any] = {}
-_initialised = False
-_managers = threading.local()
-
-
-def _llvm():
-    global _initialised
-    import llvmlite.binding as llvm
-    if not _initialised:
-        with _lock:
-            if not _initialised:
-                llvm.initialize_all_targets()
-                llvm.initialize_all_asmprinters()
-                _initialised = True
-    return llvm
-
-
-def optimise(module, tm, opt: int) -> None:
-    """Run the IR pipeline of level ``opt`` (1-3) over ``module`` (see PASSES). The pass
-    managers of PASSES are built once per thread and level: llvmlite 0.50 keeps ~25-60 KB
-    of every new one it runs, and a manager's passes carry state while they run. LLVM's
-    default pipeline cannot run twice from one manager (O3 keeps ~120 KB per compile)."""
-    llvm = _llvm()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=opt))
-    passes = PASSES.get(opt)
-    if passes is None:
-        pb.getModulePassManager().run(module, pb)
-        return
-    managers = _managers.__dict__.setdefault("by_level", {})
-    mpm = managers.get(opt)
-    if mpm is None:
-        mpm = managers[opt] = llvm.create_new_module_pass_manager()
-        for name in passes:
-            getattr(mpm, f"add_{name}_pass")()
-    mpm.run(module, pb)
-
-
-def target_machine(arch: str, opt: int, cpu: str = "generic", emulated: bool = False):
-    """A cached TargetMachine for the triple of ``arch`` (cpu "host" = this machine's CPU).
-    Instruction order does not matter to an emulator: code for unicorn is not scheduled
-    a second time after register allocation (arm64 CPUs do that; -15 M instructions of
-    ~370 M for benchmarks/compute.py's program)."""
-    key = (arch, opt, cpu, emulated)
-    tm = _machines.get(key)
-    if tm is None:
-        llvm = _llvm()
-        name, features = cpu, []
-        if cpu == "host":
-            name, features = llvm.get_host_cpu_name(), [llvm.get_host_cpu_features().flatten()]
-        if emulated and arch == "arm64":
-            features.append("-use-postra-scheduler")
-        target = llvm.Target.from_triple(TRIPLES[arch])
-        tm = target.create_target_machine(cpu=name, features=",".join(features), opt=opt, reloc="pic",
-                                          codemodel="small")
-        _machines[key] = tm
-    return tm
-
-
-class ObjectCache:
-    """Compiled objects by content: (arch, executor, opt, cpu, hash of the IR text) ->
-    (object, line table). The IR bakes in everything the object depends on (bytecode,
-    map and global addresses, the helpers registered, budget, line info), so equal keys
-    mean equal objects; the least recently used entry goes first beyond ``size``."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.hits = self.misses = 0
-        self._entries: OrderedDict[tuple, tuple[bytes, list | None]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple):
-        with self._lock:
-            value = self._entries.get(key)
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key: tuple, value: tuple[bytes, list | None]) -> None:
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-#: Shared by every LLVM engine of the process (``compile("llvm", cache=False)`` skips it).
-CACHE = ObjectCache()
-
-
-class LLVMEngine:
-    """``make_engine`` result: compiles programs for one EngineSpec at one optimisation level."""
-
-    def __init__(self, spec, opt: int = 2, budget: int | None = None, cpu: str | None = None,
-                 debug: bool | None = None, verify: bool = True, cache: bool = True,
-                 **executor_options: Any):
-        if opt not in OPT_LEVELS:
-            raise BpfEngineError(f"llvm: optimisation level must be 0-3, not {opt!r}")
-        if budget is not None and budget < 0:
-            raise BpfEngineError("llvm: budget must be >= 0")
-        unknown = set(executor_options) - {"max_instructions"}
-        if unknown:
-            raise BpfEngineError(f"llvm: unknown options {', '.join(sorted(unknown))}")
-        if spec.executor == "native" and executor_options:
-            raise BpfEngineError("llvm: max_instructions applies to unicorn engines only")
-        self.spec, self.opt, self.budget, self.verify, self.cache = spec, opt, budget, verify, cache
-        self.cpu = cpu or ("host" if spec.executor == "native" else "generic")
-        # Line info (BPF slot per native instruction) costs compile time; unicorn engines
-        # use it to name the BPF instruction of a fault, listings always ask for it.
-        self.debug = spec.executor == "unicorn" if debug is None else debug
-        self.executor_options = executor_options
-        self.triple = TRIPLES[spec.arch]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def llvm_ir(self, program, optimized: bool = False) -> str:
-        """The module's IR as generated, or after the optimisation pipeline."""
-        text = Lowering(program, self.budget, self.debug).module()
-        if not optimized:
-            return text
-        return str(self._optimised(text))
-
-    def target_machine(self):
-        return target_machine(self.spec.arch, self.opt, self.cpu, self.spec.executor == "unicorn")
-
-    def _optimised(self, text: str):
-        llvm = _llvm()
-        tm = self.target_machine()
-        try:
-            # A context per module: constants and metadata are uniqued in the context and
-            # would otherwise accumulate in the global one with every compile.
-            module = llvm.parse_assembly(text, context=llvm.create_context())
-            if self.verify:
-                module.verify()
-        except RuntimeError as e:                       # a lowering bug, never the user's
-            raise BpfEngineError(f"llvm: generated IR is invalid: {e}") from None
-        module.triple = self.triple
-        module.data_layout = str(tm.target_data)
-        if self.opt:
-            optimise(module, tm, self.opt)
-        return module
-
-    def object(self, program) -> bytes:
-        """The ELF relocatable object LLVM emits for ``program``."""
-        return self._compiled(program)[0]
-
-    def image(self, program, debug: bool | None = None) -> Image:
-        """The linked image (with ``pc_map`` when line info is on)."""
-        engine = self if debug is None or debug == self.debug else self._with(debug=debug)
-        obj, pc_map = engine._compiled(program)
-        return link_elf(obj, pc_map)
-
-    def _compiled(self, program) -> tuple[bytes, list[tuple[str, int, int]] | None]:
-        """(object, line table or None), from the cache when the same IR was compiled for
-        the same target machine before."""
-        text = Lowering(program, self.budget, self.debug).module()
-        key = None
-        if self.cache:
-            key = (self.spec.arch, self.spec.executor, self.opt, self.cpu,
-                   hashlib.blake2b(text.encode(), digest_size=32).digest())
-            hit = CACHE.get(key)
-            if hit is not None:
-                return hit
-        obj = self.target_machine().emit_object(self._optimised(text))
-        pc_map = None
-        if self.debug:
-            from .listing import line_table
-            pc_map = line_table(obj)
-        if key is not None:
-            CACHE.put(key, (obj, pc_map))
-        return obj, pc_map
-
-    def _with(self, **changes: Any) -> "LLVMEngine":
-        options = dict(opt=self.opt, budget=self.budget, cpu=self.cpu, debug=self.debug, verify=self.verify,
-                       cache=self.cache)
-        options.update(changes)
-        return LLVMEngine(self.spec, **options, **self.executor_options)
-
-    def compile(self, program):
-        from .executor import load_image
-        return load_image(self.image(program), program, self.spec, **self.executor_options)
-
-
-def make_engine(spec, opt: int = 2, **options: Any) -> LLVMEngine:
-    return LLVMEngine(spec, opt, **options)

@@ -4,16 +4,18 @@ Register mapping (the Linux x86_64 JIT's)::
 
     r0 rax    r1 rdi   r2 rsi   r3 rdx   r4 rcx   r5 r8      r1-r5 = SysV argument registers
     r6 rbx    r7 r13   r8 r14   r9 r15                        callee-saved
-    r10 rbp   (frame pointer)   r12 control block base        callee-saved
-    r9, r10, r11 scratch: r10 holds blinded immediates, r11 addresses and divisors
+    r10 rbp   (frame pointer)   r12 run state (abi)           callee-saved
+    AX r10 (the passes' scratch, as in Linux); r9 and r11 scratch (r11 addresses and
+    divisors); r9 is also the sixth argument: the run state, in every call made
 
-So a BPF function body is a SysV ``u64 f(u64 r1..r5)`` as it stands (its C entry
-only zeroes r0 and r6-r9 first), and helpers are called with the arguments
-already in place (r1-r5 are spilled around the call: as in the interpreter they
-survive it).
+So a BPF function body is a SysV ``u64 f(u64 r1..r5, rs)`` as it stands (its C entry
+saves the callee-saved registers, keeps rs in r12 and zeroes r0 and r6-r9 first), and
+helpers are called with the arguments already in place (r1-r5 are spilled around the
+call: as in the interpreter they survive it).
 
-Frame: push rbp, rbx, r13, r14, r15, r12, then 40 bytes of spill area: rsp is
-16-byte aligned in every function body, so calls from the body are aligned.
+Frame: push rbp, rbx, r13, r14, r15, then 48 bytes of spill area (r1-r5, then the
+caller's ``rs->sp``, restored on the way out): rsp is 16-byte aligned in every function
+body, so calls from the body are aligned.
 
 The classic pitfalls are handled in the templates: ``div``/``idiv`` trap on 0 and
 on INT_MIN / -1, so a register divisor is tested first (an immediate one is decided
@@ -30,12 +32,12 @@ from __future__ import annotations
 
 from keystone import KS_ARCH_X86, KS_MODE_64
 
-from jitbpf.isa import MAX_CALL_DEPTH, jump_target, to_s32
+from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, jump_target, to_s32
 
-from . import abi
-from .direct import CHECK, CTRL_BUDGET, CTRL_COUNT, CTRL_TABLE, ENTRY_SIZE, STACK_TOP, Emitter
+from .. import abi
+from .emitter import Emitter
 
-REGS = ("rax", "rdi", "rsi", "rdx", "rcx", "r8", "rbx", "r13", "r14", "r15", "rbp")
+REGS = ("rax", "rdi", "rsi", "rdx", "rcx", "r8", "rbx", "r13", "r14", "r15", "rbp", "r10")
 ARGS = REGS[1:6]
 _LEGACY = {"rax": "a", "rcx": "c", "rdx": "d", "rbx": "b"}
 _INDEX = {64: 0, 32: 1, 16: 2, 8: 3}
@@ -43,7 +45,8 @@ PTR = {1: "byte", 2: "word", 4: "dword", 8: "qword"}
 CC = {"jeq": "e", "jne": "ne", "jgt": "a", "jge": "ae", "jlt": "b", "jle": "be",
       "jsgt": "g", "jsge": "ge", "jslt": "l", "jsle": "le", "jset": "ne"}
 SHIFTS = {"lsh": "shl", "rsh": "shr", "arsh": "sar"}
-SPILL = 40                      # r1-r5 around helper calls
+SPILL = 48                      # r1-r5 around helper calls, then the caller's rs->sp
+SAVED_SP = 40
 SAVE_ARGS = tuple(f"mov qword ptr [rsp + {8 * i}], {r}" for i, r in enumerate(ARGS))
 RESTORE_ARGS = tuple(f"mov {r}, qword ptr [rsp + {8 * i}]" for i, r in enumerate(ARGS))
 NUMBERS = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7,
@@ -72,16 +75,15 @@ def mem(base: str, off: int) -> str:
     return f"[{base} + {off}]" if off >= 0 else f"[{base} - {-off}]"
 
 
-def _rip_load(reg: str) -> str:
-    """``mov reg, qword ptr [rip + 0]`` as bytes: the disp32 (at +3) is a GOT relocation."""
+def _movabs(reg: str) -> str:
+    """``movabs reg, 0`` as bytes: the imm64 (at +2) is an absolute relocation."""
     n = NUMBERS[reg]
-    return f".byte {0x48 | (4 if n >= 8 else 0)}, 0x8b, {((n & 7) << 3) | 5}, 0, 0, 0, 0"
+    return f".byte {0x48 | (1 if n >= 8 else 0)}, {0xB8 + (n & 7)}, 0, 0, 0, 0, 0, 0, 0, 0"
 
 
 class X86Emitter(Emitter):
     arch = "x86_64"
     ks_arch, ks_mode = KS_ARCH_X86, KS_MODE_64
-    IMM_REG = "r10"
 
     def reg(self, n: int) -> str:
         return REGS[n]
@@ -93,41 +95,43 @@ class X86Emitter(Emitter):
         thunk, body = f"T{slot}", f"F{slot}"
         self.marks.append(thunk)
         self.symbols[abi.function_symbol(slot)] = thunk
-        self.emit(f"{thunk}:", "push rbx", "push r13", "push r14", "push r15", "sub rsp, 8",
+        self.emit(f"{thunk}:", "push rbx", "push r12", "push r13", "push r14", "push r15", "mov r12, r9",
                   "xor eax, eax", "xor ebx, ebx", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
-                  f"call {body}", "add rsp, 8", "pop r15", "pop r14", "pop r13", "pop rbx", "ret",
-                  f"{body}:", "push rbp", "push rbx", "push r13", "push r14", "push r15", "push r12",
-                  f"sub rsp, {SPILL}", f"movabs r12, {self.ctrl}",
-                  "mov r11, qword ptr [r12]", f"cmp r11, {MAX_CALL_DEPTH}",
+                  f"call {body}", "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "ret",
+                  f"{body}:", "push rbp", "push rbx", "push r13", "push r14", "push r15", f"sub rsp, {SPILL}",
+                  f"mov r9, qword ptr [r12 + {abi.RUN_SP}]", f"mov qword ptr [rsp + {SAVED_SP}], r9",
+                  f"mov r11, qword ptr [r12 + {abi.RUN_DEPTH}]", f"cmp r11, {MAX_CALL_DEPTH}",
                   f"jae {self.trap_label(slot, abi.TRAP_DEPTH)}",
-                  "lea r9, [r11 + 1]", "mov qword ptr [r12], r9",
-                  "shl r11, 9", f"lea rbp, [r12 + {STACK_TOP}]", "sub rbp, r11")
+                  "lea r9, [r11 + 1]", f"mov qword ptr [r12 + {abi.RUN_DEPTH}], r9",
+                  "shl r11, 9", f"mov rbp, qword ptr [r12 + {abi.RUN_STACK_TOP}]", "sub rbp, r11",
+                  f"lea r9, [rbp - {STACK_SIZE}]", f"mov qword ptr [r12 + {abi.RUN_SP}], r9")
 
     def exits(self) -> None:
         self.emit("K_unwind:", "xor eax, eax",
-                  "K_epilogue:", "dec qword ptr [r12]", f"add rsp, {SPILL}",
-                  "pop r12", "pop r15", "pop r14", "pop r13", "pop rbx", "pop rbp", "ret")
+                  "K_epilogue:", f"dec qword ptr [r12 + {abi.RUN_DEPTH}]",
+                  f"mov r9, qword ptr [rsp + {SAVED_SP}]", f"mov qword ptr [r12 + {abi.RUN_SP}], r9",
+                  f"add rsp, {SPILL}",
+                  "pop r15", "pop r14", "pop r13", "pop rbx", "pop rbp", "ret")
 
     def jump_lines(self, label: str) -> list[str]:
         return [f"jmp {label}"]
 
     def budget_tick(self, error: str) -> list[str]:
-        return [f"dec qword ptr [r12 + {CTRL_BUDGET}]", f"js {error}"]
+        return [f"dec qword ptr [r12 + {abi.RUN_BUDGET}]", f"js {error}"]
+
+    def spent_lines(self, pc: int) -> list[str]:
+        return [f"mov qword ptr [r12 + {abi.RUN_SPENT}], {pc + 1}", f"mov qword ptr [r12 + {abi.RUN_UNWIND}], 1",
+                "jmp K_unwind"]
 
     def trap_lines(self, code: int, pc: int, value: int | str) -> list[str]:
         value_lines = [f"mov rdx, {value}"] if isinstance(value, str) else self.imm_lines("rdx", value)
         return [*value_lines, f"mov edi, {code}", f"mov esi, {pc}", "jmp K_fail"]
 
-    def load_unwind_cell(self, reg: str) -> None:
-        """``reg`` = the address of the abi.UNWIND cell (through the linker's GOT)."""
-        self.reloc("gotpcrel", abi.UNWIND, -4, 3)
-        self.emit(_rip_load(reg))
-
     def unwind_check(self) -> None:
-        self.load_unwind_cell("r11")
-        self.emit("cmp qword ptr [r11], 0", "jne K_unwind")
+        self.emit(f"cmp qword ptr [r12 + {abi.RUN_UNWIND}], 0", "jne K_unwind")
 
     def call_external(self, symbol: str) -> None:
+        self.emit("mov r9, r12")
         self.reloc("plt32", symbol, -4, 1)
         self.emit(".byte 0xe8, 0, 0, 0, 0")
 
@@ -167,6 +171,10 @@ class X86Emitter(Emitter):
     def function_address(self, reg: str, slot: int) -> None:
         self.emit(f"lea {reg}, [rip + T{slot}]")
 
+    def symbol_address(self, reg: str, symbol: str, addend: int) -> None:
+        self.reloc("abs64", symbol, addend, 2)
+        self.emit(_movabs(reg))
+
     # ------------------------------------------------------------------ constants
     def imm_lines(self, reg: str, value: int) -> list[str]:
         if value == 0:
@@ -179,14 +187,6 @@ class X86Emitter(Emitter):
 
     def load_imm(self, reg: str, value: int) -> None:
         self.emit(*self.imm_lines(reg, value))
-
-    def blinded_load(self, reg: str, value: int) -> None:
-        if -(1 << 31) <= value < 1 << 31:
-            key = self.key(32)
-            self.emit(f"mov {reg}, {value ^ key}", f"xor {reg}, {key}")
-        else:
-            key, scratch = self.key(64), "r11" if reg == "r10" else "r10"
-            self.emit(f"movabs {reg}, {value ^ key}", f"movabs {scratch}, {key}", f"xor {reg}, {scratch}")
 
     # ------------------------------------------------------------------ ALU
     def op_alu(self, pc: int, insn, spec) -> None:
@@ -278,11 +278,10 @@ class X86Emitter(Emitter):
 
     # ------------------------------------------------------------------ memory
     def address(self, pc: int, base: str, off: int, size: int, write: bool) -> str:
-        """The memory operand of an access; bounds-checked mode checks it first (address in r11)."""
-        if not self.options.bounds_check:
-            return mem(base, off)
-        self.emit(f"lea r11, {mem(base, off)}", f"mov r9d, {self.check_info(pc, size, write)}", "call K_check")
-        return "[r11]"
+        return mem(base, off)
+
+    def check(self, base: str, off: int, info: int) -> None:
+        self.emit(f"lea r11, {mem(base, off)}", f"mov r9d, {info}", "call K_check")
 
     def op_ldx(self, pc: int, insn, spec) -> None:
         size, d = spec.width, self.reg(insn.dst)
@@ -296,11 +295,7 @@ class X86Emitter(Emitter):
 
     def op_st(self, pc: int, insn, spec) -> None:
         size = spec.width
-        if self.rng is not None:
-            self.blinded_load(self.IMM_REG, insn.imm)
-            value = sized(self.IMM_REG, 8 * size)
-        else:
-            value = insn.imm & 0xFF if size == 1 else insn.imm & 0xFFFF if size == 2 else insn.imm
+        value = insn.imm & 0xFF if size == 1 else insn.imm & 0xFFFF if size == 2 else insn.imm
         self.emit(f"mov {PTR[size]} ptr {self.address(pc, self.reg(insn.dst), insn.off, size, True)}, {value}")
 
     def op_stx(self, pc: int, insn, spec) -> None:
@@ -335,31 +330,29 @@ class X86Emitter(Emitter):
 
     def check_routine(self) -> None:
         """Bounds check of [r11, r11 + size) (info in r9: pc << 8 | size << 1 | write) against
-        the control block's region table; misses ask the runtime, which raises or accepts.
+        the run's region table; misses ask the runtime, which raises or accepts.
         Preserves every BPF register; on a violation it leaves through K_unwind."""
         self.emit("K_check:", "push rax", "push rcx", "push rdx",
                   "mov eax, r9d", "shr eax, 1", "and eax, 127", "add rax, r11", "jc K_check_slow",
-                  f"lea rdx, [r12 + {CTRL_TABLE}]", f"mov rcx, qword ptr [r12 + {CTRL_COUNT}]",
+                  f"cmp r11, qword ptr [r12 + {abi.RUN_SP}]", "jb K_check_table",       # the live stack first
+                  f"cmp rax, qword ptr [r12 + {abi.RUN_STACK_TOP}]", "jbe K_check_ok",
+                  "K_check_table:", f"lea rdx, [r12 + {abi.RUN_TABLE}]", f"mov rcx, qword ptr [r12 + {abi.RUN_COUNT}]",
                   "K_check_loop:", "test rcx, rcx", "jz K_check_slow",
                   "cmp r11, qword ptr [rdx]", "jb K_check_next",
                   "cmp rax, qword ptr [rdx + 8]", "ja K_check_next",
                   "test r9d, 1", "jz K_check_ok", "cmp qword ptr [rdx + 16], 0", "jne K_check_ok",
-                  "K_check_next:", f"add rdx, {ENTRY_SIZE}", "dec rcx", "jmp K_check_loop",
+                  "K_check_next:", f"add rdx, {abi.TABLE_ENTRY}", "dec rcx", "jmp K_check_loop",
                   "K_check_ok:", "pop rdx", "pop rcx", "pop rax", "ret",
                   "K_check_slow:", "push rdi", "push rsi", "push r8", "push r10", "push r11", "sub rsp, 8",
-                  "mov rdi, r12", "mov rsi, r11", "mov rdx, r9")
-        self.call_external(CHECK)
-        self.emit("add rsp, 8", "pop r11", "pop r10", "pop r8", "pop rsi", "pop rdi")
-        self.load_unwind_cell("rdx")
-        self.emit("cmp qword ptr [rdx], 0", "je K_check_ok",
+                  "mov rdi, r11", "mov rsi, r9")
+        self.call_external(abi.CHECK)
+        self.emit("add rsp, 8", "pop r11", "pop r10", "pop r8", "pop rsi", "pop rdi",
+                  f"cmp qword ptr [r12 + {abi.RUN_UNWIND}], 0", "je K_check_ok",
                   "add rsp, 32", "jmp K_unwind")
 
     def packet_load(self, pc: int, size: int, src: str | None, insn) -> None:
         """LD_ABS / LD_IND through the runtime (abi.LOAD_PACKET); r1-r5 survive it."""
         imm = insn.imm
-        if self.rng is not None:
-            self.blinded_load("r10", imm)
-            imm = "r10"
         if src is None:
             offset = imm
         else:

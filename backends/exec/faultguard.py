@@ -31,7 +31,7 @@ from jitbpf.runtime.memory import HostBuffer
 # around nested guarded calls, the rest is static.
 ACTIVE, SAVED_RSP, CODE_LO, CODE_HI, FAULTED, FAULT_ADDR, FAULT_PC, FAULT_SIG, ARGS = \
     (8 * i for i in range(9))
-RECORD_SIZE = ARGS + 8 * 6            # args: function pointer and r1..r5
+RECORD_SIZE = ARGS + 8 * 7            # args: function pointer, r1..r5 and the run state
 SIGACTION_DFL = RECORD_SIZE           # a zeroed 32-byte kernel sigaction: SIG_DFL
 PREV_TABLE = SIGACTION_DFL + 32       # previous handler per signal number (0..63)
 CHAINED = PREV_TABLE + 64 * 8         # per signal: already passed on once (breaks handler cycles)
@@ -54,6 +54,7 @@ _TRAMPOLINE = """
     mov rdx, [rdi + {ARGS} + 24]
     mov rcx, [rdi + {ARGS} + 32]
     mov r8,  [rdi + {ARGS} + 40]
+    mov r9,  [rdi + {ARGS} + 48]
     mov rbx, rdi
     mov rdi, [rdi + {ARGS} + 8]
     call rax
@@ -167,7 +168,7 @@ class FaultGuard:
                 self._install()
                 view = self.record.view
                 struct.pack_into("<QQ", view, CODE_LO, code_lo, code_hi)
-                struct.pack_into("<6Q", view, ARGS, function, *args, *[0] * (5 - len(args)))
+                struct.pack_into("<7Q", view, ARGS, function, *args, *[0] * (6 - len(args)))
                 r0 = self.call(self.record.address)
                 faulted, address, pc, sig = struct.unpack_from("<4Q", view, FAULTED)
             finally:

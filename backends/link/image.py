@@ -24,6 +24,7 @@ CONDBR19, TSTBR14.
 from __future__ import annotations
 
 import bisect
+import json
 import struct
 from dataclasses import dataclass, field
 from typing import Callable
@@ -42,7 +43,7 @@ AARCH64_RELOCS = {257: "abs64", 258: "abs32", 260: "prel64", 261: "prel32", 274:
                   280: "condbr19", 282: "jump26", 283: "call26", 284: "ldst16_lo12",
                   285: "ldst32_lo12", 286: "ldst64_lo12", 299: "ldst128_lo12",
                   311: "got_page", 312: "got_lo12"}
-ELF_MACHINES = {62: "x86_64", 183: "arm64"}
+ELF_MACHINES = {62: "x86_64", 183: "arm64"}      # e_machine -> architecture
 #: Stub code per architecture; the stub's 64-bit target follows it (16 bytes in all).
 STUBS = {"x86_64": bytes.fromhex("ff2502000000") + b"\x0f\x0b",          # jmp [rip+2]; ud2
          "arm64": struct.pack("<II", 0x58000050, 0xD61F0200)}               # ldr x16, #8; br x16
@@ -87,6 +88,7 @@ class Image:
     writable_from: int                             # offset where writable data starts (page aligned)
     code_ranges: list[tuple[int, int]] = field(default_factory=list)   # executable (start, end)
     pc_map: list[tuple[int, int]] = field(default_factory=list)       # (blob offset, BPF slot)
+    meta: dict = field(default_factory=dict)       # what a loader needs besides the code (JSON data)
 
     def __len__(self) -> int:
         return len(self.blob)
@@ -101,6 +103,36 @@ class Image:
 
     def address_of(self, base: int, name: str) -> int:
         return base + self.symbols[name]
+
+    MAGIC = b"JITBPF-IMAGE-1\n"
+
+    def to_bytes(self) -> bytes:
+        """A self-describing serialised image (header JSON, then the blob): loadable at any
+        address in any process whose runtime binds its externals (``from_bytes``)."""
+        header = json.dumps({"arch": self.arch, "symbols": self.symbols, "relocs": self.relocs,
+                             "externals": self.externals, "writable_from": self.writable_from,
+                             "code_ranges": self.code_ranges, "pc_map": self.pc_map, "meta": self.meta}).encode()
+        return self.MAGIC + struct.pack("<II", len(header), len(self.blob)) + header + self.blob
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Image":
+        magic = cls.MAGIC
+        try:
+            if not data.startswith(magic):
+                raise ValueError("not a jitbpf image")
+            hlen, blen = struct.unpack_from("<II", data, len(magic))
+            start = len(magic) + 8
+            if start + hlen + blen != len(data):
+                raise ValueError(f"{len(data)} bytes, the header says {start + hlen + blen}")
+            h = json.loads(data[start:start + hlen])
+            image = cls(h["arch"], bytes(data[start + hlen:]), dict(h["symbols"]),
+                        [tuple(r) for r in h["relocs"]], list(h["externals"]), int(h["writable_from"]),
+                        [tuple(r) for r in h["code_ranges"]], [tuple(p) for p in h["pc_map"]], dict(h["meta"]))
+        except (ValueError, KeyError, TypeError, struct.error) as e:
+            raise BpfEngineError(f"cannot read the image: {e}") from None
+        if image.arch not in STUBS:
+            raise BpfEngineError(f"cannot read the image: unknown architecture {image.arch!r}")
+        return image
 
     def load(self, base: int, resolve: Callable[[str], int]) -> bytes:
         """The blob relocated for address ``base``; externals are bound through ``resolve``."""

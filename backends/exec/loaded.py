@@ -1,0 +1,102 @@
+"""What the two executors share: placing an Image, the run protocol, run states per thread."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+
+from jitbpf.errors import BpfRuntimeError
+from jitbpf.runtime import Runtime
+
+from .. import abi
+from ..link import Image
+from .runstate import RunState
+from .watchdog import watchdog
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a loaded image needs to know about its runs (the pipeline's options)."""
+
+    budget: int | None = None
+    bounds_check: bool = False
+    timeout: float | None = None          # seconds per run
+
+
+class LoadedCode:
+    """An Image placed at ``base`` for a runtime; call it with r1..r5 to run the entry.
+
+    Subclasses say how to run from the outermost frame (``_enter``) and how to run a
+    callback from inside a helper (``_nested``), both with the thread's run state. During
+    a run ``rt.invoke`` reaches this code's functions; a pending helper error or program
+    end is settled by ``Runtime.finish_unwind``.
+    """
+
+    image: Image
+    rt: Runtime
+    base: int
+
+    def _place(self, image: Image, rt: Runtime, base: int, entry: str, function_symbols: list[str] | None,
+               options: RunOptions) -> None:
+        self.image, self.rt, self.base, self.options = image, rt, base, options
+        self.entry_address = image.address_of(base, entry)
+        self.functions = {image.address_of(base, n) for n in (function_symbols or [entry])}
+        self._threads = threading.local()
+
+    def run_state(self) -> RunState:
+        """This thread's run state for this image, made on first use."""
+        state = getattr(self._threads, "state", None)
+        if state is None:
+            state = self._threads.state = self._new_run_state()
+        return state
+
+    def _new_run_state(self) -> RunState:
+        return RunState(self.options.budget, self.options.bounds_check)
+
+    def _enter(self, address: int, args: tuple[int, ...], state: RunState) -> int:
+        raise NotImplementedError
+
+    def _nested(self, address: int, args: tuple[int, ...], state: RunState) -> int:
+        raise NotImplementedError
+
+    def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
+        rt, state = self.rt, self.run_state()
+        run = rt.run
+        outer = run.invoke, run.unwind, run.state
+        run.invoke, run.unwind, run.state = self.invoke, state.unwind, state
+        try:
+            with rt.mapped(state.stack_region), self._watched(state):
+                saved = state.begin(rt)
+                try:
+                    r0 = self._enter(self.entry_address, (r1, r2, r3, r4, r5), state)
+                    spent = state.spent()
+                finally:
+                    state.end(saved)
+            if spent is not None:
+                rt.finish_unwind(0)
+                raise spent
+            return rt.finish_unwind(r0)
+        except BpfRuntimeError:
+            rt.finish_unwind(0)            # a helper's error, if any, explains the fault better
+            raise
+        finally:
+            run.invoke, run.unwind, run.state = outer
+
+    def _watched(self, state: RunState):
+        """The watchdog's eye on an outermost run (time limit, Ctrl-C on the main thread)."""
+        if state.active:
+            return contextlib.nullcontext()
+        return watchdog().watch(state, self.options.timeout)
+
+    def invoke(self, pointer: int, *args: int) -> int:
+        """Call a BPF function pointer (a function of this image) from a helper."""
+        if pointer not in self.functions:
+            raise BpfRuntimeError(f"0x{pointer:x} is not a BPF function of this program")
+        return self._nested(pointer, args, self.run_state())
+
+    def address(self, symbol: str) -> int:
+        return self.image.address_of(self.base, symbol)
+
+    def resolve_data(self, name: str) -> int | None:
+        return abi.data_symbol(self.rt, name)

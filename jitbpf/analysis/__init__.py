@@ -1,0 +1,1 @@
+"""Analyses of BPF programs that the passes, the backends and the verifier share."""

@@ -1,0 +1,43 @@
+"""BPF-to-BPF passes: what every engine needs done once, before any backend lowers code.
+
+Like the kernel's fixups before its JITs, each pass takes a Program and returns one
+(``Program.derive``: new slots, each knowing the slot it came from), and each is tested
+alone. The order is fixed:
+
+1. ``bounds_check``: a ``check`` before each access not safe by construction;
+2. ``budget``: a ``tick`` at every loop head and function entry;
+3. ``blind``: constant blinding through the scratch register AX (last, so the
+   passes before it and the backends' analyses see the program's own constants);
+4. resolution of helper and kfunc calls (``Program.helpers``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .blind import blind
+from .bounds import bounds_check
+from .budget import budget_ticks
+from .resolve import resolve_calls
+from .rewrite import rewrite
+
+__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "budget_ticks", "resolve_calls"]
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    bounds_check: bool = False
+    ticks: bool = True                    # insert budget ticks
+    blind: bool = False
+    proven: frozenset[int] = frozenset()  # slots whose accesses the verifier proved in bounds
+
+
+def run_passes(program, options: PassOptions):
+    """The program as the backends see it (always a derived Program, with ``helpers``)."""
+    if options.bounds_check:
+        program = bounds_check(program, options.proven)
+    if options.ticks:
+        program = budget_ticks(program)
+    if options.blind:
+        program = blind(program)
+    return resolve_calls(program)

@@ -1,0 +1,173 @@
+"""The compilation pipeline: engine options in one place, the layering rule, images that
+are relocatable (saved, then loaded at another address in a fresh runtime)."""
+
+from __future__ import annotations
+
+import ast
+import struct
+from pathlib import Path
+
+import pytest
+
+import jitbpf
+from jitbpf import BpfEngineError, pipeline
+from jitbpf.engines import available_engines
+from jitbpf.targets import HOST_ARCH
+
+from conftest import ROOT, cli, load_fixture
+
+COMPILED = [e for e in available_engines() if e not in ("interp", "kernel")]
+
+
+# ----------------------------------------------------------------------------- options
+
+def test_an_option_an_engine_does_not_take_is_an_error_naming_it():
+    prog = jitbpf.assemble("mov %r0, 1\nexit").program()
+    with pytest.raises(BpfEngineError, match="engine 'direct': option 'opt' does not apply to it"):
+        prog.compile("direct", opt=3)
+    with pytest.raises(BpfEngineError, match="engine 'interp': option 'turbo' is unknown"):
+        prog.compile("interp", turbo=True)
+    with pytest.raises(BpfEngineError, match=r"engine 'llvm': option budget=-1: expected 0\.\."):
+        prog.compile("llvm", budget=-1)
+    with pytest.raises(BpfEngineError, match="engine 'kernel': option 'blind' does not apply"):
+        pipeline.resolve_options(jitbpf.targets.parse_engine("kernel"), {"blind": True})
+    with pytest.raises(BpfEngineError, match="max_instructions' does not apply"):
+        prog.compile("direct", max_instructions=5)    # an emulator option, and direct runs natively here
+
+
+def test_option_text_is_converted_per_option():
+    spec = jitbpf.targets.parse_engine("llvm")
+    given = dict(pipeline.parse_option_text(t) for t in ("blind=1", "bounds-check=true", "opt=3", "budget=none"))
+    options = pipeline.resolve_options(spec, given)
+    assert (options.blind, options.bounds_check, options.opt, options.budget) == (True, True, 3, None)
+    with pytest.raises(BpfEngineError, match="expected name=value"):
+        pipeline.parse_option_text("blind")
+    with pytest.raises(BpfEngineError, match="expected a boolean"):
+        pipeline.resolve_options(spec, {"blind": "maybe"})
+
+
+def test_cli_passes_engine_options_everywhere(tmp_path):
+    source = tmp_path / "prog.asm"
+    source.write_text("mov %r0, 0x1234\nexit\n")
+    run = cli("run", str(source), "--engine", "direct", "-X", "blind=1", "-X", "bounds_check=1", "--check")
+    assert run.returncode == 0 and "r0 = 4660" in run.stdout, run.stderr
+    passes = cli("disasm", str(source), "--passes", "--engine", "llvm", "-X", "blind=1")
+    assert passes.returncode == 0, passes.stderr
+    text = passes.stdout
+    assert "tick" in text and "%ax" in text and "0x1234" not in text       # the constant is blinded
+    bad = cli("run", str(source), "--engine", "direct", "-X", "opt=2")
+    assert bad.returncode == 1 and "option 'opt' does not apply" in bad.stderr
+    plugin = cli("plugin", "--engine", "llvm", "-X", "opt=0", stdin="b7 00 00 00 07 00 00 00 95 00 00 00 00 00 00 00")
+    assert plugin.returncode == 0 and plugin.stdout.strip() == "7", plugin.stderr
+
+
+# ----------------------------------------------------------------------------- layering
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Absolute module names a file imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            out.add(module)
+            out.update(f"{module}.{a.name}" for a in node.names)
+    return out
+
+
+def _modules(folder: str, package: str) -> dict[str, set[str]]:
+    result = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        rel = path.relative_to(ROOT / folder).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        name = ".".join([package, *parts])
+        pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        result[name] = _imports(path, pkg)
+    return result
+
+
+REGISTRY = ("jitbpf.pipeline", "jitbpf.engines", "jitbpf.cli")
+
+
+def test_layering():
+    """backends and the verifier never import the engine registry (the pipeline calls
+    them); the instruction set and the target names import nothing of ours but errors;
+    analyses and passes import no backend."""
+    backends = _modules("backends", "jitbpf.backends")
+    verifier = _modules("verifier", "jitbpf.verifier")
+    core = _modules("jitbpf", "jitbpf")
+    assert backends and core
+    for name, imports in {**backends, **verifier}.items():
+        bad = {i for i in imports if i.startswith(REGISTRY)}
+        assert not bad, f"{name} imports {bad}"
+    for leaf in ("jitbpf.isa", "jitbpf.targets"):
+        assert {i for i in core[leaf] if i.startswith("jitbpf")} <= {"jitbpf.errors", "jitbpf.errors.BpfEngineError",
+                                                                      "jitbpf.errors.BpfValidationError"}, leaf
+    for name, imports in core.items():
+        if name.startswith(("jitbpf.analysis", "jitbpf.passes")):
+            assert not {i for i in imports if i.startswith(("jitbpf.backends", *REGISTRY))}, name
+
+
+def test_every_package_is_installed():
+    """pyproject lists the packages explicitly (backends/ and verifier/ install under the
+    jitbpf namespace): a new package folder must be listed there too."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder, package in (("jitbpf", "jitbpf"), ("backends", "jitbpf.backends"), ("verifier", "jitbpf.verifier")):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join([package, *parts]))
+    assert found == listed
+
+
+# ----------------------------------------------------------------------------- relocatable images
+
+def _frame(dport: int) -> bytes:
+    """Ethernet + IPv4 + TCP to dport (what xdp_parse counts)."""
+    eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+    ip = bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+    tcp = struct.pack(">HHIIBBHHH", 1234, dport, 0, 0, 0x50, 0x02, 1024, 0, 0)
+    return eth + ip + tcp
+
+
+RELOCATED = [e for e in COMPILED if e.split("@")[0] in ("llvm", "direct", "llvm-arm64", "direct-arm64")]
+
+
+@pytest.mark.parametrize("engine", RELOCATED)
+def test_saved_image_runs_at_another_address_in_a_fresh_runtime(engine):
+    """The image of a clang program with maps and global data, saved to bytes, then
+    loaded into a fresh object (other map addresses, another code address): the same
+    verdicts and maps as the interpreter over that fresh object."""
+    original = load_fixture("xdp_parse")             # kept alive: its maps keep their addresses
+    before = {name: m.contents() for name, m in original.maps.items()}
+    saved = pipeline.save_image(original.program("xdp_parse"), engine)
+    fresh, reference = load_fixture("xdp_parse"), load_fixture("xdp_parse")
+    assert {m.address for m in fresh.maps.values()}.isdisjoint(m.address for m in original.maps.values())
+    compiled = pipeline.load_saved(saved, fresh.program("xdp_parse"))
+    interp = reference.program("xdp_parse").compile("interp")
+    for port in (80, 443, 22, 80):
+        frame = _frame(port)
+        assert compiled.run(packet=frame).r0 == interp.run(packet=frame).r0
+    for name in reference.maps:
+        assert fresh.maps[name].contents() == reference.maps[name].contents(), name
+    assert {name: m.contents() for name, m in original.maps.items()} == before
+    assert any(fresh.maps[name].contents() != before[name] for name in before)     # the runs counted
+
+
+def test_saved_images_refuse_what_they_cannot_run():
+    prog = load_fixture("xdp_parse").program("xdp_parse")
+    saved = pipeline.save_image(prog, "direct-arm64")
+    with pytest.raises(BpfEngineError, match="arm64 image cannot run on engine 'direct'"):
+        pipeline.load_saved(saved, prog, "direct" if HOST_ARCH == "x86_64" else "direct-x86_64@unicorn")
+    with pytest.raises(BpfEngineError, match="needs maps this object lacks"):
+        pipeline.load_saved(saved, jitbpf.assemble("exit").program())
+    for damaged in (saved[:40], b"nonsense", saved[:-1], saved.replace(b'"arch": "arm64"', b'"arch": "mips!"')):
+        with pytest.raises(BpfEngineError, match="cannot read the image"):
+            pipeline.load_saved(damaged, prog)

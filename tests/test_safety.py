@@ -1,0 +1,204 @@
+"""Hostile programs with default options: every attack ends in a jitbpf error, the targeted
+memory is unchanged and the process keeps working (issue 11). Native code runs in this
+very process, so a regression here would show up as a crashed test worker."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+import jitbpf
+from jitbpf import BpfRuntimeError
+from jitbpf.backends import abi
+from jitbpf.engines import available_engines
+
+from conftest import run_asm
+
+ENGINES = [e for e in available_engines() if e != "kernel"]
+GENERATED = [e for e in ENGINES if e != "interp"]
+
+
+def healthy(engine: str) -> None:
+    """The engine still runs an ordinary program correctly."""
+    assert run_asm("mov %r0, 40\nadd %r0, 2\nexit", engine=engine).r0 == 42
+
+
+# ----------------------------------------------------------------------------- memory
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("store, what", [
+    ("stdw [%r1+64], 1", "past the 16-byte input"),
+    ("stdw [%r10-520], 1", "below the frame, in a dead one"),
+    ("stdw [%r10-4100], 1", "below the whole stack"),
+    ("stdw [%r10+8], 1", "above the stack, where the host stack used to be"),
+], ids=["input+64", "r10-520", "r10-4100", "r10+8"])
+def test_stores_outside_their_memory_are_errors(engine, store, what):
+    mem = bytes(range(16))
+    with pytest.raises(BpfRuntimeError, match="out-of-bounds write of 8 bytes") as err:
+        jitbpf.assemble(f"mov %r0, 0\n{store}\nexit").program().compile(engine).run(mem)
+    assert err.value.pc == 1, what
+    healthy(engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_store_cannot_reach_python_objects(engine):
+    target = bytes(b"untouched bytes object")
+    address = id(target) + sys.getsizeof(b"") - 1          # where CPython keeps the characters
+    assert ctypes.string_at(address, len(target)) == target
+    text = f"lddw %r1, {address:#x}\nstb [%r1+0], 0x41\nmov %r0, 0\nexit"
+    with pytest.raises(BpfRuntimeError, match="out-of-bounds write of 1 byte"):
+        run_asm(text, engine=engine)
+    assert target == b"untouched bytes object"
+    healthy(engine)
+
+
+@pytest.mark.parametrize("engine", GENERATED)
+def test_a_return_address_cannot_be_planted(engine):
+    """Storing a libc function's address where the host stack's return addresses were:
+    an error, and nothing jumps anywhere."""
+    abort = ctypes.cast(ctypes.CDLL(None).abort, ctypes.c_void_p).value
+    text = f"lddw %r2, {abort:#x}\nstxdw [%r10+8], %r2\nstxdw [%r10+16], %r2\nmov %r0, 0\nexit"
+    with pytest.raises(BpfRuntimeError, match="out-of-bounds write"):
+        run_asm(text, engine=engine)
+    healthy(engine)
+
+
+# ----------------------------------------------------------------------------- run state
+
+@pytest.mark.parametrize("engine", GENERATED)
+@pytest.mark.parametrize("field, name", [(abi.RUN_BUDGET, "budget"), (abi.RUN_DEPTH, "depth"),
+                                         (abi.RUN_UNWIND, "unwind"), (abi.RUN_SP, "stack pointer"),
+                                         (abi.RUN_TABLE, "region table")])
+def test_run_state_is_out_of_reach(engine, field, name):
+    """The program is handed the address of one of its own run state's fields (as if it
+    had guessed it) and overwrites it: an error, and the field does not hold the value."""
+    fn = jitbpf.assemble("ldxdw %r1, [%r1+0]\nstdw [%r1+0], 0x7ffffff\nmov %r0, 0\nexit").program() \
+        .compile(engine, budget=1000)
+    state = fn.executable.run_state()            # this thread's, the one the run uses
+    with pytest.raises(BpfRuntimeError, match="out-of-bounds write") as err:
+        fn.run((state.address + field).to_bytes(8, "little"))
+    assert err.value.pc == 1, name
+    assert int.from_bytes(state.view[field:field + 8], "little") != 0x7FFFFFF, name
+    healthy(engine)
+
+
+# ----------------------------------------------------------------------------- time
+
+LOOP = "mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_endless_loop_ends_by_default(engine):
+    with pytest.raises(BpfRuntimeError, match="run budget of 1000000 exceeded") as err:
+        run_asm(LOOP, engine=engine)
+    assert err.value.pc == 1
+    healthy(engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_time_limit_ends_an_unbudgeted_run(engine):
+    fn = jitbpf.assemble(LOOP).program().compile(engine, budget=None, timeout=0.2)
+    start = time.monotonic()
+    with pytest.raises(BpfRuntimeError, match="exceeded its time limit"):
+        fn.run()
+    assert time.monotonic() - start < 5
+    healthy(engine)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGINT needs the main thread")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ctrl_c_interrupts_a_native_run(engine):
+    fn = jitbpf.assemble(LOOP).program().compile(engine, budget=None)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        fn.run()
+        time.sleep(5)                  # (only if the run ended without noticing: the signal lands here)
+    timer.join()
+    assert time.monotonic() - start < 4
+    healthy(engine)
+
+
+# ----------------------------------------------------------------------------- emulated code
+
+@pytest.mark.parametrize("engine", [e for e in GENERATED if "arm64" in e or "@unicorn" in e])
+@pytest.mark.parametrize("checked", [True, False], ids=["default", "unchecked"])
+def test_emulated_code_is_read_only(engine, checked):
+    text = "lddw %r1, func(f)\nstdw [%r1+0], 0\ncall local f\nexit\nf:\nmov %r0, 7\nexit"
+    options = {} if checked else {"bounds_check": False}
+    match = "out-of-bounds write" if checked else "write to read-only memory"
+    with pytest.raises(BpfRuntimeError, match=match):
+        run_asm(text, engine=engine, **options)
+    assert run_asm(text.replace("stdw [%r1+0], 0\n", ""), engine=engine).r0 == 7
+
+
+# ----------------------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_threads_running_one_program_get_their_own_results(engine):
+    """Four threads run one compiled program (a loop and a bpf-to-bpf call over its own
+    input) at once: every result is that thread's input's."""
+    text = """
+        ldxdw %r6, [%r1+0]
+        mov %r0, 0
+        mov %r7, 0
+    loop:
+        add %r0, %r6
+        add %r7, 1
+        jlt %r7, 200, loop
+        mov %r1, %r0
+        call local double
+        exit
+    double:
+        mov %r0, %r1
+        lsh %r0, 1
+        exit
+    """
+    fn = jitbpf.assemble(text).program().compile(engine)
+    errors, results = [], {}
+
+    def worker(k: int) -> None:
+        try:
+            results[k] = [fn.run(k.to_bytes(8, "little")).r0 for _ in range(25)]
+        except Exception as e:           # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results == {k: [400 * k] * 25 for k in range(1, 5)}
+
+
+# ----------------------------------------------------------------------------- leaks
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", GENERATED)
+def test_dropped_programs_are_freed(engine):
+    """500 programs compiled, run and dropped: memory stays flat (the first 50 warm up
+    caches and allocators)."""
+    prog = jitbpf.assemble("ldxdw %r0, [%r10-8]\ncall 7\nexit").program()
+
+    def churn(n: int) -> None:
+        for _ in range(n):
+            prog.compile(engine).run()
+        gc.collect()
+    churn(50)
+    before = _rss()
+    churn(500)
+    grown = _rss() - before
+    assert grown < 40 << 20, f"{grown >> 20} MiB more after 500 programs"

@@ -43,7 +43,7 @@ def kernel_verdict(program, prog_type: str | None = None) -> KernelVerdict:
     func_info = maps.btf.func_info(program, lambda entry: entry)
     options = sc.LoadOptions(name=program.name[:15], fd_array=maps.fds,
                              license=getattr(program.obj, "license", "") or "GPL",
-                             btf_fd=maps.btf.fd if func_info else 0, func_info=func_info,
+                             btf_fd=maps.btf.program_fd(program) if func_info else 0, func_info=func_info,
                              func_info_rec_size=8 if func_info else 0,
                              prog_flags=BPF_F_SLEEPABLE if kname == "syscall" else 0)
     return load(isa.encode(insns), kname, options)

@@ -179,6 +179,7 @@ def test_facts_for_a_map_value_and_a_null_check():
     assert 0 in f.nonnull[7]
     assert f.ranges[9][1] == (0, 15)
     assert 2 not in f.ranges                       # r2 = r10 - 4: a pointer, no scalar range
+    assert f.proven_slots == {0, 7}
     assert f.constants[11] == {0: 0}               # the exit returns the constant 0
     assert f.terminates
 

@@ -51,6 +51,11 @@ class Facts:
                 out[pc] = known
         return out
 
+    @property
+    def proven_slots(self) -> frozenset[int]:
+        """The accesses needing no run-time check (``jitbpf.passes.PassOptions.proven``)."""
+        return frozenset(pc for pc, a in self.accesses.items() if a.proven)
+
     def proven(self, pc: int) -> bool:
         """Whether the memory access at ``pc`` needs no run-time bounds check."""
         a = self.accesses.get(pc)

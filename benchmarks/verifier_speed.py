@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import jitbpf  # noqa: E402
-import verifier  # noqa: E402
+from jitbpf import verifier  # noqa: E402
 
 LOOP = """
     mov %r0, 0
@@ -49,7 +49,7 @@ def kernel(prog) -> tuple[int, float] | None:
         return None
     from jitbpf.kernel.engine import map_references
     from jitbpf.kernel.objects import KernelMaps
-    from verifier.progtypes import resolve
+    from jitbpf.verifier.progtypes import resolve
     maps = KernelMaps.of(prog.obj)
     options = sc.LoadOptions(name="speed", fd_array=maps.fds, license="GPL")
     try:

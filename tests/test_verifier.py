@@ -9,9 +9,9 @@ import json
 import pytest
 
 import jitbpf
-import verifier
+from jitbpf import verifier
 from jitbpf.kernel.known import CONFORMANCE_REJECTIONS
-from verifier.corpus import load_corpus, outcome
+from jitbpf.verifier.corpus import load_corpus, outcome
 
 from conftest import CONFORMANCE_NEGATIVE, CONFORMANCE_TESTS, ROOT, cli, conformance_files, needs_conformance
 
@@ -309,7 +309,7 @@ def test_accepted_programs_run_without_faults():
     from jitbpf.program import Object
     from jitbpf.runtime import Runtime
     from jitbpf.runtime.maps import create
-    from verifier import gen
+    from jitbpf.verifier import gen
     rt = Runtime()
     obj = Object(rt)
     for i, (t, k, v, n) in enumerate(gen.MAPS):

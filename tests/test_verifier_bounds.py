@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier import bounds as bd
-from verifier import tnum as tn
+from jitbpf.verifier import bounds as bd
+from jitbpf.verifier import tnum as tn
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

@@ -2,7 +2,7 @@
 the corpus' kernel directives hold, and on generated programs the two agree on at
 least 95% of verdicts with every disagreement of an explained class
 (verifier/differential.py EXPLAINED, verifier/README.md). The full 5,000-program run
-is ``python -m verifier.differential``."""
+is ``python -m jitbpf.verifier.differential``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.kernel,
 
 
 def test_corpus_kernel_directives_hold():
-    from verifier.corpus import load_corpus
-    from verifier.differential import compare
+    from jitbpf.verifier.corpus import load_corpus
+    from jitbpf.verifier.differential import compare
     wrong = []
     for case in load_corpus(ROOT / "tests/verifier"):
         if case.kernel == "none" or case.name == "struct-unbounded-loop":   # (the budget: slow, tested apart)
@@ -31,7 +31,7 @@ def test_corpus_kernel_directives_hold():
 
 
 def test_generated_programs_agree():
-    from verifier.differential import explain, generated
+    from jitbpf.verifier.differential import explain, generated
     valid, mutated = generated(seed=7, count=300)
     for tally in (valid, mutated):
         assert tally.total > 100
@@ -43,7 +43,7 @@ def test_generated_programs_agree():
 
 
 def test_fixture_disagreements_are_explained():
-    from verifier.differential import explain, fixtures
+    from jitbpf.verifier.differential import explain, fixtures
     t = fixtures(native=False)
     assert not t.ours_only                             # we accept every fixture
     assert all(explain("kernel", k) for k in t.kernel_only), list(t.kernel_only)

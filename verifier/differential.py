@@ -1,6 +1,6 @@
 """Accept/reject agreement between this verifier and the host kernel's.
 
-    python -m verifier.differential [--count 5000] [--seed 1] [--fixtures] [--corpus] [--show N]
+    python -m jitbpf.verifier.differential [--count 5000] [--seed 1] [--fixtures] [--corpus] [--show N]
 
 Loads the same program into both (``verifier.kernel.kernel_verdict`` for the kernel)
 and counts agreement per category: the ELF fixtures and examples, the rejection corpus,

@@ -45,12 +45,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/helper_call.py
 	$(PY) benchmarks/ir_build.py
 	$(PY) benchmarks/cbpf_speed.py
+	$(PY) benchmarks/verifier_speed.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".
 CLANG      ?= clang-19
 BPF_CFLAGS ?= -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
-BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c))
+BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c tests/verifier/c/*.bpf.c))
 
 fixtures: $(BPF_OBJS)
 

@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cbpf_cli.register(sub)
     fuzz_cli.add_parser(sub)
+
+    from jitbpf.verifier.cli import register as register_verify
+    register_verify(sub)
     return p
 
 

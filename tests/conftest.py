@@ -21,6 +21,11 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("JITBPF_HYPOTHESIS", "deterministic"))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long test (make test runs it)")
+    config.addinivalue_line("markers", "kernel: compares with the host kernel (skips without bpf(2))")
 FIXTURES = ROOT / "tests" / "fixtures"
 SHARED = Path(os.environ.get("JITBPF_SHARED", ROOT.parent / "shared"))
 CONFORMANCE_TESTS = SHARED / "conformance" / "tests"

@@ -22,11 +22,24 @@ KFUNC_ID_BASE = 1 << 20        # ids given to kfuncs registered by name
 
 @dataclass(frozen=True)
 class Helper:
+    """A helper and its prototype. ``args``/``ret`` are the kinds of the kernel's
+    ARG_*/RET_* (a ``const_size*`` argument is the size of the buffer before it, as in
+    Linux); ``prog_types`` the program types that may call it (None: every type),
+    ``maps`` the map types its map argument may be (None: any), ``callback`` the
+    arguments the ``ptr_to_func`` argument is called with ("index": the iteration,
+    "map"/"map_key"/"map_value": the map and one element, "ctx": the helper's
+    ``ptr_to_stack_or_null`` argument), ``changes_packet`` whether it moves the packet
+    (packet pointers must be reloaded after it)."""
+
     id: int
     name: str                         # the Linux name without the bpf_ prefix
     func: HelperFunc
     args: tuple[str, ...] = ()        # argument kinds, for documentation and the verifier
     ret: str = "integer"
+    prog_types: frozenset[str] | None = None
+    maps: frozenset[str] | None = None
+    callback: tuple[str, ...] = ()
+    changes_packet: bool = False
 
     @property
     def symbol(self) -> str:
@@ -49,20 +62,21 @@ class HelperRegistry:
         return helper
 
     def register(self, id: int, name: str, func: HelperFunc | None = None, *,
-                 args: tuple[str, ...] = (), ret: str = "integer"):
-        """Register ``func`` as helper ``id``; usable as a decorator when func is omitted."""
+                 args: tuple[str, ...] = (), ret: str = "integer", **prototype):
+        """Register ``func`` as helper ``id``; usable as a decorator when func is omitted.
+        ``prototype``: the other :class:`Helper` fields (prog_types, maps, ...)."""
         name = name.removeprefix("bpf_")
         if func is None:
-            return lambda f: self.add(Helper(id, name, f, args, ret)).func
-        return self.add(Helper(id, name, func, args, ret))
+            return lambda f: self.add(Helper(id, name, f, args, ret, **prototype)).func
+        return self.add(Helper(id, name, func, args, ret, **prototype))
 
     def register_kfunc(self, name: str, func: HelperFunc | None = None, *, args: tuple[str, ...] = (),
-                       ret: str = "integer"):
+                       ret: str = "integer", **prototype):
         """Register a kfunc (called by name from BPF, ``extern ... __ksym``); it gets a
         private id above every Linux helper id. Usable as a decorator."""
         existing = self.by_name.get(name.removeprefix("bpf_"))
         id = existing.id if existing is not None else max([KFUNC_ID_BASE - 1, *self.by_id]) + 1
-        return self.register(id, name, func, args=args, ret=ret)
+        return self.register(id, name, func, args=args, ret=ret, **prototype)
 
     def get(self, id: int) -> Helper:
         helper = self.by_id.get(id)
@@ -92,9 +106,19 @@ MAX_LOOPS = 1 << 23          # bpf_loop's limit
 HZ = 250                     # for bpf_jiffies64
 
 
-def helper(id: int, name: str, args: tuple[str, ...] = (), ret: str = "integer"):
+def helper(id: int, name: str, args: tuple[str, ...] = (), ret: str = "integer", **prototype):
     """Register the decorated function in DEFAULT as Linux helper ``id``."""
-    return DEFAULT.register(id, name, args=args, ret=ret)
+    return DEFAULT.register(id, name, args=args, ret=ret, **prototype)
+
+
+#: Program types by the helpers Linux gives them (see Helper.prog_types). Raw and
+#: syscall programs run only in jitbpf, which has every helper, so they may call any.
+ANYWHERE = frozenset({"raw", "syscall"})
+TRACING = frozenset({"kprobe", "tracepoint", "raw_tracepoint", "perf_event", "tracing", "lsm"}) | ANYWHERE
+SKB = frozenset({"tc", "socket", "cgroup_skb", "sk_skb", "lwt", "flow_dissector"}) | ANYWHERE
+XDP = frozenset({"xdp"}) | ANYWHERE
+PERCPU_MAPS = frozenset({"percpu_array", "percpu_hash", "lru_percpu_hash"})
+ITERABLE_MAPS = frozenset({"hash", "lru_hash", "array", "percpu_array", "percpu_hash", "lru_percpu_hash"})
 
 
 def _err(errno: int) -> int:
@@ -123,7 +147,7 @@ def map_delete_elem(rt, map_, key, *_):
 
 
 @helper(195, "map_lookup_percpu_elem", ("const_map_ptr", "ptr_to_map_key", "anything"),
-        "ptr_to_map_value_or_null")
+        "ptr_to_map_value_or_null", maps=PERCPU_MAPS)
 def map_lookup_percpu_elem(rt, map_, key, cpu, *_):
     m = rt.map_at(map_)
     if not m.percpu or cpu >= m.ncpus:
@@ -131,7 +155,8 @@ def map_lookup_percpu_elem(rt, map_, key, cpu, *_):
     return m._lookup(rt.memory.read(key, m.key_size), cpu)
 
 
-@helper(87, "map_push_elem", ("const_map_ptr", "ptr_to_map_value", "anything"))
+@helper(87, "map_push_elem", ("const_map_ptr", "ptr_to_map_value", "anything"),
+        maps=frozenset({"queue", "stack", "bloom_filter"}))
 def map_push_elem(rt, map_, value, flags, *_):
     m = rt.map_at(map_)
     if not hasattr(m, "_push"):
@@ -151,12 +176,13 @@ def _take(rt, map_, value, remove):
     return 0
 
 
-@helper(88, "map_pop_elem", ("const_map_ptr", "ptr_to_uninit_map_value"))
+@helper(88, "map_pop_elem", ("const_map_ptr", "ptr_to_uninit_map_value"), maps=frozenset({"queue", "stack"}))
 def map_pop_elem(rt, map_, value, *_):
     return _take(rt, map_, value, True)
 
 
-@helper(89, "map_peek_elem", ("const_map_ptr", "ptr_to_uninit_map_value"))
+@helper(89, "map_peek_elem", ("const_map_ptr", "ptr_to_uninit_map_value"),
+        maps=frozenset({"queue", "stack", "bloom_filter"}))
 def map_peek_elem(rt, map_, value, *_):
     m = rt.map_at(map_)
     if hasattr(m, "_peek"):                      # bloom filter: is the value (maybe) present?
@@ -164,7 +190,8 @@ def map_peek_elem(rt, map_, value, *_):
     return _take(rt, map_, value, False)
 
 
-@helper(164, "for_each_map_elem", ("const_map_ptr", "ptr_to_func", "ptr_to_stack_or_null", "anything"))
+@helper(164, "for_each_map_elem", ("const_map_ptr", "ptr_to_func", "ptr_to_stack_or_null", "anything"),
+        maps=ITERABLE_MAPS, callback=("map", "map_key", "map_value", "ctx"))
 def for_each_map_elem(rt, map_, callback, ctx, flags, _):
     if flags:
         return _err(EINVAL)
@@ -172,7 +199,7 @@ def for_each_map_elem(rt, map_, callback, ctx, flags, _):
     return m.for_each(lambda k, v: rt.invoke(callback, map_, k, v, ctx) or rt.unwinding, rt.cpu)
 
 
-@helper(12, "tail_call", ("ptr_to_ctx", "const_map_ptr", "anything"))
+@helper(12, "tail_call", ("ptr_to_ctx", "const_map_ptr", "anything"), maps=frozenset({"prog_array"}))
 def tail_call(rt, ctx, map_, index, *_):
     """Never returns on success: ends the caller, and CompiledProgram.invoke then runs the
     target on the same engine with r1 = ctx (a trampoline, so the native stack does not
@@ -195,7 +222,8 @@ def tail_call(rt, ctx, map_, index, *_):
 
 # ------------------------------------------------------------------ ring buffer
 
-@helper(131, "ringbuf_reserve", ("const_map_ptr", "const_alloc_size", "anything"), "ptr_to_alloc_mem_or_null")
+@helper(131, "ringbuf_reserve", ("const_map_ptr", "const_alloc_size", "anything"), "ptr_to_alloc_mem_or_null",
+        maps=frozenset({"ringbuf"}))
 def ringbuf_reserve(rt, map_, size, flags, *_):
     m = rt.map_at(map_)
     return 0 if flags or not hasattr(m, "reserve") else m.reserve(size)
@@ -220,7 +248,8 @@ def ringbuf_discard(rt, data, *_):
     return 0
 
 
-@helper(130, "ringbuf_output", ("const_map_ptr", "ptr_to_mem", "const_size", "anything"))
+@helper(130, "ringbuf_output", ("const_map_ptr", "ptr_to_mem", "const_size", "anything"),
+        maps=frozenset({"ringbuf"}))
 def ringbuf_output(rt, map_, data, size, flags, _):
     m = rt.map_at(map_)
     payload = rt.memory.read(data, size)
@@ -232,7 +261,7 @@ def ringbuf_output(rt, map_, data, size, flags, _):
     return 0
 
 
-@helper(134, "ringbuf_query", ("const_map_ptr", "anything"))
+@helper(134, "ringbuf_query", ("const_map_ptr", "anything"), maps=frozenset({"ringbuf"}))
 def ringbuf_query(rt, map_, flags, *_):
     m = rt.map_at(map_)
     return m.query(flags) if hasattr(m, "query") else 0
@@ -324,7 +353,7 @@ for _id, _name, _func in ((4, "probe_read", _probe_read_kernel), (112, "probe_re
                           (113, "probe_read_kernel", _probe_read_kernel), (45, "probe_read_str", _probe_read_kernel_str),
                           (114, "probe_read_user_str", _probe_read_user_str),
                           (115, "probe_read_kernel_str", _probe_read_kernel_str)):
-    DEFAULT.register(_id, _name, _func, args=_PROBE_ARGS)
+    DEFAULT.register(_id, _name, _func, args=_PROBE_ARGS, prog_types=TRACING if _id in (4, 45) else None)
 
 
 @helper(182, "strncmp", ("ptr_to_mem", "const_size", "ptr_to_const_str"))
@@ -355,7 +384,7 @@ def _csum_add(a: int, b: int) -> int:
 
 
 @helper(28, "csum_diff", ("ptr_to_mem_or_null", "const_size_or_zero", "ptr_to_mem_or_null",
-                          "const_size_or_zero", "anything"))
+                          "const_size_or_zero", "anything"), prog_types=XDP | SKB - {"socket", "cgroup_skb"})
 def csum_diff(rt, from_, from_size, to, to_size, seed):
     """seed + sum(to) - sum(from) in one's complement, folded to 16 bits (not inverted):
     what Linux returns since 6.13, the same on every architecture, for any sizes (the
@@ -432,7 +461,7 @@ def snprintf(rt, out, out_size, fmt, data, data_len):
 
 # ------------------------------------------------------------------ callbacks
 
-@helper(181, "loop", ("anything", "ptr_to_func", "ptr_to_stack_or_null", "anything"))
+@helper(181, "loop", ("anything", "ptr_to_func", "ptr_to_stack_or_null", "anything"), callback=("index", "ctx"))
 def loop(rt, nr_loops, callback, ctx, flags, _):
     if flags:
         return _err(EINVAL)
@@ -500,12 +529,12 @@ def get_current_pid_tgid(rt, *_):
     return (rt.task.tgid << 32) | rt.task.pid
 
 
-@helper(15, "get_current_uid_gid")
+@helper(15, "get_current_uid_gid", prog_types=TRACING)
 def get_current_uid_gid(rt, *_):
     return (rt.task.gid << 32) | rt.task.uid
 
 
-@helper(16, "get_current_comm", ("ptr_to_uninit_mem", "const_size"))
+@helper(16, "get_current_comm", ("ptr_to_uninit_mem", "const_size"), prog_types=TRACING)
 def get_current_comm(rt, buf, size, *_):
     size &= MASK32
     if size:
@@ -522,22 +551,22 @@ def _frame(rt, ctx, what):
     return frame
 
 
-@helper(44, "xdp_adjust_head", ("ptr_to_ctx", "anything"))
+@helper(44, "xdp_adjust_head", ("ptr_to_ctx", "anything"), prog_types=XDP, changes_packet=True)
 def xdp_adjust_head(rt, ctx, delta, *_):
     return _frame(rt, ctx, "xdp_adjust_head").xdp_adjust_head(to_s32(delta)) & MASK64
 
 
-@helper(54, "xdp_adjust_meta", ("ptr_to_ctx", "anything"))
+@helper(54, "xdp_adjust_meta", ("ptr_to_ctx", "anything"), prog_types=XDP, changes_packet=True)
 def xdp_adjust_meta(rt, ctx, delta, *_):
     return _frame(rt, ctx, "xdp_adjust_meta").xdp_adjust_meta(to_s32(delta)) & MASK64
 
 
-@helper(65, "xdp_adjust_tail", ("ptr_to_ctx", "anything"))
+@helper(65, "xdp_adjust_tail", ("ptr_to_ctx", "anything"), prog_types=XDP, changes_packet=True)
 def xdp_adjust_tail(rt, ctx, delta, *_):
     return _frame(rt, ctx, "xdp_adjust_tail").xdp_adjust_tail(to_s32(delta)) & MASK64
 
 
-@helper(26, "skb_load_bytes", ("ptr_to_ctx", "anything", "ptr_to_uninit_mem", "const_size"))
+@helper(26, "skb_load_bytes", ("ptr_to_ctx", "anything", "ptr_to_uninit_mem", "const_size"), prog_types=SKB)
 def skb_load_bytes(rt, skb, offset, to, length, _):
     data, size = rt.skb_window(skb)
     offset &= MASK32
@@ -548,7 +577,8 @@ def skb_load_bytes(rt, skb, offset, to, length, _):
     return 0
 
 
-@helper(9, "skb_store_bytes", ("ptr_to_ctx", "anything", "ptr_to_mem", "const_size", "anything"))
+@helper(9, "skb_store_bytes", ("ptr_to_ctx", "anything", "ptr_to_mem", "const_size", "anything"),
+        prog_types=frozenset({"tc", "lwt", "sk_skb"}) | ANYWHERE, changes_packet=True)
 def skb_store_bytes(rt, skb, offset, src, length, flags):
     data, size = rt.skb_window(skb)
     offset &= MASK32

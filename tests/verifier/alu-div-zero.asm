@@ -1,0 +1,5 @@
+# expect: div by zero
+# type: xdp
+mov %r0, 1
+div %r0, 0
+exit

@@ -1,0 +1,4 @@
+# expect: R6 !read_ok
+# type: socket
+ldabsh 12
+exit

@@ -1,0 +1,7 @@
+# expect: write into map forbidden
+# type: xdp
+# map: array key=4 value=8 entries=1 flags=0x80
+lddw %r1, map_idx_value(0, 0)
+stw [%r1+0], 1
+mov %r0, 0
+exit

@@ -1,0 +1,12 @@
+# expect: invalid access to packet
+# type: xdp
+ldxw %r2, [%r1+0]
+ldxw %r3, [%r1+4]
+
+mov %r4, %r2
+add %r4, 8
+jgt %r4, %r3, +2
+mov %r0, 0
+exit
+ldxdw %r0, [%r2+0]
+exit

@@ -1,0 +1,16 @@
+# expect: unbounded min value is not allowed
+# type: xdp
+# map: hash key=4 value=8 entries=16
+stw [%r10-4], 0
+mov %r2, %r10
+add %r2, -4
+lddw %r1, map_idx(0)
+call 1
+
+jeq %r0, 0, +4
+ldxdw %r1, [%r0+0]
+add %r0, %r1
+ldxb %r0, [%r0+0]
+exit
+mov %r0, 0
+exit

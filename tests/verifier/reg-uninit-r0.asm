@@ -1,0 +1,3 @@
+# expect: R0 !read_ok
+# type: xdp
+exit

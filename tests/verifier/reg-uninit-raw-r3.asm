@@ -1,0 +1,5 @@
+# expect: R3 !read_ok
+# type: raw
+# kernel: none
+mov %r0, %r3
+exit

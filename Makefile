@@ -42,11 +42,16 @@ bench: $(STAMP)
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".
 CLANG      ?= clang-19
 BPF_CFLAGS ?= -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
-BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c))
+BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c \
+                                                     benchmarks/programs/*.bpf.c))
 
 fixtures: $(BPF_OBJS)
 
 %.bpf.o: %.bpf.c $(wildcard tests/fixtures/*.h)
+	$(CLANG) $(BPF_CFLAGS) `sed -n 's|^// cflags: ||p' $<` -c $< -o $@
+
+# The benchmark programs share their shim header (benchmarks/programs/bench.h).
+benchmarks/programs/%.bpf.o: benchmarks/programs/%.bpf.c benchmarks/programs/bench.h
 	$(CLANG) $(BPF_CFLAGS) `sed -n 's|^// cflags: ||p' $<` -c $< -o $@
 
 clean:

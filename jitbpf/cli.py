@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")
     s.add_argument("file")
     s.set_defaults(func=cmd_info)
+
+    from .bench import register as register_bench
+    register_bench(sub)
     return p
 
 

@@ -310,11 +310,13 @@ static inline long bpf_ringbuf_output(void *ring, const void *data, u64 size, u6
         return -EAGAIN;
     u64 at = r->producer % r->size;
     u32 header[2] = {(u32)size, (u32)(at / 4096)};
-    const u8 *src = data;
-    for (u64 i = 0; i < 8; i++)
-        r->data[(at + i) % r->size] = ((const u8 *)header)[i];
-    for (u64 i = 0; i < size; i++)
-        r->data[(at + 8 + i) % r->size] = src[i];
+    if (at + 8 + size <= r->size) {           /* Linux maps the data twice: never a wrap */
+        memcpy(r->data + at, header, 8);
+        memcpy(r->data + at + 8, data, size);
+    } else {
+        for (u64 i = 0; i < 8 + size; i++)
+            r->data[(at + i) % r->size] = i < 8 ? ((const u8 *)header)[i] : ((const u8 *)data)[i - 8];
+    }
     r->producer += total;
     return 0;
 }

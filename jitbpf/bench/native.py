@@ -72,7 +72,7 @@ class Timing:
     wall_ns: int
     last: int
     mismatches: int
-    kernel_ns: float | None = None      # the kernel's own figure per run (BPF_PROG_TEST_RUN)
+    syscall_ns: float | None = None     # kernel: our thread CPU clock around BPF_PROG_TEST_RUN, per run
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CONFORMANCE ?= ../shared/conformance/tests
 JOBS   ?= auto
 
-.PHONY: install run test conformance bench fixtures lint clean
+.PHONY: install run test conformance bench bench-scripts fixtures lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,26 @@ lint: $(STAMP)
 conformance: $(STAMP)
 	$(VENV)/bin/jitbpf conformance $(CONFORMANCE) --engine all
 
-bench: $(STAMP)
+# `jitbpf bench`: the suite of benchmarks/programs on every engine, the kernel and native C
+# (with the `bench` extra, for the chart). BENCH_ARGS="loop sieve --rounds 9" to choose.
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_ARGS  ?= --rounds 5 --processes 3 --json build/bench.json --plot build/bench.png
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	mkdir -p build
+	$(VENV)/bin/jitbpf bench $(BENCH_ARGS)
+
+# The older single-purpose benchmark scripts.
+bench-scripts: $(STAMP)
 	$(PY) benchmarks/interp_speed.py
 	$(PY) benchmarks/compute.py
 	$(PY) benchmarks/direct_speed.py
 	$(PY) benchmarks/helper_call.py
 	$(PY) benchmarks/ir_build.py
+	$(PY) benchmarks/independent_check.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".

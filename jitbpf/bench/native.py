@@ -72,7 +72,7 @@ class Timing:
     wall_ns: int
     last: int
     mismatches: int
-    syscall_ns: float | None = None     # kernel: our thread CPU clock around BPF_PROG_TEST_RUN, per run
+    kernel_own_ns: float | None = None  # kernel: BPF_PROG_TEST_RUN's own figure per run
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,9 @@ def test_harness_measures_and_reports(tmp_path):
     report.print_report(results, info, {"cpu": "x", "cores": 2, "kernel": "k"}, console)
     text = console.export_text()
     assert "Method:" in text and "loop" in text and "geomean" in text and "llvm/gcc" in text
+    pytest.importorskip("matplotlib")
+    report.plot(results, str(tmp_path / "chart.png"))
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @needs_gcc
@@ -171,3 +174,14 @@ def test_bench_command_errors_are_one_line():
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "no benchmark program no_such_program" in out.stderr
     out = cli("bench", "loop", "--engines", "bogus")
     assert out.returncode == 1 and "unknown engine" in out.stderr
+
+
+def test_ring_buffers_bound_a_batch():
+    """A batch may not overflow the program's ring buffer (4 records of 16 bytes per run,
+    each with Linux's 8-byte header): the harness caps the batch size and empties the ring."""
+    bp = suite.programs(["ringbuf"])[0]
+    obj = jitbpf.load(str(bp.object))
+    reference = obj.program(bp.function).compile("interp")
+    cap = harness.ring_cap(obj, lambda: reference.invoke(context.xdp(bp.packet())))
+    assert cap == ((1 << 24) - harness.RING_SLACK) // (4 * (16 + 8))
+    assert obj.maps["events"].producer == obj.maps["events"].consumer      # left empty

@@ -171,7 +171,7 @@ def calibrate(side: Side, expect: int, target_ns: float, cap: int | None) -> int
                            f"(last 0x{t.last:x}, expected 0x{expect:x})")
         if t.cpu_ns >= target_ns / 8 or (cap is not None and n >= cap):
             break
-        n *= 8
+        n = n * 8 if cap is None else min(n * 8, cap)
     n = max(1, round(n * target_ns / max(t.cpu_ns, 1)))
     return min(n, cap) if cap is not None else n
 

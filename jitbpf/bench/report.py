@@ -59,7 +59,7 @@ def side_names(results: list[ProgramResult], kind: str | None = None, exclude: s
 def summary(results: list[ProgramResult]) -> dict:
     """Median ns per side, median ratios (with min..max) to each reference, geomeans."""
     names = side_names(results)
-    refs = [r for r in ("gcc", "kernel") if r in names]
+    refs = [r for r in ("gcc", "kernel", "gcc-host") if r in names]
     programs = {}
     for r in results:
         row = {"ns": {s: _median(d["cpu_ns"]) for s, d in r.sides.items()},
@@ -145,6 +145,8 @@ def print_report(results: list[ProgramResult], settings: dict, machine: dict, co
     refs = [ref for ref in ("gcc", "kernel") if ref in native]
     ratio_cols = [(side, ref) for ref in refs for side in native if side != ref and not
                   (ref == "kernel" and side in ("gcc", "clang", "gcc-host"))]
+    if "gcc-host" in native and "llvm-host" in native:       # --host: like with like
+        ratio_cols.append(("llvm-host", "gcc-host"))
     table = Table(title="Native code: thread CPU ns per run (median) and ratios (median, min-max over rounds)")
     table.add_column("program")
     table.add_column("insns", justify="right")
@@ -242,9 +244,11 @@ def plot(results: list[ProgramResult], path: str) -> None:
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", which="both", alpha=0.3)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
 
 
 def write_json(report: dict, path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(report, indent=1) + "\n")

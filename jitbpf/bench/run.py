@@ -87,12 +87,13 @@ def _with_ring_reset(sides: list[Side], obj) -> None:
         side.reset = (lambda own=own: (harness.reset_rings(obj), own()))
 
 
-def _measure_program(result: ProgramResult, obj, sides: list[Side], expected: int,
+def _measure_program(result: ProgramResult, obj, prog, make_inv, sides: list[Side], expected: int,
                      expected_from: str, settings: Settings, say) -> None:
     _with_ring_reset(sides, obj)
     result.expected, result.expected_from = expected, expected_from
     kept = harness.check(sides, expected, expected_from, result, say)
-    cap = harness.ring_cap(obj, kept[0].run_once) if kept else None
+    reference = prog.compile("interp")                  # writes our runtime's rings, as every engine does
+    cap = harness.ring_cap(obj, lambda: reference.invoke(make_inv()))
     harness.measure(kept, expected, result, settings.rounds, settings.target_ms, cap,
                     settings.seed + len(result.name), say)
 
@@ -128,7 +129,8 @@ def run_suite(names: list[str] | None, settings: Settings, say: Callable[[str], 
             expected, expected_from = c_sides[0].run_once(), c_sides[0].name
         else:
             expected, expected_from = prog.compile("interp").run(packet=packet).r0, "interp"
-        _measure_program(result, obj, c_sides + engine_sides, expected, expected_from, settings, say)
+        _measure_program(result, obj, prog, make_inv, c_sides + engine_sides, expected, expected_from, settings,
+                         say)
         if settings.compile_repeats:
             engines = [e for e in harness.COMPILE_ENGINES if e in settings.engines and e not in result.refused]
             result.compile_ms = harness.compile_times(lambda: load(str(bp.object)).program(bp.function),
@@ -153,7 +155,7 @@ def run_file(path: str, section: str | None, mem: bytes | None, expect: int | No
         expected, expected_from = expect, "--expect"
     else:
         expected, expected_from = prog.compile("interp").invoke(make_inv()), "interp"
-    _measure_program(result, obj, sides, expected, expected_from, settings, say)
+    _measure_program(result, obj, prog, make_inv, sides, expected, expected_from, settings, say)
     if settings.compile_repeats:
         engines = [e for e in harness.COMPILE_ENGINES if e in settings.engines and e not in result.refused]
         result.compile_ms = harness.compile_times(lambda: load(path).program(section), engines,

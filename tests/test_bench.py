@@ -131,6 +131,8 @@ def test_harness_measures_and_reports(tmp_path):
     report.print_report(results, info, {"cpu": "x", "cores": 2, "kernel": "k"}, console)
     text = console.export_text()
     assert "Method:" in text and "loop" in text and "geomean" in text and "llvm/gcc" in text
+    table = report.markdown(results, {})
+    assert table.startswith("| program | gcc ns |") and "| loop |" in table and "**geomean**" in table
     pytest.importorskip("matplotlib")
     report.plot(results, str(tmp_path / "chart.png"))
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

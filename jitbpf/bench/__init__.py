@@ -32,6 +32,7 @@ def register(sub) -> None:
     s.add_argument("--compile-repeats", type=int, default=3, help="fresh compiles per engine (0: no compile times)")
     s.add_argument("--json", help="write the raw figures and the summary as JSON here")
     s.add_argument("--plot", help="write a PNG chart of the ratios here (needs matplotlib)")
+    s.add_argument("--markdown", help="write the native table, geomeans and compile times as Markdown here")
     s.add_argument("--mem", help="your program: file whose bytes are its memory or packet")
     s.add_argument("--section", help="your program: which program of the object (name or section)")
     s.add_argument("--expect", type=lambda v: int(v, 0), help="your program: the r0 every side must return "
@@ -86,6 +87,9 @@ def command(args: argparse.Namespace) -> int:
         report.write_json(report.to_json(results, info, machine), args.json)
     if args.plot:
         report.plot(results, args.plot)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(report.markdown(results, machine))
     if not args.quiet:
         report.print_report(results, info, machine, console())
     return 0

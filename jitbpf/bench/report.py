@@ -252,3 +252,36 @@ def plot(results: list[ProgramResult], path: str) -> None:
 def write_json(report: dict, path: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(report, indent=1) + "\n")
+
+
+def markdown(results: list[ProgramResult], machine: dict) -> str:
+    """The native table, the geomeans and the compile times as Markdown (for the README)."""
+    s = summary(results)
+    native = side_names(results, exclude=EMULATED)
+    emulated = side_names(results, kind=EMULATED)
+    refs = [ref for ref in ("gcc", "kernel") if ref in native]
+    cols = [(side, ref) for ref in refs for side in native if side != ref and not
+            (ref == "kernel" and side in ("gcc", "clang", "gcc-host"))]
+    head = ["program", *[f"{n} ns" for n in native], *[f"{a}/{b}" for a, b in cols]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        row = s["programs"][r.name]
+        cells = ["refused" if side in r.refused else _ns(row["ns"].get(side)) for side in native]
+        cells += [f"{v[0]:.2f}" if (v := row["ratios"].get(f"{a}/{b}")) else "-" for a, b in cols]
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    geo = s["geomeans"]
+    lines.append("| **geomean** | " + " | ".join([""] * len(native)) + " | "
+                 + " | ".join(f"**{g['geomean']:.2f}**" if (g := geo.get(f"{a}/{b}")) else "-" for a, b in cols)
+                 + " |")
+    if emulated and "gcc" in native:
+        lines += ["", "| emulated / interpreted | " + " | ".join(emulated) + " |", "|---|" + "---|" * len(emulated),
+                  "| geomean x gcc | " + " | ".join(f"{g['geomean']:,.0f}" if (g := geo.get(f"{e}/gcc")) else "-"
+                                                     for e in emulated) + " |"]
+    engines = [e for e in _COMPILE_ORDER if any(e in r.compile_ms for r in results)]
+    if engines:
+        lines += ["", "| compile ms (geomean over programs) | " + " | ".join(engines) + " |",
+                  "|---|" + "---|" * len(engines),
+                  "| thread CPU, fresh compile | " + " | ".join(
+                      f"{geomean([r.compile_ms[e] for r in results if e in r.compile_ms]):.2f}" for e in engines)
+                  + " |"]
+    return "\n".join(lines) + "\n"

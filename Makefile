@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CONFORMANCE ?= ../shared/conformance/tests
 JOBS   ?= auto
 
-.PHONY: install run test conformance bench fixtures lint clean fuzz
+.PHONY: install run test conformance bench bench-scripts fixtures lint clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,21 @@ fuzz: $(STAMP)
 	$(VENV)/bin/jitbpf fuzz $(FUZZ_ARGS)
 	$(VENV)/bin/jitbpf fuzz --robustness --iterations 300
 
-bench: $(STAMP)
+
+# `jitbpf bench`: the suite of benchmarks/programs on every engine, the kernel and native C
+# (with the `bench` extra, for the chart). BENCH_ARGS="loop sieve --rounds 9" to choose.
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_ARGS  ?= --rounds 5 --processes 3 --json build/bench.json --plot build/bench.png
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	mkdir -p build
+	$(VENV)/bin/jitbpf bench $(BENCH_ARGS)
+
+# The older single-purpose benchmark scripts.
+bench-scripts: $(STAMP)
 	$(PY) benchmarks/interp_speed.py
 	$(PY) benchmarks/compute.py
 	$(PY) benchmarks/direct_speed.py
@@ -46,16 +60,22 @@ bench: $(STAMP)
 	$(PY) benchmarks/ir_build.py
 	$(PY) benchmarks/cbpf_speed.py
 	$(PY) benchmarks/verifier_speed.py
+	$(PY) benchmarks/independent_check.py
 
 # BPF objects of the test fixtures and bundled examples, committed so tests need no clang.
 # A source may ask for extra flags on a first line "// cflags: -mcpu=v4".
 CLANG      ?= clang-19
 BPF_CFLAGS ?= -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu
-BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c tests/verifier/c/*.bpf.c))
+BPF_OBJS   := $(patsubst %.bpf.c,%.bpf.o,$(wildcard tests/fixtures/*.bpf.c tests/fixtures/elf/*.bpf.c jitbpf/examples/*.bpf.c benchmarks/*.bpf.c \
+                                                     benchmarks/programs/*.bpf.c tests/verifier/c/*.bpf.c))
 
 fixtures: $(BPF_OBJS)
 
 %.bpf.o: %.bpf.c $(wildcard tests/fixtures/*.h)
+	$(CLANG) $(BPF_CFLAGS) `sed -n 's|^// cflags: ||p' $<` -c $< -o $@
+
+# The benchmark programs share their shim header (benchmarks/programs/bench.h).
+benchmarks/programs/%.bpf.o: benchmarks/programs/%.bpf.c benchmarks/programs/bench.h
 	$(CLANG) $(BPF_CFLAGS) `sed -n 's|^// cflags: ||p' $<` -c $< -o $@
 
 clean:

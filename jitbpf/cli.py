@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from jitbpf.verifier.cli import register as register_verify
     register_verify(sub)
+    from .bench import register as register_bench
+    register_bench(sub)
     return p
 
 

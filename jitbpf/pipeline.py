@@ -14,9 +14,10 @@ backends are looked up here: nothing in ``backends`` imports this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from . import isa
 from .errors import BpfEngineError, BpfError
 from .passes import PassOptions, run_passes
 from .targets import EngineSpec, parse_engine
@@ -86,7 +87,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("bounds_check", _flag, None, BYTECODE,
            "check every memory access the passes cannot prove safe (default: on for generated code "
            "that is not verified; off asks for unchecked native code)"),
-    Option("verify", _flag, False, BYTECODE, "run the static verifier first"),
+    Option("verify", _flag, None, BYTECODE,
+           "run the static verifier first (default: on for generated code; its proofs spare bounds checks)"),
     Option("timeout", _seconds, None, BYTECODE, "seconds a run may take (None: no limit)"),
     Option("opt", _integer(0, 3), 2, frozenset({"llvm"}), "LLVM optimisation level"),
     Option("cpu", _text, None, frozenset({"llvm"}), "LLVM CPU: host, generic or a CPU name"),
@@ -141,10 +143,12 @@ def resolve_options(spec: EngineSpec, given: dict[str, Any]) -> Options:
             values[name] = option.convert(value)
         except (ValueError, TypeError) as e:
             raise BpfEngineError(f"engine '{spec.name}': option {name}={value!r}: {e}") from None
+    # Safe by default: generated code runs in this process, so it is verified first, and
+    # every access neither the verifier nor the passes prove safe is checked at run time.
+    if values.get("verify") is None:
+        values["verify"] = spec.backend in COMPILED
     if values.get("bounds_check") is None:
-        # Safe by default: generated code runs in this process, so unless the verifier
-        # proved it safe, every access it cannot prove safe itself is checked.
-        values["bounds_check"] = spec.backend in COMPILED and not values.get("verify", False)
+        values["bounds_check"] = spec.backend in COMPILED
     return Options(**values)
 
 
@@ -248,13 +252,36 @@ def start(program, engine: str, options: dict[str, Any]) -> Compilation:
     return Compilation(program, spec, resolve_options(spec, options), dict(options))
 
 
-def verify(c: Compilation) -> None:
-    """The verify stage: a no-op until the static verifier is wired in."""
+def verify(c: Compilation):
+    """The verify stage (jitbpf.verifier, without the kernel's refusals that are not about
+    safety): a rejected program is an error; an accepted one's facts go to the passes.
+    A program's verdict is kept with it: every engine asks the same question."""
+    if not c.options.verify:
+        return None
+    program = c.program
+    code = isa.encode(program.insns)        # (a program's instructions may be edited between compiles)
+    cached = program.__dict__.get("_verdict")
+    if cached is None or cached[0] != code:
+        from .verifier import verify as run_verifier
+        try:
+            verdict = run_verifier(program, strict=False)
+        except BpfError as e:
+            if not e.message.endswith(VERIFY_HINT):
+                e.message += VERIFY_HINT
+                e.args = (e._render(),)
+            raise
+        cached = program.__dict__["_verdict"] = (code, verdict)
+    return cached[1]
+
+
+VERIFY_HINT = " (verify=False runs it anyway, bounds-checked)"
 
 
 def prepare_compilation(c: Compilation):
-    verify(c)
+    verdict = verify(c)
     pass_options = c.backend.passes(c.spec, c.options)
+    if pass_options is not None and verdict is not None:
+        pass_options = replace(pass_options, proven=verdict.facts.proven_slots)
     c.prepared = c.program if pass_options is None else run_passes(c.program, pass_options)
     return c.prepared
 

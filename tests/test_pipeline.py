@@ -19,6 +19,62 @@ from conftest import ROOT, cli, load_fixture
 COMPILED = [e for e in available_engines() if e not in ("interp", "kernel")]
 
 
+# ----------------------------------------------------------------------------- the verify stage
+
+def _checks(prepared) -> int:
+    return sum(1 for insn in prepared.insns if insn.opcode & ~0x18 == jitbpf.isa.OP_CHECK)
+
+
+@pytest.mark.parametrize("engine", COMPILED)
+def test_generated_code_is_verified_by_default(engine):
+    """A read of an unset register: refused before code exists on generated-code engines
+    (with the way to run it anyway); the interpreter, which checks everything itself, and
+    verify=False run it (r1..r5 hold the arguments, 0 here)."""
+    prog = jitbpf.assemble("mov %r0, %r7\nexit").program()
+    with pytest.raises(jitbpf.BpfVerifierError, match=r"instruction 0: R7 !read_ok \(verify=False runs it") as err:
+        prog.compile(engine)
+    assert err.value.pc == 0
+    assert prog.compile("interp").run().r0 == 0
+    assert prog.compile(engine, verify=False).run().r0 == 0
+
+
+@pytest.mark.parametrize("engine", ["llvm", "direct"])
+def test_what_the_verifier_proves_is_not_checked_again(engine):
+    """A stack pointer spilled and filled (the passes lose track of it, the verifier does
+    not) and a store at r10-16 plus a variable 0..7 next to a load from r1's memory (whose
+    size is the caller's, so never proven): verified 0 and 1 run-time checks remain,
+    unverified the passes keep 2 each."""
+    spilled = jitbpf.assemble("mov %r2, %r10\nadd %r2, -16\nstxdw [%r10-8], %r2\nldxdw %r4, [%r10-8]\n"
+                              "stdw [%r4+0], 5\nldxdw %r0, [%r4+0]\nexit").program()
+    variable = jitbpf.assemble("stdw [%r10-16], 0\nldxb %r2, [%r1+0]\nand %r2, 7\nmov %r3, %r10\nadd %r3, -16\n"
+                               "add %r3, %r2\nstb [%r3+0], 1\nldxb %r0, [%r10-16]\nexit").program()
+    for prog, verified in ((spilled, 0), (variable, 1)):
+        assert _checks(pipeline.prepare(prog, engine)) == verified
+        assert _checks(pipeline.prepare(prog, engine, verify=False)) == 2
+    assert spilled.compile(engine).run().r0 == 5
+    assert variable.compile(engine).run(b"\x00").r0 == 1 and variable.compile(engine).run(b"\x01").r0 == 0
+
+
+def test_the_pipeline_verifies_without_the_kernels_non_safety_refusals():
+    """A shift by 70 (the ISA masks it to 6) and a division by a constant zero (0): the
+    kernel refuses both though they are safe; the pipeline runs them, `verify` refuses."""
+    prog = jitbpf.assemble("mov %r0, 3\nlsh %r0, 70\nmov %r1, 9\ndiv %r1, 0\nadd %r0, %r1\nexit").program()
+    assert prog.compile("direct").run().r0 == 3 << 6
+    with pytest.raises(jitbpf.BpfVerifierError, match="invalid shift 70"):
+        jitbpf.verifier.verify(prog)
+
+
+def test_a_verdict_is_reused_until_the_program_changes():
+    prog = jitbpf.assemble("mov %r0, 1\nexit").program()
+    prog.compile("llvm")
+    first = prog.__dict__["_verdict"]
+    prog.compile("direct")
+    assert prog.__dict__["_verdict"] is first
+    prog.insns[0] = jitbpf.isa.Insn(0xB7, 0, imm=2)              # mov r0, 2
+    assert prog.compile("direct").run().r0 == 2
+    assert prog.__dict__["_verdict"] is not first
+
+
 # ----------------------------------------------------------------------------- options
 
 def test_an_option_an_engine_does_not_take_is_an_error_naming_it():

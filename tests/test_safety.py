@@ -1,6 +1,11 @@
-"""Hostile programs with default options: every attack ends in a jitbpf error, the targeted
-memory is unchanged and the process keeps working (issue 11). Native code runs in this
-very process, so a regression here would show up as a crashed test worker."""
+"""Hostile programs: every attack ends in a jitbpf error, the targeted memory is unchanged
+and the process keeps working (issues 11 and 12). Native code runs in this very process,
+so a regression here would show up as a crashed test worker.
+
+Two layers stand in the way. By default generated code is verified first and a refused
+program never runs (test_the_verifier_refuses_what_it_can_see); the run time's checks
+stand behind it, for what the verifier cannot prove (accesses to raw input memory) and
+for everything when ``verify=False``: most tests here attack that layer, unverified."""
 
 from __future__ import annotations
 
@@ -15,19 +20,69 @@ import time
 import pytest
 
 import jitbpf
-from jitbpf import BpfRuntimeError
+from jitbpf import BpfRuntimeError, BpfVerifierError
 from jitbpf.backends import abi
 from jitbpf.engines import available_engines
 
-from conftest import run_asm
+import conftest
 
 ENGINES = [e for e in available_engines() if e != "kernel"]
 GENERATED = [e for e in ENGINES if e != "interp"]
 
 
+UNVERIFIED = {"verify": False}
+
+
+def run_asm(text, mem=None, engine="interp", **options):
+    """Run ``text`` on the run time's layer alone (unverified)."""
+    return conftest.run_asm(text, mem, engine, **UNVERIFIED, **options)
+
+
+def compile_unverified(text: str, engine: str, **options):
+    return jitbpf.assemble(text).program().compile(engine, **UNVERIFIED, **options)
+
+
 def healthy(engine: str) -> None:
-    """The engine still runs an ordinary program correctly."""
-    assert run_asm("mov %r0, 40\nadd %r0, 2\nexit", engine=engine).r0 == 42
+    """The engine still runs an ordinary program correctly (verified, by default)."""
+    assert conftest.run_asm("mov %r0, 40\nadd %r0, 2\nexit", engine=engine).r0 == 42
+
+
+def _abort_address() -> int:
+    return ctypes.cast(ctypes.CDLL(None).abort, ctypes.c_void_p).value
+
+
+# name -> (program, the verifier's refusal, or None where only the run time can tell)
+ATTACKS = {
+    "input+64": ("mov %r0, 0\nstdw [%r1+64], 1\nexit", None),
+    "r10-520": ("mov %r0, 0\nstdw [%r10-520], 1\nexit", "invalid write to stack R10 off=-520 size=8"),
+    "r10-4096": ("mov %r0, 0\nstdw [%r10-4096], 1\nexit", "invalid write to stack R10 off=-4096 size=8"),
+    "r10+8": ("mov %r0, 0\nstdw [%r10+8], 1\nexit", "invalid write to stack R10 off=8 size=8"),
+    "python-object": ("lddw %r1, 0x7f0000001000\nstb [%r1+0], 0x41\nmov %r0, 0\nexit",
+                      "R1 invalid mem access 'scalar'"),
+    "return-address": (f"lddw %r2, {_abort_address():#x}\nstxdw [%r10+8], %r2\nmov %r0, 0\nexit",
+                       "invalid write to stack R10 off=8 size=8"),
+    "guessed-address": ("ldxdw %r1, [%r1+0]\nstdw [%r1+0], 0x7ffffff\nmov %r0, 0\nexit",
+                        "R1 invalid mem access 'scalar'"),
+    "code": ("lddw %r1, func(f)\nstdw [%r1+0], 0\ncall local f\nexit\nf:\nmov %r0, 7\nexit",
+             "R1 invalid mem access 'func'"),
+}
+
+
+@pytest.mark.parametrize("engine", GENERATED)
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_the_verifier_refuses_what_it_can_see(engine, attack):
+    """Default options: refused before any code is generated, with the verifier's message
+    and the way to run it anyway; what it cannot see is caught at run time."""
+    text, refusal = ATTACKS[attack]
+    program = jitbpf.assemble(text).program()
+    if refusal is None:
+        with pytest.raises(BpfRuntimeError, match="out-of-bounds write"):
+            program.compile(engine).run(bytes(16))
+    else:
+        with pytest.raises(BpfVerifierError, match=refusal) as err:
+            program.compile(engine)
+        assert str(err.value).endswith("(verify=False runs it anyway, bounds-checked)")
+    healthy(engine)
 
 
 # ----------------------------------------------------------------------------- memory
@@ -42,7 +97,7 @@ def healthy(engine: str) -> None:
 def test_stores_outside_their_memory_are_errors(engine, store, what):
     mem = bytes(range(16))
     with pytest.raises(BpfRuntimeError, match="out-of-bounds write of 8 bytes") as err:
-        jitbpf.assemble(f"mov %r0, 0\n{store}\nexit").program().compile(engine).run(mem)
+        compile_unverified(f"mov %r0, 0\n{store}\nexit", engine).run(mem)
     assert err.value.pc == 1, what
     healthy(engine)
 
@@ -63,7 +118,7 @@ def test_a_store_cannot_reach_python_objects(engine):
 def test_a_return_address_cannot_be_planted(engine):
     """Storing a libc function's address where the host stack's return addresses were:
     an error, and nothing jumps anywhere."""
-    abort = ctypes.cast(ctypes.CDLL(None).abort, ctypes.c_void_p).value
+    abort = _abort_address()
     text = f"lddw %r2, {abort:#x}\nstxdw [%r10+8], %r2\nstxdw [%r10+16], %r2\nmov %r0, 0\nexit"
     with pytest.raises(BpfRuntimeError, match="out-of-bounds write"):
         run_asm(text, engine=engine)
@@ -79,8 +134,7 @@ def test_a_return_address_cannot_be_planted(engine):
 def test_run_state_is_out_of_reach(engine, field, name):
     """The program is handed the address of one of its own run state's fields (as if it
     had guessed it) and overwrites it: an error, and the field does not hold the value."""
-    fn = jitbpf.assemble("ldxdw %r1, [%r1+0]\nstdw [%r1+0], 0x7ffffff\nmov %r0, 0\nexit").program() \
-        .compile(engine, budget=1000)
+    fn = compile_unverified(ATTACKS["guessed-address"][0], engine, budget=1000)
     state = fn.executable.run_state()            # this thread's, the one the run uses
     with pytest.raises(BpfRuntimeError, match="out-of-bounds write") as err:
         fn.run((state.address + field).to_bytes(8, "little"))
@@ -96,6 +150,7 @@ LOOP = "mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit"
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_an_endless_loop_ends_by_default(engine):
+    """Unverified: the budget ends what the verifier does not refuse (or was not asked)."""
     with pytest.raises(BpfRuntimeError, match="run budget of 1000000 exceeded") as err:
         run_asm(LOOP, engine=engine)
     assert err.value.pc == 1
@@ -104,7 +159,7 @@ def test_an_endless_loop_ends_by_default(engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_time_limit_ends_an_unbudgeted_run(engine):
-    fn = jitbpf.assemble(LOOP).program().compile(engine, budget=None, timeout=0.2)
+    fn = compile_unverified(LOOP, engine, budget=None, timeout=0.2)
     start = time.monotonic()
     with pytest.raises(BpfRuntimeError, match="exceeded its time limit"):
         fn.run()
@@ -115,7 +170,7 @@ def test_a_time_limit_ends_an_unbudgeted_run(engine):
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGINT needs the main thread")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_ctrl_c_interrupts_a_native_run(engine):
-    fn = jitbpf.assemble(LOOP).program().compile(engine, budget=None, timeout=20)     # (a hang guard)
+    fn = compile_unverified(LOOP, engine, budget=None, timeout=20)     # (a hang guard)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)     # even where SIGINT is ignored
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     start = time.monotonic()
@@ -136,7 +191,7 @@ def test_ctrl_c_interrupts_a_native_run(engine):
 @pytest.mark.parametrize("engine", [e for e in GENERATED if "arm64" in e or "@unicorn" in e])
 @pytest.mark.parametrize("checked", [True, False], ids=["default", "unchecked"])
 def test_emulated_code_is_read_only(engine, checked):
-    text = "lddw %r1, func(f)\nstdw [%r1+0], 0\ncall local f\nexit\nf:\nmov %r0, 7\nexit"
+    text = ATTACKS["code"][0]
     options = {} if checked else {"bounds_check": False}
     match = "out-of-bounds write" if checked else "write to read-only memory"
     with pytest.raises(BpfRuntimeError, match=match):
@@ -194,8 +249,8 @@ def _rss() -> int:
 @pytest.mark.parametrize("engine", GENERATED)
 def test_dropped_programs_are_freed(engine):
     """500 programs compiled, run and dropped: memory stays flat (the first 50 warm up
-    caches and allocators)."""
-    prog = jitbpf.assemble("ldxdw %r0, [%r10-8]\ncall 7\nexit").program()
+    caches and allocators); verified, as by default."""
+    prog = jitbpf.assemble("stdw [%r10-8], 1\nldxdw %r0, [%r10-8]\ncall 7\nexit").program()
 
     def churn(n: int) -> None:
         for _ in range(n):

@@ -35,11 +35,14 @@ class Verdict:
 
 
 def verify(program, *, prog_type: str | None = None, unprivileged: bool = False, log_level: int = 0,
-           mem_size: int | None = None) -> Verdict:
+           mem_size: int | None = None, strict: bool = True) -> Verdict:
     """Verify ``program`` (a jitbpf Program) as ``prog_type`` (default: its own).
 
     ``mem_size``: for raw programs, the exact size of the memory r1 points to (r2 is
     then that constant), so memory accesses are proven instead of checked at run time.
+    ``strict``: also refuse what the kernel refuses though it is safe here (shift
+    immediates out of range, division by a constant zero: the ISA defines both); the
+    compile pipeline verifies with ``strict=False``, ``jitbpf verify`` strictly.
     Raises BpfVerifierError (with ``.log``) when the program is rejected.
     """
     from .core import Verifier, VerifyError
@@ -53,7 +56,7 @@ def verify(program, *, prog_type: str | None = None, unprivileged: bool = False,
         raise BpfVerifierError(f"unknown program type '{name}' (known: {', '.join(sorted(PROG_TYPES))})")
     log = Log(log_level, program)
     try:
-        v = Verifier(program, ptype, unprivileged=unprivileged, log=log, mem_size=mem_size)
+        v = Verifier(program, ptype, unprivileged=unprivileged, log=log, mem_size=mem_size, strict=strict)
         result = v.run()
     except VerifyError as e:
         log.add(e.message)

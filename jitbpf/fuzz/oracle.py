@@ -7,10 +7,16 @@ random seed and a stopped clock, and the outcomes compared are r0, the memory af
 the run (the generator's epilogue stores every register and the stack there), every
 map's contents and, when a run fails, the error class and its kind.
 
-The ``kernel`` engine joins where its verifier accepts the program; a rejection is
-recorded, not a mismatch. Raw and mutated programs may compute on pointers, whose
-values differ from runtime to runtime, so the reference runs twice on two runtimes
-first: if those two disagree the case is address-dependent and only crashes count.
+The ``kernel`` engine joins where its verifier accepts the program; a rejection (by
+the kernel's verifier or ours, on by default for generated code) is recorded, not a
+mismatch. Raw programs run unverified, so the run time's own checks are what is tested.
+Raw and mutated programs may compute on pointers, whose values differ from runtime to
+runtime, so the reference runs twice on two runtimes first: if those two disagree the
+case is address-dependent and only crashes count.
+
+Our verifier is an oracle too: a program it accepts (told the input's exact size, so
+every access is proven, none left to run-time checks) that then goes out of bounds or
+faults on any engine is a verifier bug, reported as a mismatch of the config "verifier".
 """
 
 from __future__ import annotations
@@ -150,11 +156,14 @@ def error_kind(message: str) -> str:
 
 
 def run_config(case: Case, config: Config, budget: int | None = None,
-               variant: Callable[[Runtime], None] | None = None) -> Outcome:
-    """One run of ``case`` on ``config`` with its own runtime."""
+               variant: Callable[[Runtime], None] | None = None, verify: bool | None = None) -> Outcome:
+    """One run of ``case`` on ``config`` with its own runtime; ``budget`` and ``verify``
+    apply where the config does not set them."""
     options = dict(config.options)
     if budget is not None and config.backend in ("interp", "llvm", "direct") and "budget" not in options:
         options["budget"] = budget
+    if verify is not None and config.backend in ("llvm", "direct") and "verify" not in options:
+        options["verify"] = verify
     try:
         obj, prog = instantiate(case, variant)
         result = prog.compile(config.engine, **options).run(case.mem)
@@ -210,11 +219,27 @@ def explain(case: Case, kernel: Outcome, ref: Outcome | None = None) -> str | No
 
 # --------------------------------------------------------------------------- the differential
 
+def verifier_accepts(case: Case) -> bool:
+    """Our verifier's verdict on ``case`` with the input's size known (so nothing it
+    accepts needs a run-time check to stay in bounds)."""
+    from ..verifier import verify
+    try:
+        _, prog = instantiate(case)
+        verify(prog, strict=False, mem_size=len(case.mem) if case.mem is not None else None)
+    except BpfError:
+        return False
+    return True
+
+
+UNSOUND = ("out-of-bounds", "read-only")     # error kinds no verified program may reach
+
+
 def run_case(case: Case, configs: list[Config], reference: Config | None = None) -> Verdict:
     """Run ``case`` on the reference (interp) and every config; compare each with it."""
     reference = reference or Config("interp", "interp")
     untrusted = case.level == "raw"         # valid and mutated programs stay inside the rules
     budget = RAW_BUDGET if untrusted else None
+    verify = False if untrusted else None   # raw programs attack the run time's own checks
     ref = run_config(case, reference, budget)
     verdict = Verdict([ref])
     if ref.error is not None and ref.error[0] == "BpfValidationError":
@@ -230,7 +255,7 @@ def run_case(case: Case, configs: list[Config], reference: Config | None = None)
             continue                            # made to differ from Linux (seeded prandom, ...)
         if untrusted and config.native and dict(config.options).get("bounds_check", True) in (False, 0):
             continue                            # asked for unchecked code: only rule-abiding programs run
-        out = run_config(case, config, budget)
+        out = run_config(case, config, budget, verify=verify)
         verdict.outcomes.append(out)
         if out.rejected:
             verdict.rejections.append(out)
@@ -246,6 +271,10 @@ def run_case(case: Case, configs: list[Config], reference: Config | None = None)
             verdict.mismatches.append(problem)
     if ref.error is not None and ref.error[0].startswith("internal:"):
         verdict.internal_errors.append(ref)
+    faulted = [o for o in verdict.outcomes if o.error is not None and o.error[1] in UNSOUND]
+    if faulted and verifier_accepts(case):
+        verdict.mismatches.append(Mismatch("verifier", ["soundness"], "accepted by our verifier, then "
+                                           + "; ".join(f"{o.config}: {o.show()}" for o in faulted)))
     return verdict
 
 

@@ -23,6 +23,8 @@ def _engines(name: str) -> list[str]:
 def _options(args: argparse.Namespace) -> dict:
     """Engine options from -X name=value (and --opt), checked by the pipeline per engine."""
     options = dict(pipeline.parse_option_text(text) for text in args.X or ())
+    if getattr(args, "no_verify", False):
+        options["verify"] = False
     if getattr(args, "opt", None) is not None:
         options["opt"] = args.opt
     return options
@@ -181,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def engine_options(s: argparse.ArgumentParser) -> None:
         s.add_argument("-X", action="append", metavar="NAME=VALUE", help=option_help)
+        s.add_argument("--no-verify", action="store_true",
+                       help="skip the static verifier (-X verify=0): the program runs bounds-checked")
 
     s = sub.add_parser("plugin", help="bpf_conformance plugin (program as hex on stdin)")
     s.add_argument("--engine", default="interp", help=engine_help)

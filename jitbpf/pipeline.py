@@ -274,7 +274,7 @@ def verify(c: Compilation):
     return cached[1]
 
 
-VERIFY_HINT = " (verify=False runs it anyway, bounds-checked)"
+VERIFY_HINT = " (verify=False, or --no-verify, runs it anyway, bounds-checked)"
 
 
 def prepare_compilation(c: Compilation):

@@ -20,6 +20,18 @@ def test_run_example():
     assert f"r0 = {fib(20)} " in res.stdout
 
 
+def test_run_refuses_what_the_verifier_refuses_unless_told(tmp_path):
+    source = tmp_path / "unset.asm"
+    source.write_text("mov %r0, %r7\nexit\n")              # r7 is never set
+    res = cli("run", str(source), "--engine", "direct")
+    assert res.returncode != 0 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        "error: instruction 0: R7 !read_ok (verify=False, or --no-verify, runs it anyway, bounds-checked)"]
+    res = cli("run", str(source), "--engine", "direct", "--no-verify")
+    assert res.returncode == 0, res.stderr
+    assert "r0 = 0 " in res.stdout
+
+
 def test_asm_then_run_bytes(tmp_path):
     out = tmp_path / "fib.bin"
     assert cli("asm", str(FIB), "-o", str(out)).returncode == 0

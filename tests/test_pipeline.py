@@ -31,7 +31,7 @@ def test_generated_code_is_verified_by_default(engine):
     (with the way to run it anyway); the interpreter, which checks everything itself, and
     verify=False run it (r1..r5 hold the arguments, 0 here)."""
     prog = jitbpf.assemble("mov %r0, %r7\nexit").program()
-    with pytest.raises(jitbpf.BpfVerifierError, match=r"instruction 0: R7 !read_ok \(verify=False runs it") as err:
+    with pytest.raises(jitbpf.BpfVerifierError, match=r"instruction 0: R7 !read_ok \(verify=False, or --no-verify, runs it") as err:
         prog.compile(engine)
     assert err.value.pc == 0
     assert prog.compile("interp").run().r0 == 0

@@ -81,7 +81,7 @@ def test_the_verifier_refuses_what_it_can_see(engine, attack):
     else:
         with pytest.raises(BpfVerifierError, match=refusal) as err:
             program.compile(engine)
-        assert str(err.value).endswith("(verify=False runs it anyway, bounds-checked)")
+        assert str(err.value).endswith("(verify=False, or --no-verify, runs it anyway, bounds-checked)")
     healthy(engine)
 
 

@@ -24,7 +24,10 @@ One LLVM function per BPF function, ``i64 f(i64 r1..r5, ptr rs)`` (:mod:`backend
   tested. callx compares the target with every function's address, then switches over
   the helper ids registered at compile time; anything else traps. LD_ABS/LD_IND call
   the runtime (``abi.LOAD_PACKET``); ``check`` calls a region-table scan written in IR
-  below; ``tick`` counts down ``rs->budget``.
+  below; ``tick`` counts down ``rs->budget`` with monotonic atomic loads and stores
+  (plain moves on both targets): a watchdog thread stores into that cell, so LLVM must
+  neither keep it in a register across a loop (LICM's promotion at O3) nor compute a
+  loop's final count in closed form.
 - Maps are external globals named ``map:NAME`` / ``mapvalue:NAME``: relocations.
 - Blinded constants (``mov AX, k`` from the blinding pass) go through an empty inline
   asm, so LLVM cannot fold ``(imm ^ key) ^ key`` back into the program's constant.
@@ -584,9 +587,9 @@ class _FunctionLowering:
 
     def _tick(self, pc: int, insn: Insn, spec: OpInfo) -> None:
         budget = self.field(abi.RUN_BUDGET)
-        left = self.val(f"load i64, ptr {budget}")
+        left = self.val(f"load atomic i64, ptr {budget} monotonic, align 8")
         left1 = self.val(f"sub i64 {left}, 1")
-        self.emit(f"store i64 {left1}, ptr {budget}")
+        self.emit(f"store atomic i64 {left1}, ptr {budget} monotonic, align 8")
         out = self.val(f"icmp slt i64 {left1}, 0")
         cont, spent = self.fresh("ok"), self.fresh("spent")
         self.pending += [f"{spent}:", f"  store i64 {pc + 1}, ptr {self.field(abi.RUN_SPENT)}{self.dbg}",

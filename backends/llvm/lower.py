@@ -24,10 +24,11 @@ One LLVM function per BPF function, ``i64 f(i64 r1..r5, ptr rs)`` (:mod:`backend
   tested. callx compares the target with every function's address, then switches over
   the helper ids registered at compile time; anything else traps. LD_ABS/LD_IND call
   the runtime (``abi.LOAD_PACKET``); ``check`` calls a region-table scan written in IR
-  below; ``tick`` counts down ``rs->budget`` with monotonic atomic loads and stores
-  (plain moves on both targets): a watchdog thread stores into that cell, so LLVM must
-  neither keep it in a register across a loop (LICM's promotion at O3) nor compute a
-  loop's final count in closed form.
+  below. ``tick`` counts down a copy of ``rs->budget`` in a local (SROA makes it a
+  register: no store-to-load chain through memory in every loop), written back before
+  every call and return and read again after a call; each tick also polls ``rs->stop``
+  with a monotonic atomic load, which the watchdog thread sets (a plain load on both
+  targets, which LLVM may neither hoist out of a loop nor fold into a closed-form count).
 - Maps are external globals named ``map:NAME`` / ``mapvalue:NAME``: relocations.
 - Blinded constants (``mov AX, k`` from the blinding pass) go through an empty inline
   asm, so LLVM cannot fold ``(imm ^ key) ^ key`` back into the program's constant.
@@ -431,6 +432,10 @@ class _FunctionLowering:
 
     def _prologue(self) -> None:
         f, m = self.f, self.m
+        self.ticks = any(self.specs[pc].kind == "tick" for pc in f.slots)
+        if self.ticks:
+            self.emit("%budget = alloca i64, align 8")
+            self._budget_in()
         if self.frame == "alloca":
             m.intrinsic("declare void @llvm.memset.inline.p0.i64(ptr, i8, i64, i1 immarg)")
             self.emit(f"%stack = alloca [{STACK_SIZE} x i8], align 16")
@@ -583,14 +588,27 @@ class _FunctionLowering:
             self.emit(f"store i64 %depth, ptr {self.field(abi.RUN_DEPTH)}")
         if self.frame == "shared":
             self.emit(f"store i64 %fp, ptr {self.field(abi.RUN_SP)}")
+        self._budget_out()
         self.terminate(f"ret i64 {self.get(0)}")
 
+    def _budget_out(self) -> None:
+        """The local budget back into the run state (before a call or a return)."""
+        if self.ticks:
+            self.emit(f"store i64 {self.val('load i64, ptr %budget')}, ptr {self.field(abi.RUN_BUDGET)}")
+
+    def _budget_in(self) -> None:
+        """The run state's budget into the local one again (after a call)."""
+        if self.ticks:
+            self.emit(f"store i64 {self.val(f'load i64, ptr {self.field(abi.RUN_BUDGET)}')}, ptr %budget")
+
     def _tick(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        budget = self.field(abi.RUN_BUDGET)
-        left = self.val(f"load atomic i64, ptr {budget} monotonic, align 8")
+        left = self.val("load i64, ptr %budget")
         left1 = self.val(f"sub i64 {left}, 1")
-        self.emit(f"store atomic i64 {left1}, ptr {budget} monotonic, align 8")
-        out = self.val(f"icmp slt i64 {left1}, 0")
+        self.emit(f"store i64 {left1}, ptr %budget")
+        stop = self.val(f"load atomic i64, ptr {self.field(abi.RUN_STOP)} monotonic, align 8")
+        spent = self.val(f"icmp slt i64 {left1}, 0")
+        stopped = self.val(f"icmp ne i64 {stop}, 0")
+        out = self.val(f"or i1 {spent}, {stopped}")
         cont, spent = self.fresh("ok"), self.fresh("spent")
         self.pending += [f"{spent}:", f"  store i64 {pc + 1}, ptr {self.field(abi.RUN_SPENT)}{self.dbg}",
                          f"  store i64 1, ptr {self.field(abi.RUN_UNWIND)}{self.dbg}", f"  ret i64 0{self.dbg}"]
@@ -616,7 +634,9 @@ class _FunctionLowering:
                 if self.L.callback_inherits & bit(r):
                     self.emit(f"store i64 0, ptr {self.field(abi.RUN_REGS + 8 * r)}")
         ref = self.m.declare(symbol)
+        self._budget_out()
         self.put(0, self.val(f"call i64 {ref}({self._args()})"))
+        self._budget_in()
         self._check_unwind()
 
     def _call_local(self, pc: int, callee: Function) -> None:
@@ -631,7 +651,9 @@ class _FunctionLowering:
         for r in SSA:
             if callee.live_in & bit(r):
                 self.emit(f"store i64 {self.get(r)}, ptr {self.field(abi.RUN_REGS + 8 * r)}")
+        self._budget_out()
         result = self.val(f'call i64 @"{self.L.symbol(callee)}"({self._args()})')
+        self._budget_in()
         self.put(0, result)
         if callee.may_unwind or self.flow.track_depth:
             self._check_unwind()
@@ -754,7 +776,9 @@ class _FunctionLowering:
 
     def _packet(self, pc: int, size: int, offset: str) -> None:
         ref = self.m.declare(abi.LOAD_PACKET)
+        self._budget_out()
         value = self.val(f"call i64 {ref}(i64 {self.get(6)}, i64 {offset}, i64 {size}, i64 {pc}, i64 0, ptr %rs)")
+        self._budget_in()
         self.put(0, value)
         self._check_unwind()
 

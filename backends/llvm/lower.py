@@ -272,6 +272,67 @@ def _in_frame(offset: int, size: int) -> bool:
     return -STACK_SIZE <= offset and offset + size <= 0
 
 
+#: Switch dispatch: a tree of compares of one register with constants (clang's BPF form
+#: of a ``switch``) is entered through an LLVM ``switch`` over the register's values when
+#: an ``and r, K`` (K < SWITCH_DOMAIN) just before it bounds the register and the tree
+#: reaches at least SWITCH_LEAVES targets; LLVM makes a jump table of it, as gcc does.
+SWITCH_DOMAIN, SWITCH_LEAVES, SWITCH_DEPTH = 64, 4, 16
+
+
+def _mask_bound(insns, specs, f: Function, pc: int, reg: int) -> int | None:
+    """K of the ``and reg, K`` that last wrote ``reg`` in the block of ``pc``, if that is
+    what did."""
+    at = pc
+    while at > f.start and at not in f.leaders:
+        at -= 1
+        insn, spec = insns[at], specs[at]
+        if spec is None:
+            continue
+        if spec.kind in ("call", "callx", "atomic"):
+            return None
+        if insn.dst == reg and spec.kind != "st" and spec.kind != "stx":
+            if spec.kind == "alu" and spec.op == "and" and insn.source == isa.SRC_K and 0 <= insn.imm < SWITCH_DOMAIN:
+                return insn.imm
+            return None
+    return None
+
+
+def switch_cases(insns, specs, f: Function, preds: dict[int, int], pc: int) -> list[tuple[int, int]] | None:
+    """[(value, slot)]: where the compare tree rooted at the jcond ``pc`` sends each value
+    0..K of its register, or None where it is no dispatch (see SWITCH_DOMAIN). Inner nodes
+    are jconds of the same register with a constant, entered from their parent only; the
+    other values still run the tree itself (the switch's default), so the bound only picks
+    the cases and never decides a result."""
+    from jitbpf.interpreter import CONDITIONS
+    insn, spec = insns[pc], specs[pc]
+    if spec.kind != "jcond" or insn.source != isa.SRC_K:
+        return None
+    reg = insn.dst
+    bound = _mask_bound(insns, specs, f, pc, reg)
+    if bound is None:
+        return None
+
+    def inner(at: int) -> bool:
+        i, sp = insns[at], specs[at]
+        return (at != pc and f.contains(at) and sp is not None and sp.kind == "jcond" and i.source == isa.SRC_K
+                and i.dst == reg and preds.get(at) == 1)
+    cases = []
+    for value in range(bound + 1):
+        at = pc
+        for _ in range(SWITCH_DEPTH):
+            i, sp = insns[at], specs[at]
+            m = isa.MASK64 if sp.width == 64 else isa.MASK32
+            at = jump_target(i, at) if CONDITIONS[sp.width][sp.op](value & m, i.imm & m) else at + 1
+            if not inner(at):
+                break
+        else:
+            return None
+        if at <= pc and at not in f.heads:     # a block written already: its edges are complete
+            return None
+        cases.append((value, at))
+    return cases if len({slot for _, slot in cases}) >= SWITCH_LEAVES else None
+
+
 class _FunctionLowering:
     """Emits one BPF function."""
 
@@ -408,6 +469,16 @@ class _FunctionLowering:
         self.lines.append(f'define dso_local i64 @"{sym}"({args}, ptr noalias %rs) #0{dbg_attr} {{')
         self.lines.append("entry:")
         self._prologue()
+        preds = {f.start: 1}
+        for pc in f.slots:
+            for succ in self.flow.next[pc]:
+                preds[succ] = preds.get(succ, 0) + 1
+        self.switches = {}
+        for pc in f.slots:
+            if self.specs[pc].kind == "jcond":
+                cases = switch_cases(self.insns, self.specs, f, preds, pc)
+                if cases:
+                    self.switches[pc] = cases
         for pc in f.slots:                    # a slot not following its predecessor is a leader
             spec = self.specs[pc]
             if pc in f.leaders:
@@ -565,6 +636,18 @@ class _FunctionLowering:
 
     # ---------------------------------------------------------------- jumps
     def _jcond(self, pc: int, insn: Insn, spec: OpInfo) -> None:
+        cases = self.switches.get(pc)
+        if cases:                              # switch_cases: a jump table, the tree as default
+            arms: dict[int, str] = {}
+            for _, slot in cases:
+                arms.setdefault(slot, self.fresh("sw"))
+            tree = self.fresh("tree")
+            self.terminate(f"switch i64 {self.get(insn.dst)}, label %{tree} ["
+                           + " ".join(f"i64 {value}, label %{arms[slot]}" for value, slot in cases) + "]")
+            for slot, name in arms.items():
+                self.block(name)
+                self.jump(f"L{slot}")
+            self.block(tree)
         bits, t = spec.width, _ty(spec.width)
         a = self.get(insn.dst, bits)
         b = self._operand(insn, bits)

@@ -346,3 +346,59 @@ def test_cli_run_checked_against_interp(capsys):
     from jitbpf.cli import main
     assert main(["run", str(ROOT / FIB), "--mem-hex", "00" * 10, "--engine", "llvm", "--check"]) == 0
     assert "r0 = 55 (0x37) [checked against interp]" in capsys.readouterr().out
+
+
+# A clang-style switch: a tree of compares of one masked register (signed, unsigned,
+# 32-bit, jset nodes). The results per nibble, written out by hand:
+DISPATCH = """
+    ldxb %r2, [%r1+0]
+    and %r2, 15
+    jsgt %r2, 7, hi
+    jgt %r2, 3, mid
+    jeq %r2, 0, zero
+    jlt32 %r2, 2, one
+    mov %r0, 23
+    exit
+one:
+    mov %r0, 11
+    exit
+zero:
+    mov %r0, 7
+    exit
+mid:
+    jset %r2, 1, odd
+    mov %r0, 40
+    exit
+odd:
+    mov %r0, 41
+    exit
+hi:
+    jsge %r2, 12, top
+    mov %r0, 80
+    exit
+top:
+    jne %r2, 15, notf
+    mov %r0, 150
+    exit
+notf:
+    mov %r0, 120
+    exit
+"""
+DISPATCH_RESULTS = {0: 7, 1: 11, 2: 23, 3: 23, 4: 40, 5: 41, 6: 40, 7: 41, 8: 80, 9: 80, 10: 80, 11: 80,
+                    12: 120, 13: 120, 14: 120, 15: 150}
+
+
+def test_a_compare_tree_becomes_a_switch():
+    from jitbpf import pipeline
+    ir = pipeline.llvm_ir(jitbpf.assemble(DISPATCH).program(), "llvm")
+    assert "switch i64" in ir                 # (which O2 turns into a lookup table here)
+    plain = pipeline.llvm_ir(jitbpf.assemble(DISPATCH.replace("and %r2, 15", "and %r2, 255")).program(), "llvm")
+    assert "switch i64" not in plain          # no bound below SWITCH_DOMAIN: the tree as it is
+
+
+@pytest.mark.parametrize("engine", [e for e in jitbpf.available_engines() if e.startswith("llvm")])
+@pytest.mark.parametrize("opt", [1, 2, 3])
+def test_switch_dispatch_gives_every_value_its_case(engine, opt):
+    fn = jitbpf.assemble(DISPATCH).program().compile(engine, opt=opt)
+    for byte in range(0, 256, 7 if engine != "llvm" else 1):
+        assert fn.run(mem=bytes([byte])).r0 == DISPATCH_RESULTS[byte & 15], byte

@@ -11,6 +11,10 @@ gain ILP). No inliner: bpf-to-bpf calls stay calls (clang kept them on purpose),
 the kernel's JIT. GVN, LICM, unrolling and the vectorisers did not pay for their
 compile time on the compute benchmarks (benchmarks/compute.py, direct_speed.py), and
 LLVM's default<O2> spends most of its time re-running InstCombine over long ALU chains.
+Measured again on benchmarks/programs (issue 14, side by side with gcc -O2): adding
+LoopRotate + LoopUnroll (+ SimplifyCFG) costs +24% compile time (geomean) for a ~2% run
+time gain (popcount 2.1x -> 1.2x gcc, memcpy and nested slightly slower); default<O2>
+costs 2-3x the compile time, its gains (calls: inlining) are O3's too.
 
 IR construction: text, then ``parse_assembly`` (building the same IR with
 ``llvmlite.ir`` is several times slower: benchmarks/ir_build.py). Compiled objects are

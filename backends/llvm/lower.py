@@ -24,7 +24,11 @@ One LLVM function per BPF function, ``i64 f(i64 r1..r5, ptr rs)`` (:mod:`backend
   tested. callx compares the target with every function's address, then switches over
   the helper ids registered at compile time; anything else traps. LD_ABS/LD_IND call
   the runtime (``abi.LOAD_PACKET``); ``check`` calls a region-table scan written in IR
-  below; ``tick`` counts down ``rs->budget``.
+  below. ``tick`` counts down a copy of ``rs->budget`` in a local (SROA makes it a
+  register: no store-to-load chain through memory in every loop), written back before
+  every call and return and read again after a call; each tick also polls ``rs->stop``
+  with a monotonic atomic load, which the watchdog thread sets (a plain load on both
+  targets, which LLVM may neither hoist out of a loop nor fold into a closed-form count).
 - Maps are external globals named ``map:NAME`` / ``mapvalue:NAME``: relocations.
 - Blinded constants (``mov AX, k`` from the blinding pass) go through an empty inline
   asm, so LLVM cannot fold ``(imm ^ key) ^ key`` back into the program's constant.
@@ -268,6 +272,67 @@ def _in_frame(offset: int, size: int) -> bool:
     return -STACK_SIZE <= offset and offset + size <= 0
 
 
+#: Switch dispatch: a tree of compares of one register with constants (clang's BPF form
+#: of a ``switch``) is entered through an LLVM ``switch`` over the register's values when
+#: an ``and r, K`` (K < SWITCH_DOMAIN) just before it bounds the register and the tree
+#: reaches at least SWITCH_LEAVES targets; LLVM makes a jump table of it, as gcc does.
+SWITCH_DOMAIN, SWITCH_LEAVES, SWITCH_DEPTH = 64, 4, 16
+
+
+def _mask_bound(insns, specs, f: Function, pc: int, reg: int) -> int | None:
+    """K of the ``and reg, K`` that last wrote ``reg`` in the block of ``pc``, if that is
+    what did."""
+    at = pc
+    while at > f.start and at not in f.leaders:
+        at -= 1
+        insn, spec = insns[at], specs[at]
+        if spec is None:
+            continue
+        if spec.kind in ("call", "callx", "atomic"):
+            return None
+        if insn.dst == reg and spec.kind != "st" and spec.kind != "stx":
+            if spec.kind == "alu" and spec.op == "and" and insn.source == isa.SRC_K and 0 <= insn.imm < SWITCH_DOMAIN:
+                return insn.imm
+            return None
+    return None
+
+
+def switch_cases(insns, specs, f: Function, preds: dict[int, int], pc: int) -> list[tuple[int, int]] | None:
+    """[(value, slot)]: where the compare tree rooted at the jcond ``pc`` sends each value
+    0..K of its register, or None where it is no dispatch (see SWITCH_DOMAIN). Inner nodes
+    are jconds of the same register with a constant, entered from their parent only; the
+    other values still run the tree itself (the switch's default), so the bound only picks
+    the cases and never decides a result."""
+    from jitbpf.interpreter import CONDITIONS
+    insn, spec = insns[pc], specs[pc]
+    if spec.kind != "jcond" or insn.source != isa.SRC_K:
+        return None
+    reg = insn.dst
+    bound = _mask_bound(insns, specs, f, pc, reg)
+    if bound is None:
+        return None
+
+    def inner(at: int) -> bool:
+        i, sp = insns[at], specs[at]
+        return (at != pc and f.contains(at) and sp is not None and sp.kind == "jcond" and i.source == isa.SRC_K
+                and i.dst == reg and preds.get(at) == 1)
+    cases = []
+    for value in range(bound + 1):
+        at = pc
+        for _ in range(SWITCH_DEPTH):
+            i, sp = insns[at], specs[at]
+            m = isa.MASK64 if sp.width == 64 else isa.MASK32
+            at = jump_target(i, at) if CONDITIONS[sp.width][sp.op](value & m, i.imm & m) else at + 1
+            if not inner(at):
+                break
+        else:
+            return None
+        if at <= pc and at not in f.heads:     # a block written already: its edges are complete
+            return None
+        cases.append((value, at))
+    return cases if len({slot for _, slot in cases}) >= SWITCH_LEAVES else None
+
+
 class _FunctionLowering:
     """Emits one BPF function."""
 
@@ -404,6 +469,16 @@ class _FunctionLowering:
         self.lines.append(f'define dso_local i64 @"{sym}"({args}, ptr noalias %rs) #0{dbg_attr} {{')
         self.lines.append("entry:")
         self._prologue()
+        preds = {f.start: 1}
+        for pc in f.slots:
+            for succ in self.flow.next[pc]:
+                preds[succ] = preds.get(succ, 0) + 1
+        self.switches = {}
+        for pc in f.slots:
+            if self.specs[pc].kind == "jcond":
+                cases = switch_cases(self.insns, self.specs, f, preds, pc)
+                if cases:
+                    self.switches[pc] = cases
         for pc in f.slots:                    # a slot not following its predecessor is a leader
             spec = self.specs[pc]
             if pc in f.leaders:
@@ -428,6 +503,10 @@ class _FunctionLowering:
 
     def _prologue(self) -> None:
         f, m = self.f, self.m
+        self.ticks = any(self.specs[pc].kind == "tick" for pc in f.slots)
+        if self.ticks:
+            self.emit("%budget = alloca i64, align 8")
+            self._budget_in()
         if self.frame == "alloca":
             m.intrinsic("declare void @llvm.memset.inline.p0.i64(ptr, i8, i64, i1 immarg)")
             self.emit(f"%stack = alloca [{STACK_SIZE} x i8], align 16")
@@ -557,6 +636,18 @@ class _FunctionLowering:
 
     # ---------------------------------------------------------------- jumps
     def _jcond(self, pc: int, insn: Insn, spec: OpInfo) -> None:
+        cases = self.switches.get(pc)
+        if cases:                              # switch_cases: a jump table, the tree as default
+            arms: dict[int, str] = {}
+            for _, slot in cases:
+                arms.setdefault(slot, self.fresh("sw"))
+            tree = self.fresh("tree")
+            self.terminate(f"switch i64 {self.get(insn.dst)}, label %{tree} ["
+                           + " ".join(f"i64 {value}, label %{arms[slot]}" for value, slot in cases) + "]")
+            for slot, name in arms.items():
+                self.block(name)
+                self.jump(f"L{slot}")
+            self.block(tree)
         bits, t = spec.width, _ty(spec.width)
         a = self.get(insn.dst, bits)
         b = self._operand(insn, bits)
@@ -580,14 +671,27 @@ class _FunctionLowering:
             self.emit(f"store i64 %depth, ptr {self.field(abi.RUN_DEPTH)}")
         if self.frame == "shared":
             self.emit(f"store i64 %fp, ptr {self.field(abi.RUN_SP)}")
+        self._budget_out()
         self.terminate(f"ret i64 {self.get(0)}")
 
+    def _budget_out(self) -> None:
+        """The local budget back into the run state (before a call or a return)."""
+        if self.ticks:
+            self.emit(f"store i64 {self.val('load i64, ptr %budget')}, ptr {self.field(abi.RUN_BUDGET)}")
+
+    def _budget_in(self) -> None:
+        """The run state's budget into the local one again (after a call)."""
+        if self.ticks:
+            self.emit(f"store i64 {self.val(f'load i64, ptr {self.field(abi.RUN_BUDGET)}')}, ptr %budget")
+
     def _tick(self, pc: int, insn: Insn, spec: OpInfo) -> None:
-        budget = self.field(abi.RUN_BUDGET)
-        left = self.val(f"load i64, ptr {budget}")
+        left = self.val("load i64, ptr %budget")
         left1 = self.val(f"sub i64 {left}, 1")
-        self.emit(f"store i64 {left1}, ptr {budget}")
-        out = self.val(f"icmp slt i64 {left1}, 0")
+        self.emit(f"store i64 {left1}, ptr %budget")
+        stop = self.val(f"load atomic i64, ptr {self.field(abi.RUN_STOP)} monotonic, align 8")
+        spent = self.val(f"icmp slt i64 {left1}, 0")
+        stopped = self.val(f"icmp ne i64 {stop}, 0")
+        out = self.val(f"or i1 {spent}, {stopped}")
         cont, spent = self.fresh("ok"), self.fresh("spent")
         self.pending += [f"{spent}:", f"  store i64 {pc + 1}, ptr {self.field(abi.RUN_SPENT)}{self.dbg}",
                          f"  store i64 1, ptr {self.field(abi.RUN_UNWIND)}{self.dbg}", f"  ret i64 0{self.dbg}"]
@@ -613,7 +717,9 @@ class _FunctionLowering:
                 if self.L.callback_inherits & bit(r):
                     self.emit(f"store i64 0, ptr {self.field(abi.RUN_REGS + 8 * r)}")
         ref = self.m.declare(symbol)
+        self._budget_out()
         self.put(0, self.val(f"call i64 {ref}({self._args()})"))
+        self._budget_in()
         self._check_unwind()
 
     def _call_local(self, pc: int, callee: Function) -> None:
@@ -628,7 +734,9 @@ class _FunctionLowering:
         for r in SSA:
             if callee.live_in & bit(r):
                 self.emit(f"store i64 {self.get(r)}, ptr {self.field(abi.RUN_REGS + 8 * r)}")
+        self._budget_out()
         result = self.val(f'call i64 @"{self.L.symbol(callee)}"({self._args()})')
+        self._budget_in()
         self.put(0, result)
         if callee.may_unwind or self.flow.track_depth:
             self._check_unwind()
@@ -751,7 +859,9 @@ class _FunctionLowering:
 
     def _packet(self, pc: int, size: int, offset: str) -> None:
         ref = self.m.declare(abi.LOAD_PACKET)
+        self._budget_out()
         value = self.val(f"call i64 {ref}(i64 {self.get(6)}, i64 {offset}, i64 {size}, i64 {pc}, i64 0, ptr %rs)")
+        self._budget_in()
         self.put(0, value)
         self._check_unwind()
 

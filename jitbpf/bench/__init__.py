@@ -26,6 +26,8 @@ def register(sub) -> None:
     s.add_argument("--native", default="gcc,clang", help="C baselines: gcc,clang or none (default: %(default)s)")
     s.add_argument("--host", action="store_true",
                    help="also gcc -O2 -march=native and llvm cpu=host (this machine's ISA on both sides)")
+    s.add_argument("--variants", default="",
+                   help="extra sides: o3 (llvm at O3), blind (direct with blind=True), comma-separated")
     s.add_argument("--rounds", type=int, default=5, help="rounds of shuffled batches (default: %(default)s)")
     s.add_argument("--processes", type=int, default=1, help="repeat in N fresh processes, one after the other")
     s.add_argument("--target-ms", type=float, default=20.0, help="CPU time of one batch (default: %(default)s)")
@@ -44,7 +46,7 @@ def register(sub) -> None:
 
 def _settings(args: argparse.Namespace):
     from ..errors import BpfError
-    from .harness import available
+    from .harness import VARIANTS, available
     from .run import C_COMPILERS, Settings
     from ..engines import available_engines
     engines = available_engines() if args.engines == "all" else available(args.engines.split(","))
@@ -54,7 +56,12 @@ def _settings(args: argparse.Namespace):
         raise BpfError(f"unknown C baseline {', '.join(unknown)} (gcc, clang or none)")
     if args.rounds < 1 or args.processes < 1 or args.target_ms <= 0:
         raise BpfError("--rounds and --processes must be at least 1, --target-ms positive")
-    return Settings(engines, natives, args.host, args.rounds, args.target_ms, args.compile_repeats, args.seed)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise BpfError(f"unknown variant {', '.join(unknown)} ({', '.join(VARIANTS)})")
+    return Settings(engines, natives, args.host, args.rounds, args.target_ms, args.compile_repeats, args.seed,
+                    variants)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -98,7 +105,7 @@ def command(args: argparse.Namespace) -> int:
 def _argv(args: argparse.Namespace) -> list[str]:
     """The command line of this run (for child processes started from the API)."""
     out = list(args.programs)
-    for flag in ("engines", "native", "rounds", "target_ms", "compile_repeats", "mem", "section"):
+    for flag in ("engines", "native", "variants", "rounds", "target_ms", "compile_repeats", "mem", "section"):
         value = getattr(args, flag)
         if value is not None:
             out += [f"--{flag.replace('_', '-')}", str(value)]

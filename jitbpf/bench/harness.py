@@ -128,6 +128,8 @@ def emulated_side(name: str, compiled, make_inv: Callable, describe: str) -> Sid
 #: cost of those is benchmarks/pass_cost.py's subject. Unchecked code needs no verifier
 #: facts, so the verifier (`jitbpf verify`) is not part of what is timed either.
 TIMED = {"bounds_check": False, "budget": None, "verify": False}
+#: ``--variants``: extra sides, engine and the options added to its timing options.
+VARIANTS = {"o3": ("llvm", {"opt": 3}), "blind": ("direct", {"blind": True})}
 
 
 def engine_options(engine: str, host_cpu: bool = False) -> dict:
@@ -140,8 +142,8 @@ def engine_options(engine: str, host_cpu: bool = False) -> dict:
 
 
 def describe_engine(engine: str, options: dict) -> str:
-    opts = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
-    level = " O2" if engine.startswith("llvm") else ""
+    opts = ", ".join(f"{k}={v}" for k, v in sorted(options.items()) if k != "opt")
+    level = f" O{options.get('opt', 2)}" if engine.startswith("llvm") else ""
     return f"jitbpf {engine}{level}" + (f" ({opts})" if opts else "")
 
 

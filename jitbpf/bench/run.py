@@ -34,6 +34,7 @@ class Settings:
     target_ms: float = 20.0
     compile_repeats: int = 3           # 0: no compile times
     seed: int = 1
+    variants: list[str] = field(default_factory=list)    # harness.VARIANTS: extra sides
 
 
 def machine() -> dict:
@@ -63,8 +64,14 @@ def _engine_sides(prog, make_inv: Callable, settings: Settings, driver: Driver, 
     wanted = [(e, harness.engine_options(e)) for e in settings.engines]
     if settings.host and "llvm" in settings.engines:
         wanted.append(("llvm-host", harness.engine_options("llvm", host_cpu=True)))
+    for v in settings.variants:
+        engine, extra = harness.VARIANTS[v]
+        if engine in settings.engines:
+            wanted.append((f"{engine}-{v}", {**harness.engine_options(engine), **extra}))
     for name, options in wanted:
-        engine = "llvm" if name == "llvm-host" else name
+        engine = {"llvm-host": "llvm"}.get(name, name)
+        if name.startswith(tuple(f"{e}-{v}" for v, (e, _) in harness.VARIANTS.items())):
+            engine = name.rsplit("-", 1)[0]
         describe = harness.describe_engine(engine, options)
         try:
             compiled = prog.compile(engine, **options)

@@ -171,7 +171,7 @@ def test_a_time_limit_ends_an_unbudgeted_run(engine):
 def test_a_time_limit_ends_an_unbudgeted_run_at_every_llvm_level(opt):
     """O3's LICM would keep the budget cell in a register (blind to the watchdog's store)
     and compute this loop's end in closed form: a budget error instead of the time limit."""
-    fn = jitbpf.assemble(LOOP).program().compile("llvm", opt=opt, budget=None, timeout=0.2)
+    fn = compile_unverified(LOOP, "llvm", opt=opt, budget=None, timeout=0.2)
     with pytest.raises(BpfRuntimeError, match="exceeded its time limit"):
         fn.run()
 

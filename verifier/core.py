@@ -209,9 +209,7 @@ class Verifier:
             cp = cp.parent
 
     def complete(self, cp: Checkpoint) -> None:
-        cp.done = True
-        if not self.invariant:
-            self.compile_checks(cp)
+        cp.done = True                 # (its checks are compiled when it is first compared)
         v = self.visited[cp.pc]
         bucket = v.open.get(cp.hash)
         if bucket is not None:
@@ -469,6 +467,8 @@ class Verifier:
         for fo, fc in zip(old.frames, frames):
             if fo.callsite != fc.callsite or fo.entry != fc.entry:
                 return False
+        if old.checks is None:
+            self.compile_checks(old)
         regs, slots = old.checks
         idmap = None
         for fi, i, o, prec, type_only in regs:

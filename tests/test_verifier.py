@@ -16,8 +16,13 @@ from jitbpf.verifier.corpus import load_corpus, outcome
 from conftest import CONFORMANCE_NEGATIVE, CONFORMANCE_TESTS, ROOT, cli, conformance_files, needs_conformance
 
 OBJECTS = sorted([*ROOT.glob("tests/fixtures/*.bpf.o"), ROOT / "tests/fixtures/elf/text_only.bpf.o",
-                  *ROOT.glob("jitbpf/examples/*.bpf.o"), *ROOT.glob("benchmarks/*.bpf.o")])
-PROGRAMS = [(p, name) for p in OBJECTS for name in jitbpf.load(str(p)).programs]
+                  *ROOT.glob("jitbpf/examples/*.bpf.o"), *ROOT.glob("benchmarks/*.bpf.o"),
+                  *ROOT.glob("benchmarks/programs/*.bpf.o"),
+                  *(p for p in ROOT.glob("tests/verifier/c/*.bpf.o") if p.name != "rejects.bpf.o")])
+# the benchmark programs that take the verifier more than a few seconds (100,000+ instructions)
+SLOW = {"switch.bpf.o", "parse.bpf.o", "sieve.bpf.o"}
+PROGRAMS = [pytest.param(p, name, marks=[pytest.mark.slow] if p.name in SLOW else [], id=f"{p.name}:{name}")
+            for p in OBJECTS for name in jitbpf.load(str(p)).programs]
 CORPUS = load_corpus(ROOT / "tests/verifier", CONFORMANCE_NEGATIVE)
 
 
@@ -35,8 +40,9 @@ def asm(text: str, prog_type: str = "xdp", maps=()) -> jitbpf.Program:
 
 # --------------------------------------------------------------------------- acceptance
 
-@pytest.mark.parametrize("path,name", PROGRAMS, ids=[f"{p.name}:{n}" for p, n in PROGRAMS])
+@pytest.mark.parametrize("path,name", PROGRAMS)
 def test_shipped_programs_are_accepted(path, name):
+    """Every ELF fixture, example and benchmark program (issue 12), within the budget."""
     prog = jitbpf.load(str(path)).program(name)
     v = verifier.verify(prog)
     assert 0 < v.processed < 1_000_000

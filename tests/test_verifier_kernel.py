@@ -47,3 +47,23 @@ def test_fixture_disagreements_are_explained():
     t = fixtures(native=False)
     assert not t.ours_only                             # we accept every fixture
     assert all(explain("kernel", k) for k in t.kernel_only), list(t.kernel_only)
+
+
+BENCHMARKS = sorted((ROOT / "benchmarks/programs").glob("*.bpf.o"))
+SLOW = {"switch.bpf.o", "parse.bpf.o", "sieve.bpf.o"}         # 100,000+ instructions
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=[pytest.mark.slow] if p.name in SLOW else [], id=p.name)
+                                  for p in BENCHMARKS])
+def test_benchmark_processed_counts_are_of_the_kernels_order(path):
+    """The benchmark programs load into the kernel as they are (XDP); our exploration
+    processes a number of instructions of the same order as the kernel's own count
+    (pruning as effective, within a factor 4 either way)."""
+    import jitbpf
+    from jitbpf import verifier
+    from jitbpf.verifier.kernel import kernel_processed
+    prog = jitbpf.load(str(path)).program()
+    theirs = kernel_processed(prog)
+    assert theirs is not None, "the kernel rejects it"
+    ours = verifier.verify(prog).processed
+    assert theirs / 4 <= ours <= theirs * 4 + 100, (ours, theirs)

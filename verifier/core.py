@@ -39,6 +39,7 @@ from .state import (CTX, EMPTY_SLOT, FUNC, INVALID, MAP_KEY, MAP_PTR, MAP_VALUE,
 BUDGET = 1_000_000                    # BPF_COMPLEXITY_LIMIT_INSNS
 WIDEN_AFTER = 2                       # raw programs: visits of a loop head before widening
 MAX_PENDING = 8192                    # BPF_COMPLEXITY_LIMIT_JMP_SEQ
+LOOP_JMPS, LOOP_INSNS = 0, 0           # inside a loop, checkpoint at most this often (Linux: 20, 100)
 MAX_VAR_OFF = 1 << 29                 # BPF_MAX_VAR_OFF
 MAX_VAR_SIZ = 1 << 29                 # BPF_MAX_VAR_SIZ
 MAX_PACKET_OFF = 0xFFFF
@@ -210,9 +211,7 @@ class Verifier:
             cp = cp.parent
 
     def complete(self, cp: Checkpoint) -> None:
-        cp.done = True
-        if not self.invariant:
-            self.compile_checks(cp)
+        cp.done = True                 # (its checks are compiled when it is first compared)
         v = self.visited[cp.pc]
         bucket = v.open.get(cp.hash)
         if bucket is not None:
@@ -254,11 +253,11 @@ class Verifier:
                     for cp in v.open.get(h, ()):
                         if cp.callback_depth == st.callback_depth and self.states_equal(cp, st, EXACT):
                             self.fail(f"infinite loop detected at insn {pc}", pc)
-                if not force and self.jmps - self.prev_jmps < 20 and self.processed - self.prev_processed < 100:
+                if not force and self.jmps - self.prev_jmps < LOOP_JMPS and self.processed - self.prev_processed < LOOP_INSNS:
                     add = False
             done = v.done
-            i = 0
-            while i < len(done):
+            i = len(done) - 1
+            while i >= 0:                  # the newest first, as the kernel's list
                 cp = done[i]
                 if self.done_equal(cp, st):
                     self.hit(cp, st)
@@ -266,10 +265,8 @@ class Verifier:
                 if add:
                     cp.misses += 1
                     if cp.misses > cp.hits * 3 + 3:
-                        done[i] = done[-1]
-                        done.pop()
-                        continue
-                i += 1
+                        del done[i]
+                i -= 1
         if add:
             self.checkpoint(st, pc, h if h is not None else exact_hash(st.frames, st.refs, st.lock))
         return False
@@ -472,6 +469,8 @@ class Verifier:
         for fo, fc in zip(old.frames, frames):
             if fo.callsite != fc.callsite or fo.entry != fc.entry:
                 return False
+        if old.checks is None:
+            self.compile_checks(old)
         regs, slots = old.checks
         idmap = None
         for fi, i, o, prec, type_only in regs:

@@ -32,8 +32,8 @@ def available() -> bool:
     return sc.kernel_available()
 
 
-def kernel_verdict(program, prog_type: str | None = None) -> KernelVerdict:
-    """Load ``program`` into the host kernel as ``prog_type`` (default: its own)."""
+def _prepare(program, prog_type: str | None):
+    """(code, kernel type, load options, maps) to load ``program`` as ``prog_type``."""
     from jitbpf.kernel.engine import map_references
     from jitbpf.kernel.objects import KernelMaps
     ptype = resolve(prog_type or program.prog_type)
@@ -46,7 +46,28 @@ def kernel_verdict(program, prog_type: str | None = None) -> KernelVerdict:
                              btf_fd=maps.btf.program_fd(program) if func_info else 0, func_info=func_info,
                              func_info_rec_size=8 if func_info else 0,
                              prog_flags=BPF_F_SLEEPABLE if kname == "syscall" else 0)
-    return load(isa.encode(insns), kname, options)
+    return isa.encode(insns), kname, options, maps
+
+
+def kernel_verdict(program, prog_type: str | None = None) -> KernelVerdict:
+    """Load ``program`` into the host kernel as ``prog_type`` (default: its own)."""
+    code, kname, options, _maps = _prepare(program, prog_type)
+    return load(code, kname, options)
+
+
+def kernel_processed(program, prog_type: str | None = None) -> int | None:
+    """The host kernel's processed-instruction count for ``program`` (its own statistics,
+    log level 4), or None when the kernel rejects it."""
+    import os
+    import re
+    code, kname, options, _maps = _prepare(program, prog_type)
+    try:
+        fd, log = sc.load_with_log(code, kname, options, 4)
+    except sc.KernelVerifierError:
+        return None
+    os.close(fd)
+    m = re.search(r"processed (\d+) insns", log)
+    return int(m.group(1)) if m else None
 
 
 LOG_SIZE = 1 << 18          # the tail of the log is enough for the complaint

@@ -347,12 +347,9 @@ def exact_hash(frames: list[Frame], refs: dict, lock) -> int:
     layout; equal states have equal hashes), for the infinite-loop check."""
     parts = [len(refs), lock is not None]
     for f in frames:
-        parts.append(f.callsite)
-        for r in f.regs:
-            t = r.type
-            parts.append((t, r.off, r.tv, r.tm, r.umin, r.umax) if t is not NOT_INIT else None)
-        for spi in sorted(f.stack):
-            parts.append((spi, f.stack[spi].types))
+        # (a NOT_INIT register's fields are all zero: no special case needed)
+        parts.append((f.callsite, *[(r.type, r.off, r.tv, r.tm, r.umin, r.umax) for r in f.regs],
+                      frozenset([(spi, s.types) for spi, s in f.stack.items()])))
     return hash(tuple(parts))
 
 

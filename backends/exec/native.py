@@ -23,9 +23,9 @@ from jitbpf.targets import HOST_ARCH
 
 from .. import abi
 from ..link import PAGE, Image
-from . import faultguard
+from . import batch, faultguard
 from .loaded import LoadedCode, RunOptions
-from .runstate import RunState
+from .runstate import STACK_BYTES, RunState
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -118,6 +118,38 @@ class NativeCode(LoadedCode):
         return address if address is not None else self.callbacks.address(name)
 
     _enter = _nested = _call
+
+    def _batch(self, args_list: list[tuple[int, ...]], repeat: int, state: RunState) -> list[int]:
+        """All runs from the native loop (backends.exec.batch); Python only where a run
+        left with the unwind cell set (its pending exit or error), then the loop resumes."""
+        loop, rt, n = batch.batch_loop(), self.rt, len(args_list)
+        args = (ctypes.c_uint64 * (batch.ARGS_PER_INPUT * n))()
+        for i, a in enumerate(args_list):
+            for j, value in enumerate(a[:batch.ARGS_PER_INPUT]):
+                args[batch.ARGS_PER_INPUT * i + j] = value & abi.MASK64
+        out = (ctypes.c_uint64 * n)()
+        b = batch.Fields()
+        b[batch.B_ENTRY], b[batch.B_RS], b[batch.B_ARGS] = self.entry_address, state.address, ctypes.addressof(args)
+        b[batch.B_COUNT], b[batch.B_REPEAT], b[batch.B_OUT] = n, repeat, ctypes.addressof(out)
+        b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
+        b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
+        address = b.address
+        while True:
+            self._call(loop.address, (address,), state)
+            if not b[batch.B_STATUS]:
+                return list(out)
+            i, k = b[batch.B_I], b[batch.B_K]
+            spent = state.spent()
+            if spent is not None:
+                rt.finish_unwind(0)
+                raise spent
+            out[i] = rt.finish_unwind(b[batch.B_R0])
+            k += 1
+            if k >= repeat:
+                i, k = i + 1, 0
+            if i >= n:
+                return list(out)
+            b[batch.B_I], b[batch.B_K] = i, k
 
     def code_bytes(self) -> bytes:
         return ctypes.string_at(self.base, len(self.image))

@@ -124,3 +124,61 @@ def test_classic_filters_run_in_batch(engine):
     got = cbpf.run_filter(flt.program().compile(engine), [cbpf.record(p) for p in packets])
     assert got == [262144 if p[12:14] == b"\x08\x00" and p[23] == 6 else 0 for p in packets]
     assert 0 < got.count(0) < len(got)
+
+
+# Threads: one compiled program, four threads, shared maps. Each run adds 1 with an
+# atomic add to an array element (looked up inline) and to a hash element (the native
+# runtime or the helper), and a non-atomic counter in the run's own memory.
+THREADED = """
+mov %r6, %r1
+stw [%r10-4], 0
+lddw %r1, map_fd(0)
+mov %r2, %r10
+add %r2, -4
+call 1
+jeq %r0, 0, out
+mov %r1, 1
+lock add64 [%r0], %r1
+lddw %r1, map_fd(1)
+mov %r2, %r10
+add %r2, -4
+call 1
+jeq %r0, 0, out
+mov %r1, 1
+lock add64 [%r0], %r1
+ldxdw %r1, [%r6]
+add %r1, 1
+stxdw [%r6], %r1
+out:
+mov %r0, %r1
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", ["interp", "llvm", "direct", "llvm-arm64"])
+def test_four_threads_share_maps_and_atomics_add_up(engine):
+    import threading
+    from jitbpf.runtime import maps as M
+    obj = jitbpf.assemble(THREADED)
+    arr, table = M.create(obj.runtime, "arr", "array", 4, 8, 1), M.create(obj.runtime, "h", "hash", 4, 8, 4)
+    obj.add_map(arr)
+    obj.add_map(table)
+    table.update(0, 0)
+    fn = obj.program().compile(engine, bounds_check=False)
+    runs = 20 if engine == "llvm-arm64" else 2000
+    out, errors = {}, []
+
+    def work(t: int) -> None:
+        try:
+            out[t] = fn.run_many([bytes(8)] * 4, repeat=runs // 4)
+        except BaseException as e:          # noqa: BLE001 - reported by the test
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert out == {t: [runs // 4] * 4 for t in range(4)}        # each thread's own memory
+    assert int.from_bytes(arr[0], "little") == 4 * runs
+    assert int.from_bytes(table[0], "little") == 4 * runs

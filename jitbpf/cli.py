@@ -134,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from . import report
+    from .runtime import context
     obj = load(args.file)
     prog = obj.program(args.section)
     fn = prog.compile(args.engine, **_options(args))
@@ -141,21 +142,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     packet = _hex(args.packet, "--packet")
     ctx = _hex(args.ctx, "--ctx")
     checked = " [checked against interp]" if args.check else ""
+    rt = obj.runtime
     if args.pcap:
         from .pcap import read_pcap
         verdicts: Counter[str] = Counter()
-        for pkt in read_pcap(args.pcap):
-            result = fn.run(packet=pkt, ctx=ctx, check=args.check)
-            verdicts[report.verdict(prog.prog_type, result.r0)] += 1
-            for line in result.trace:
-                print(f"trace: {line}")
+        packets = read_pcap(args.pcap)
+        if args.check:
+            results = [fn.run(packet=pkt, ctx=ctx, check=True) for pkt in packets]
+            r0s, traces = [r.r0 for r in results], [line for r in results for line in r.trace]
+        else:
+            first = len(rt.trace_lines)
+            start = time.perf_counter()
+            r0s = fn.run_many(packets, ctx=ctx)
+            elapsed = time.perf_counter() - start
+            traces = rt.trace_lines[first:]
+        for r0 in r0s:
+            verdicts[report.verdict(prog.prog_type, r0)] += 1
+        for line in traces:
+            print(f"trace: {line}")
         for name, n in sorted(verdicts.items(), key=lambda kv: -kv[1]):
             print(f"{n:8d}  {name}")
-        print(f"{sum(verdicts.values())} packets{checked}")
+        rate = "" if args.check or not packets else f", {len(packets) / max(elapsed, 1e-9):,.0f} packets/s"
+        print(f"{sum(verdicts.values())} packets{checked}{rate}")
     else:
         start = time.perf_counter()
-        for _ in range(max(1, args.repeat)):
-            result = fn.run(mem, packet=packet, ctx=ctx, check=args.check)
+        if args.repeat > 1 and not args.check:     # all runs but the last in one batch
+            kind = context.context_kind(prog.prog_type)
+            data = (packet if packet is not None else mem) if kind in ("xdp", "skb") else \
+                (mem if kind == "raw" else (ctx if ctx is not None else mem))
+            fn.run_many([data], repeat=args.repeat - 1, ctx=ctx if kind in ("xdp", "skb") else None)
+            result = fn.run(mem, packet=packet, ctx=ctx)
+        else:
+            for _ in range(max(1, args.repeat)):
+                result = fn.run(mem, packet=packet, ctx=ctx, check=args.check)
         elapsed = time.perf_counter() - start
         for line in result.trace:
             print(f"trace: {line}")

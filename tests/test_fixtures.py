@@ -142,6 +142,18 @@ def case_hash_ops(engine):
         assert table == {base + 1: 12, base + 2: 20, base + 4: 140, base + 5: 50}
 
 
+def case_hash_stable(engine):
+    """The kernel's answer (issue 13): the old pointer still reads 111, aliases a new
+    lookup, and a write through it is the element's value."""
+    obj = load("hash_stable")
+    res = run(obj, engine, ctx=bytes(8))
+    results = obj.maps[".bss"].lookup(0)
+    assert [s64(results, i) for i in range(3)] == [111, 1, 112]
+    assert res.r0 == 0
+    table = {int.from_bytes(k, "little"): u64(v) for k, v in obj.maps["table"].items()}
+    assert table == {108: 112, 204: 0}
+
+
 def case_percpu(engine):
     obj = load("percpu")
     rt = obj.runtime

@@ -102,23 +102,45 @@ def test_hash_flags_and_errors():
     assert {int.from_bytes(k, "little"): int.from_bytes(v, "little") for k, v in h.items()} == {1: 12, 2: 21}
 
 
-def test_hash_layout_is_open_addressing_with_fnv1a():
-    """The contract for native code: key k lives in the first used slot at or after
-    fnv1a32(k) & (capacity - 1) whose key matches, with state 1 and the value after the key."""
+def test_hash_layout_is_an_fnv1a_index_over_preallocated_elements():
+    """The contract for native code: the index (u32 at data) has, at the first slot at or
+    after fnv1a32(k) & (capacity - 1) whose element's key matches, 1 + the element
+    number; the element (state 1, key, value) is at data + elements + e * stride."""
     h = new("hash", key_size=6, value_size=4, max_entries=16)
     keys = [bytes([i, 0, 0, 0, 0, 7]) for i in range(16)]
     for i, k in enumerate(keys):
         h.update(k, i)
     cap, stride = h.capacity, h.stride
-    assert cap & (cap - 1) == 0 and cap >= 32 and stride == 8 + 8 + 8
+    elements = int.from_bytes(h.buffer.view[40:44], "little")
+    assert cap & (cap - 1) == 0 and cap >= 32 and stride == 8 + 8 + 8 and elements == 4 * cap
+    element = lambda slot: int.from_bytes(h.view[4 * slot:4 * slot + 4], "little")
     for i, k in enumerate(keys):
         slot = fnv1a32(k) & (cap - 1)
-        while bytes(h.view[slot * stride + 8:slot * stride + 14]) != k:
-            assert h.view[slot * stride] != 0, "probe reached an empty slot"
+        while True:
+            e = element(slot)
+            assert e != 0, "probe reached an empty slot"
+            off = elements + (e - 1) * stride
+            if e != 0xFFFFFFFF and bytes(h.view[off + 8:off + 14]) == k:
+                break
             slot = (slot + 1) % cap
-        assert h.view[slot * stride] == 1
-        assert int.from_bytes(h.view[slot * stride + 16:slot * stride + 20], "little") == i
-        assert h._lookup(k) == h.data + slot * stride + 16
+        assert h.view[off] == 1
+        assert int.from_bytes(h.view[off + 16:off + 20], "little") == i
+        assert h._lookup(k) == h.data + off + 16
+
+
+def test_hash_values_never_move_while_their_element_exists():
+    """The issue's scenario: Linux keeps a lookup's pointer valid while the key lives."""
+    h = new("hash", key_size=4, value_size=8, max_entries=4)
+    h.update(100, 0)
+    h.update(108, 111)
+    p = h._lookup((108).to_bytes(4, "little"))
+    h.delete(100)
+    for i in range(1000, 1040):          # many deleted markers: the index is rebuilt
+        h.update(i, i)
+        h.delete(i)
+    h.update(204, 0)
+    assert int.from_bytes(h.rt.memory.read(p, 8), "little") == 111
+    assert h._lookup((108).to_bytes(4, "little")) == p
 
 
 @settings(max_examples=60, deadline=None)

@@ -61,6 +61,35 @@ class LoadedCode:
         raise NotImplementedError
 
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
+        return self._outermost(lambda state: self._single((r1, r2, r3, r4, r5), state))
+
+    def _single(self, args: tuple[int, ...], state: RunState) -> int:
+        r0 = self._enter(self.entry_address, args, state)
+        spent = state.spent()
+        if spent is not None:
+            self.rt.finish_unwind(0)
+            raise spent
+        return self.rt.finish_unwind(r0)
+
+    def run_batch(self, args_list: list[tuple[int, ...]], repeat: int = 1) -> list[int]:
+        """For every r1..r5 tuple, ``repeat`` runs; the r0 of each tuple's last run. Code
+        with a native batch loop (``_batch``) makes one native call for all of them."""
+        if not args_list or repeat < 1:
+            return [0] * len(args_list) if repeat < 1 else []
+        state = self.run_state()
+        batch = getattr(self, "_batch", None)
+        if batch is None or state.active:
+            out = []
+            for args in args_list:
+                for _ in range(repeat):
+                    r0 = self(*args)
+                out.append(r0)
+            return out
+        return self._outermost(lambda s: batch(args_list, repeat, s))
+
+    def _outermost(self, body):
+        """``body(state)`` with this thread's run state begun, the stack mapped, helpers
+        pointed at this code and the watchdog watching; any pending unwind settled."""
         rt, state = self.rt, self.run_state()
         run = rt.run
         outer = run.invoke, run.unwind, run.state
@@ -69,14 +98,9 @@ class LoadedCode:
             with rt.mapped(state.stack_region), self._watched(state):
                 saved = state.begin(rt)
                 try:
-                    r0 = self._enter(self.entry_address, (r1, r2, r3, r4, r5), state)
-                    spent = state.spent()
+                    return body(state)
                 finally:
                     state.end(saved)
-            if spent is not None:
-                rt.finish_unwind(0)
-                raise spent
-            return rt.finish_unwind(r0)
         except BpfRuntimeError:
             rt.finish_unwind(0)            # a helper's error, if any, explains the fault better
             raise

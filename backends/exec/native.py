@@ -19,13 +19,14 @@ import mmap
 
 from jitbpf.errors import BpfEngineError
 from jitbpf.runtime import Runtime
+from jitbpf.runtime import native as native_runtime
 from jitbpf.targets import HOST_ARCH
 
 from .. import abi
-from ..link import PAGE, Image
-from . import faultguard
+from ..link import PAGE, Image, link_elf
+from . import batch, faultguard
 from .loaded import LoadedCode, RunOptions
-from .runstate import RunState
+from .runstate import STACK_BYTES, RunState
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -85,6 +86,17 @@ class HelperCallbacks:
         return ctypes.cast(cb, ctypes.c_void_p).value
 
 
+_runtime_images: dict = {}
+
+
+def _runtime_image() -> Image:
+    """The native runtime linked for the host (once per process)."""
+    image = _runtime_images.get(HOST_ARCH)
+    if image is None:
+        image = _runtime_images[HOST_ARCH] = link_elf(native_runtime.object_for(HOST_ARCH))
+    return image
+
+
 class NativeCode(LoadedCode):
     """An Image loaded into executable host memory; call it with r1..r5."""
 
@@ -92,12 +104,25 @@ class NativeCode(LoadedCode):
                  function_symbols: list[str] | None = None, options: RunOptions = RunOptions()):
         if image.arch != HOST_ARCH:
             raise BpfEngineError(f"cannot run {image.arch} code natively on a {HOST_ARCH} host")
-        self.mapping = _Mapping(len(image))
+        # The native runtime (jitbpf.runtime.native) is linked after the program in the
+        # same mapping, so the fault guard's code range covers both.
+        self.runtime_image = None if options.bounds_check else _runtime_image()
+        program_size = _round(len(image))
+        extra = len(self.runtime_image) if self.runtime_image is not None else 0
+        self.mapping = _Mapping(program_size + extra)
         self._place(image, rt, self.mapping.address, entry, function_symbols, options)
         self.callbacks = HelperCallbacks(rt)
+        if self.runtime_image is not None:
+            self.runtime_base = self.base + program_size
+            fallbacks = {v: k for k, v in native_runtime.FALLBACKS.items()}
+            code = self.runtime_image.load(self.runtime_base, lambda name: self.callbacks.address(
+                "bpf_" + next(h for h, sym in native_runtime.SYMBOLS.items() if sym == fallbacks[name])))
+            ctypes.memmove(self.runtime_base, code, len(code))
+            self.mapping.protect(program_size, extra, mmap.PROT_READ | mmap.PROT_EXEC)
         code = image.load(self.base, self._resolve)
         ctypes.memmove(self.base, code, len(code))
         self.mapping.protect(0, image.writable_from, mmap.PROT_READ | mmap.PROT_EXEC)
+        self.code_end = self.base + program_size + extra
         self.guard = faultguard.guard() if faultguard.available() else None
 
     def _call(self, address: int, args: tuple[int, ...], state: RunState) -> int:
@@ -105,7 +130,7 @@ class NativeCode(LoadedCode):
         if self.guard is None:
             return ENTRY_CFUNC(address)(*args)
         try:
-            return self.guard.run(address, self.base, self.base + len(self.image), args)
+            return self.guard.run(address, self.base, self.code_end, args)
         except faultguard.NativeFault as fault:
             slot = self.image.bpf_slot(fault.native_pc - self.base)
             if slot is not None:
@@ -115,9 +140,47 @@ class NativeCode(LoadedCode):
 
     def _resolve(self, name: str) -> int:
         address = self.resolve_data(name)
-        return address if address is not None else self.callbacks.address(name)
+        if address is not None:
+            return address
+        if self.runtime_image is not None:
+            native = getattr(abi.helper_for_symbol(self.rt, name), "native", None)
+            if native is not None:
+                return self.runtime_image.address_of(self.runtime_base, native)
+        return self.callbacks.address(name)
 
     _enter = _nested = _call
+
+    def _batch(self, args_list: list[tuple[int, ...]], repeat: int, state: RunState) -> list[int]:
+        """All runs from the native loop (backends.exec.batch); Python only where a run
+        left with the unwind cell set (its pending exit or error), then the loop resumes."""
+        loop, rt, n = batch.batch_loop(), self.rt, len(args_list)
+        args = (ctypes.c_uint64 * (batch.ARGS_PER_INPUT * n))()
+        for i, a in enumerate(args_list):
+            for j, value in enumerate(a[:batch.ARGS_PER_INPUT]):
+                args[batch.ARGS_PER_INPUT * i + j] = value & abi.MASK64
+        out = (ctypes.c_uint64 * n)()
+        b = batch.Fields()
+        b[batch.B_ENTRY], b[batch.B_RS], b[batch.B_ARGS] = self.entry_address, state.address, ctypes.addressof(args)
+        b[batch.B_COUNT], b[batch.B_REPEAT], b[batch.B_OUT] = n, repeat, ctypes.addressof(out)
+        b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
+        b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
+        address = b.address
+        while True:
+            self._call(loop.address, (address,), state)
+            if not b[batch.B_STATUS]:
+                return list(out)
+            i, k = b[batch.B_I], b[batch.B_K]
+            spent = state.spent()
+            if spent is not None:
+                rt.finish_unwind(0)
+                raise spent
+            out[i] = rt.finish_unwind(b[batch.B_R0])
+            k += 1
+            if k >= repeat:
+                i, k = i + 1, 0
+            if i >= n:
+                return list(out)
+            b[batch.B_I], b[batch.B_K] = i, k
 
     def code_bytes(self) -> bytes:
         return ctypes.string_at(self.base, len(self.image))

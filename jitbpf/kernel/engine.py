@@ -236,6 +236,14 @@ class KernelProgram:
         r0 = int.from_bytes(cell[:8], "little")
         return r0 if r0 & isa.MASK32 == self.last_run.retval else self.last_run.retval
 
+    def run_batch(self, args_list: list[tuple[int, ...]], repeat: int = 1) -> list[int]:
+        """One BPF_PROG_TEST_RUN per r1..r5 tuple, with the kernel's own ``repeat``."""
+        saved, self.repeat = self.repeat, repeat
+        try:
+            return [self(*args) for args in args_list]
+        finally:
+            self.repeat = saved
+
     def _test_run(self, loaded: Loaded, **kw) -> sc.TestRun:
         repeat = self.repeat if self.kernel_type != "raw_tracepoint" else 0
         self.last_run = sc.test_run(loaded.fd, repeat=repeat, **kw)

@@ -4,6 +4,7 @@ Like the kernel's fixups before its JITs, each pass takes a Program and returns 
 (``Program.derive``: new slots, each knowing the slot it came from), and each is tested
 alone. The order is fixed:
 
+0. ``inline_maps``: array-map lookups inlined (code without bounds checks only);
 1. ``bounds_check``: a ``check`` before each access not safe by construction;
 2. ``budget``: a ``tick`` at every loop head and function entry;
 3. ``blind``: constant blinding through the scratch register AX (last, so the
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from .blind import blind
 from .bounds import bounds_check
 from .budget import budget_ticks
+from .inline_maps import inline_array_lookups
 from .resolve import resolve_calls
 from .rewrite import rewrite
 
-__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "budget_ticks", "resolve_calls"]
+__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "budget_ticks", "resolve_calls",
+           "inline_array_lookups"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,13 @@ class PassOptions:
     ticks: bool = True                    # insert budget ticks
     blind: bool = False
     proven: frozenset[int] = frozenset()  # slots whose accesses the verifier proved in bounds
+    inline_maps: bool = True              # inline array-map lookups (without bounds_check)
 
 
 def run_passes(program, options: PassOptions):
     """The program as the backends see it (always a derived Program, with ``helpers``)."""
+    if options.inline_maps and not options.bounds_check:
+        program = inline_array_lookups(program)
     if options.bounds_check:
         program = bounds_check(program, options.proven)
     if options.ticks:

@@ -40,6 +40,7 @@ class Helper:
     maps: frozenset[str] | None = None
     callback: tuple[str, ...] = ()
     changes_packet: bool = False
+    native: str | None = None         # the native runtime's symbol for it (jitbpf.runtime.native)
 
     @property
     def symbol(self) -> str:
@@ -127,7 +128,8 @@ def _err(errno: int) -> int:
 
 # ------------------------------------------------------------------ maps
 
-@helper(1, "map_lookup_elem", ("const_map_ptr", "ptr_to_map_key"), "ptr_to_map_value_or_null")
+@helper(1, "map_lookup_elem", ("const_map_ptr", "ptr_to_map_key"), "ptr_to_map_value_or_null",
+        native="jitbpf_rt_map_lookup_elem")
 def map_lookup_elem(rt, map_, key, *_):
     m = rt.map_at(map_)
     return m._lookup(rt.memory.read(key, m.key_size), rt.cpu)

@@ -7,17 +7,22 @@ and describes the storage so backends can later inline the hot operations::
 
     0 u32 map_type   4 u32 key_size   8 u32 value_size  12 u32 max_entries
    16 u64 data (address of the storage)  24 u32 stride  28 u32 capacity
-   32 u32 ncpus     36 u32 map_flags     56: the key bpf_for_each_map_elem passes (arrays)
+   32 u32 ncpus     36 u32 map_flags     40 u32 elements (hash maps)
+   56: the key bpf_for_each_map_elem passes (arrays)
 
 - array / percpu_array: element i (cpu c) at ``data + (i * ncpus + c) * stride``,
   stride = value_size rounded up to 8. Global data sections are one-element arrays.
-- hash / percpu_hash / lru_hash / lru_percpu_hash: open addressing with linear
-  probing over ``capacity`` (a power of two, at least twice max_entries) slots of
-  ``stride`` bytes: ``u64 state`` (0 empty, 1 used, 2 deleted), the key (rounded up
-  to 8), then the value(s). The home slot is ``fnv1a32(key) & (capacity - 1)``.
-  Values stay put while their key lives, except when deleted slots pile up and
-  the table is rebuilt (never while a lookup's pointer can be in use by a
-  well-behaved program: only on an insertion).
+- hash / percpu_hash / lru_hash / lru_percpu_hash: an index and a pool of
+  ``max_entries`` preallocated elements (as Linux preallocates them). The index is
+  ``capacity`` (a power of two, at least twice max_entries) u32 entries at ``data``:
+  0 empty, 0xFFFFFFFF deleted, else 1 + an element number; open addressing with
+  linear probing from the home slot ``fnv1a32(key) & (capacity - 1)``. The pool
+  starts at ``data + elements`` (header offset 40); element e is ``stride`` bytes
+  at ``data + elements + e * stride``: ``u64 state`` (1 used, 0 free), the key
+  (rounded up to 8), then the value (per CPU: ncpus values of value_size rounded
+  up to 8). An element never moves while its key lives, so a lookup's pointer
+  stays valid (Linux's guarantee); when deleted markers pile up, only the index is
+  re-placed. Free elements are reused last-freed first.
 - lpm_trie, queue/stack: slabs of ``stride``-byte slots, indexed from Python.
 - ringbuf: ``max_entries`` data bytes plus a mirror of the same size, so a record
   that wraps is still contiguous for the program (copied back on submit); records
@@ -65,6 +70,7 @@ HEADER_SIZE = 64
 ITER_KEY = 56            # header bytes holding the current key of bpf_for_each_map_elem on arrays
 FNV_OFFSET, FNV_PRIME = 0x811C9DC5, 0x01000193
 RB_BUSY, RB_DISCARD, RB_HEADER = 1 << 31, 1 << 30, 8
+HASH_EMPTY, HASH_DELETED = 0, 0xFFFF_FFFF      # hash index entries besides 1 + element number
 
 
 class BpfMapError(BpfRuntimeError):
@@ -127,6 +133,7 @@ class Map:
         header = b"".join(v.to_bytes(4, "little") for v in (self.map_type, key_size, value_size, max_entries))
         header += self.data.to_bytes(8, "little") + b"".join(
             v.to_bytes(4, "little") for v in (self.stride, self.capacity, self.ncpus, map_flags))
+        header += self._header_extra()
         self.buffer.view[:len(header)] = header
         self.regions = [Region(f"map {name} header", self.buffer.address, HEADER_SIZE,
                                self.buffer.view[:HEADER_SIZE], False, self.buffer),
@@ -134,6 +141,10 @@ class Map:
                                not map_flags & BPF_F_RDONLY_PROG, self.buffer)]
         if initial:
             self.view[:len(initial)] = initial
+
+    def _header_extra(self) -> bytes:
+        """Header bytes from offset 40 that describe a type's own layout."""
+        return b""
 
     def _setup(self) -> None:
         """Check the attributes and compute the layout (before the buffer exists)."""
@@ -406,11 +417,15 @@ class PercpuArrayMap(ArrayMap):
 
 
 class HashMap(Map):
-    """hash, percpu_hash, lru_hash and lru_percpu_hash (see the module docstring)."""
+    """hash, percpu_hash, lru_hash and lru_percpu_hash (see the module docstring).
+
+    Elements are preallocated, as in Linux: an element keeps its place from its insertion
+    to its deletion, so a pointer a lookup returned stays valid while the element exists.
+    Only the index (u32 element numbers) is re-placed when deleted markers pile up."""
 
     map_type = MAP_TYPES["hash"]
     lru = False
-    _state = ("_slots", "_tombstones", "_recency")
+    _state = ("_slots", "_elems", "_free", "_tombstones", "_recency")
 
     def _setup(self) -> None:
         if self.key_size <= 0 or self.value_size <= 0:
@@ -419,55 +434,72 @@ class HashMap(Map):
         self.key_stride = round8(self.key_size)
         self.value_stride = self.stride
         self.stride = 8 + self.key_stride + self.value_stride * self.ncpus
-        self._slots: dict[bytes, int] = {}          # key -> slot, in insertion order
+        self.elements = round8(4 * self.capacity)      # byte offset of the element pool
+        self._slots: dict[bytes, int] = {}          # key -> index slot, in insertion order
+        self._elems: dict[bytes, int] = {}          # key -> element number
+        self._free = list(range(self.max_entries - 1, -1, -1))     # popped from the end
         self._tombstones = 0
         self._recency: OrderedDict[bytes, None] = OrderedDict()
 
     def _data_size(self) -> int:
-        return self.capacity * self.stride
+        return self.elements + self.max_entries * self.stride
+
+    def _header_extra(self) -> bytes:
+        return self.elements.to_bytes(4, "little")
+
+    def _index(self, slot: int) -> int:
+        return int.from_bytes(self.view[4 * slot:4 * slot + 4], "little")
+
+    def _set_index(self, slot: int, value: int) -> None:
+        self.view[4 * slot:4 * slot + 4] = value.to_bytes(4, "little")
+
+    def _element(self, key: bytes) -> int:
+        """Byte offset of the key's element in the storage."""
+        return self.elements + self._elems[key] * self.stride
 
     def _lookup(self, key: bytes, cpu: int | None = None) -> int:
-        slot = self._slots.get(key)
-        if slot is None:
+        if key not in self._elems:
             return 0
         if self.lru:
             self._recency.move_to_end(key)
-        return self.data + slot * self.stride + 8 + self.key_stride + (cpu or 0) * self.value_stride
+        return self.data + self._element(key) + 8 + self.key_stride + (cpu or 0) * self.value_stride
 
     def _free_slot(self, key: bytes) -> int:
         mask = self.capacity - 1
         slot = fnv1a32(key) & mask
-        while self.view[slot * self.stride] == 1:
+        while self._index(slot) not in (HASH_EMPTY, HASH_DELETED):
             slot = (slot + 1) & mask
         return slot
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
         if flags & ~BPF_F_LOCK > BPF_EXIST or (flags & BPF_F_LOCK and not self.has_spin_lock):
             return -EINVAL                  # Linux: BPF_F_LOCK needs a bpf_spin_lock in the value
-        exists = key in self._slots
+        exists = key in self._elems
         if flags & 3 == BPF_NOEXIST and exists:
             return -EEXIST
         if flags & 3 == BPF_EXIST and not exists:
             return -ENOENT
         if not exists:
-            if len(self._slots) >= self.max_entries:
+            if not self._free:
                 if not self.lru:
                     return -E2BIG
                 self._delete(next(iter(self._recency)))
             if self._tombstones + len(self._slots) + 1 > self.capacity * 3 // 4:
                 self._rebuild()
             slot = self._free_slot(key)
-            off = slot * self.stride
-            if self.view[off] == 2:
+            if self._index(slot) == HASH_DELETED:
                 self._tombstones -= 1
+            element = self._free.pop()
+            off = self.elements + element * self.stride
             self.view[off:off + self.stride] = bytes(self.stride)
             self.view[off] = 1
             self.view[off + 8:off + 8 + self.key_size] = key
-            self._slots[key] = slot
+            self._set_index(slot, element + 1)
+            self._slots[key], self._elems[key] = slot, element
         if self.lru:
             self._recency[key] = None
             self._recency.move_to_end(key)
-        base = self._slots[key] * self.stride + 8 + self.key_stride
+        base = self._element(key) + 8 + self.key_stride
         if cpu is not None or not self.percpu:
             off = base + (cpu or 0) * self.value_stride
             self.view[off:off + self.value_size] = value[:self.value_size]
@@ -479,23 +511,26 @@ class HashMap(Map):
         slot = self._slots.pop(key, None)
         if slot is None:
             return -ENOENT
+        element = self._elems.pop(key)
         self._recency.pop(key, None)
-        self.view[slot * self.stride] = 2
+        self._set_index(slot, HASH_DELETED)
+        self.view[self.elements + element * self.stride] = 0
+        self._free.append(element)
         self._tombstones += 1
         return 0
 
     def _rebuild(self) -> None:
-        """Re-place every live entry (drops the deleted markers that lengthen probes)."""
-        entries = [(k, bytes(self.view[s * self.stride:(s + 1) * self.stride])) for k, s in self._slots.items()]
-        self.view[:] = bytes(len(self.view))
+        """Re-place every live key in the index (drops the deleted markers that lengthen
+        probes); the elements stay where they are."""
+        self.view[:self.elements] = bytes(self.elements)
         self._tombstones = 0
-        for k, raw in entries:
+        for k in self._slots:
             slot = self._free_slot(k)
-            self.view[slot * self.stride:(slot + 1) * self.stride] = raw
+            self._set_index(slot, self._elems[k] + 1)
             self._slots[k] = slot
 
     def _next_key(self, key: bytes | None) -> bytes | None:
-        """Slot order; the first key when ``key`` is None or absent (as Linux does)."""
+        """Index order; the first key when ``key`` is None or absent (as Linux does)."""
         order = self._keys()
         if key is None or key not in self._slots:
             return order[0] if order else None
@@ -508,13 +543,12 @@ class HashMap(Map):
     def lookup(self, key: Any = None) -> bytes | None:
         """As Map.lookup, without touching the LRU order (only programs' accesses do)."""
         k = self.key(key)
-        slot = self._slots.get(k)
-        if slot is None:
+        if k not in self._elems:
             return None
-        return self._read_value(self.data + slot * self.stride + 8 + self.key_stride, None)
+        return self._read_value(self.data + self._element(k) + 8 + self.key_stride, None)
 
     def _key_address(self, key: bytes, value_address: int) -> int:
-        return self.data + self._slots[key] * self.stride + 8
+        return self.data + self._element(key) + 8
 
     def __len__(self) -> int:
         return len(self._slots)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Callable
@@ -160,16 +161,19 @@ class AddressSpace:
     def __init__(self, regions: list[Region] | None = None):
         self.regions: list[Region] = []
         self._last: Region | None = None         # the region of the previous access, tried first
+        self._lock = threading.Lock()            # threads add and remove their runs' regions
         for r in regions or ():
             self.add(r)
 
     def add(self, region: Region) -> Region:
         if region.size > 0 or isinstance(region, StackRegion):
-            self.regions.append(region)
+            with self._lock:
+                self.regions = [*self.regions, region]
         return region
 
     def remove(self, region: Region) -> None:
-        self.regions = [r for r in self.regions if r is not region]
+        with self._lock:
+            self.regions = [r for r in self.regions if r is not region]
         if self._last is region:
             self._last = None
 

@@ -1,0 +1,185 @@
+"""CompiledProgram.run_many: many inputs (and repeats) per call, on every engine.
+
+Expected values come from Python arithmetic on the inputs, an independent classic BPF
+interpreter (jitbpf.cbpf.interp) or a count of the packets by their headers, never from
+the code that runs the batch.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+import pytest
+
+import jitbpf
+from jitbpf.runtime import Runtime
+
+from conftest import ROOT
+
+ENGINES = [e for e in jitbpf.available_engines() if e != "kernel"]
+KERNEL = ["kernel"] if "kernel" in jitbpf.available_engines() else []
+
+# r0 = 3 * mem[0] + len, and mem[1] counts the runs over this memory.
+COUNTING = """
+ldxb r3, [r1]
+mul r3, 3
+add r3, r2
+ldxb r4, [r1+1]
+add r4, 1
+stxb [r1+1], r4
+mov r0, r3
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_many_returns_every_inputs_r0(engine):
+    fn = jitbpf.assemble(COUNTING).program().compile(engine)
+    inputs = [bytes([i, 0]) + bytes(i % 5) for i in range(70)]      # more than one native chunk
+    assert fn.run_many(inputs) == [3 * i + 2 + i % 5 for i in range(70)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_repeats_share_the_inputs_context(engine):
+    """Like BPF_PROG_TEST_RUN's repeat: set up once, run n times (mem[1] counts them)."""
+    rt = Runtime()
+    seen = []
+    rt.helpers.register(1000, "seen", lambda rt, a, *_: seen.append(rt.memory.load(a + 1, 1)) or 0)
+    fn = jitbpf.assemble("mov r6, r1\n" + COUNTING.replace("mov r0, r3\nexit", "mov r1, r6\ncall 1000\nmov r0, r3\nexit"),
+                         runtime=rt).program().compile(engine)
+    assert fn.run_many([bytes([1, 0]), bytes([2, 0])], repeat=4) == [3 + 2, 6 + 2]
+    assert seen == [1, 2, 3, 4, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_budget_is_per_run_and_errors_stop_the_batch(engine):
+    loop = "mov r0, 0\nmov r2, 20\nl:\nadd r0, 1\nsub r2, 1\njne r2, 0, l\nldxb r3, [r1]\njeq r3, 9, bad\nexit\nbad:\nldxdw r0, [r3]\nexit"
+    fn = jitbpf.assemble(loop).program().compile(engine, budget=100, verify=False)
+    assert fn.run_many([b"\0"] * 5, repeat=10) == [20] * 5           # 500 runs x ~60 ticks > one budget
+    with pytest.raises(jitbpf.BpfRuntimeError) as e:
+        fn.run_many([b"\0", b"\x09", b"\0"])
+    assert e.value.pc == 8
+    assert fn.run_many([b"\0"]) == [20]                               # nothing left pending
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_helper_errors_and_exits_inside_a_batch(engine):
+    rt = Runtime()
+    calls = []
+
+    def helper(rt, a, *_):
+        calls.append(a)
+        if a == 7:
+            raise jitbpf.BpfRuntimeError("seven")
+        if a == 5:
+            rt.end_program(555)
+        return a * 10
+    rt.helpers.register(1000, "h", helper)
+    fn = jitbpf.assemble("ldxb r1, [r1]\ncall 1000\nexit", runtime=rt).program().compile(engine)
+    assert fn.run_many([bytes([i]) for i in (1, 5, 2)], repeat=2) == [10, 555, 20]
+    assert calls == [1, 1, 5, 5, 2, 2]
+    with pytest.raises(jitbpf.BpfRuntimeError, match="seven"):
+        fn.run_many([bytes([i]) for i in (1, 7, 2)])
+    assert calls[-2:] == [1, 7] and not rt.unwinding
+
+
+def _packets() -> list[bytes]:
+    eth = lambda proto: bytes(12) + struct.pack(">H", proto)
+    ip = lambda proto, src: bytes([0x45, 0, 0, 20, 0, 0, 0, 0, 64, proto, 0, 0]) + src + bytes(4)
+    out = []
+    for i in range(40):
+        if i % 4 == 0:
+            out.append(eth(0x86DD) + bytes(40))
+        else:
+            out.append(eth(0x0800) + ip((6, 17, 1)[i % 3], bytes([192, 168, 0, 1 + i % 2])) + bytes(i))
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES + KERNEL)
+def test_xdp_stats_over_a_batch_counts_every_packet(engine):
+    obj = jitbpf.load(str(ROOT / "jitbpf" / "examples" / "xdp_stats.bpf.o"))
+    packets = _packets()
+    verdicts = obj.program("xdp_stats").compile(engine).run_many(packets, repeat=2)
+    want, want_verdicts = Counter(), []
+    for p in packets:
+        proto = struct.unpack(">H", p[12:14])[0]
+        key = p[14 + 9] if proto == 0x0800 else 0x10000 + proto
+        want[key] += 1
+        want_verdicts.append(1 if proto == 0x0800 and p[14 + 12:14 + 16] == bytes([192, 168, 0, 1]) else 2)
+    assert verdicts == want_verdicts
+    got = {struct.unpack("<I", k)[0]: struct.unpack("<QQ", v) for k, v in obj.maps["stats"].items()}
+    assert {k: v[0] for k, v in got.items()} == {k: 2 * n for k, n in want.items()}
+    assert sum(v[1] for v in got.values()) == 2 * sum(len(p) for p in packets)
+
+
+@pytest.mark.parametrize("engine", ["llvm", "direct", "interp"])
+def test_classic_filters_run_in_batch(engine):
+    """cbpf.run_filter is run_many over filter records ("ip and tcp" as tcpdump -dd
+    prints it); the expected verdicts from the packets' headers."""
+    from jitbpf import cbpf
+    flt = cbpf.parse_text("{ 0x28, 0, 0, 0x0000000c },\n{ 0x15, 0, 3, 0x00000800 },\n{ 0x30, 0, 0, 0x00000017 },\n"
+                          "{ 0x15, 0, 1, 0x00000006 },\n{ 0x6, 0, 0, 0x00040000 },\n{ 0x6, 0, 0, 0x00000000 },")
+    packets = _packets()
+    got = cbpf.run_filter(flt.program().compile(engine), [cbpf.record(p) for p in packets])
+    assert got == [262144 if p[12:14] == b"\x08\x00" and p[23] == 6 else 0 for p in packets]
+    assert 0 < got.count(0) < len(got)
+
+
+# Threads: one compiled program, four threads, shared maps. Each run adds 1 with an
+# atomic add to an array element (looked up inline) and to a hash element (the native
+# runtime or the helper), and a non-atomic counter in the run's own memory. (Not interp:
+# an Interpreter has one BPF stack, not one per thread.)
+THREADED = """
+mov %r6, %r1
+stw [%r10-4], 0
+lddw %r1, map_fd(0)
+mov %r2, %r10
+add %r2, -4
+call 1
+jeq %r0, 0, out
+mov %r1, 1
+lock add64 [%r0], %r1
+lddw %r1, map_fd(1)
+mov %r2, %r10
+add %r2, -4
+call 1
+jeq %r0, 0, out
+mov %r1, 1
+lock add64 [%r0], %r1
+ldxdw %r1, [%r6]
+add %r1, 1
+stxdw [%r6], %r1
+out:
+mov %r0, %r1
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", ["llvm", "direct", "llvm-arm64"])
+def test_four_threads_share_maps_and_atomics_add_up(engine):
+    import threading
+    from jitbpf.runtime import maps as M
+    obj = jitbpf.assemble(THREADED)
+    arr, table = M.create(obj.runtime, "arr", "array", 4, 8, 1), M.create(obj.runtime, "h", "hash", 4, 8, 4)
+    obj.add_map(arr)
+    obj.add_map(table)
+    table.update(0, 0)
+    fn = obj.program().compile(engine, bounds_check=False)
+    runs = 20 if engine == "llvm-arm64" else 2000
+    out, errors = {}, []
+
+    def work(t: int) -> None:
+        try:
+            out[t] = fn.run_many([bytes(8)] * 4, repeat=runs // 4)
+        except BaseException as e:          # noqa: BLE001 - reported by the test
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert out == {t: [runs // 4] * 4 for t in range(4)}        # each thread's own memory
+    assert int.from_bytes(arr[0], "little") == 4 * runs
+    assert int.from_bytes(table[0], "little") == 4 * runs

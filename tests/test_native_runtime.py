@@ -32,7 +32,7 @@ def compiled(kind: str, key_size: int, max_entries: int, engine: str, **options)
     obj = jitbpf.assemble(LOOKUP)
     m = M.create(obj.runtime, "m", kind, key_size, 8, max_entries)
     obj.add_map(m)
-    return m, obj.program().compile(engine, **{"bounds_check": False, **options})
+    return m, obj.program().compile(engine, **{"bounds_check": False, "verify": False, **options})
 
 
 @pytest.mark.parametrize("engine", NATIVE + ["interp"])
@@ -79,10 +79,10 @@ def test_native_lookup_is_linked_and_other_types_fall_back(engine):
 def test_bounds_checked_code_and_user_helpers_stay_in_python(engine):
     obj = jitbpf.assemble(LOOKUP)
     obj.add_map(M.create(obj.runtime, "m", "array", 4, 8, 2))
-    assert obj.program().compile(engine, bounds_check=True).executable.runtime_image is None
+    assert obj.program().compile(engine, bounds_check=True, verify=False).executable.runtime_image is None
     seen = []
     obj.runtime.helpers.register(1, "map_lookup_elem", lambda rt, *a: seen.append(a[1]) or 0)
-    fn = obj.program().compile(engine, bounds_check=False)
+    fn = obj.program().compile(engine, bounds_check=False, verify=False)
     assert fn.run(b"\1\0\0\0").r0 == MISS and len(seen) == 1
 
 
@@ -102,6 +102,6 @@ def test_array_lookups_are_inlined_where_r1_is_surely_the_map(engine):
         "lddw %r1, map_fd(0)\n", "lddw %r1, map_fd(0)\nja +0\n")
     obj = jitbpf.assemble(branchy)
     obj.add_map(M.create(obj.runtime, "m", "array", 4, 8, 3))
-    fn = obj.program().compile(engine, bounds_check=False)
+    fn = obj.program().compile(engine, bounds_check=False, verify=False)
     assert calls(fn) == 1                       # the lddw is in another block: not sure
     assert calls(compiled("array", 4, 3, engine, bounds_check=True)[1]) == 1

@@ -132,6 +132,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from . import report
+    from .aot.cli import is_compiled, run_compiled
+    if is_compiled(args.file):
+        return run_compiled(args)
     obj = load(args.file)
     prog = obj.program(args.section)
     fn = prog.compile(args.engine, **_options(args))
@@ -219,9 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(s)
     s.set_defaults(func=cmd_disasm)
 
-    s = sub.add_parser("run", help="run a program and print r0")
-    s.add_argument("file")
-    s.add_argument("--section", help="program (name or section)")
+    s = sub.add_parser("run", help="run a program (or a compiled object) and print r0")
+    s.add_argument("file", help="BPF object, assembler text, bytecode, or an object/blob from jitbpf compile")
+    s.add_argument("--section", "--program", dest="section", help="program (name or section)")
+    s.add_argument("--source", help="compiled objects: the BPF object it came from (for --check)")
+    s.add_argument("--json", action="store_true", help="compiled objects: print the result as JSON")
     s.add_argument("--engine", default="interp", help=engine_help)
     s.add_argument("--mem", help="file whose bytes are the input memory (r1, r2 = address, length)")
     s.add_argument("--mem-hex", help="input memory as hex")
@@ -239,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.set_defaults(func=cmd_info)
 
+    from .aot.cli import register as register_compile
+    register_compile(sub)
     cbpf_cli.register(sub)
     fuzz_cli.add_parser(sub)
 

@@ -103,22 +103,36 @@ def to_elf(image: Image, exports: set[str], manifest: dict) -> bytes:
     defined name local; externals are undefined globals."""
     arch = image.arch
     numbers = RELOC_NUMBERS[arch]
+    relocs = sorted(flatten(image))
     wf = image.writable_from
-    text, data = image.blob[:wf], image.blob[wf:]
-    # section indices: 1 .text, 2 .data, 3 .rela.text, 4 .rela.data, 5 .symtab, 6 .strtab,
-    # 7 .jitbpf, 8 .note.GNU-stack, 9 .shstrtab
+    # the zero tail of the writable data no relocation patches is .bss (the BPF stack,
+    # run state and packet buffer take no room in the file)
+    used = max([wf] + [o + 8 for o, _, _, _ in relocs if o >= wf])
+    nonzero = len(image.blob.rstrip(b"\0"))
+    bss = max(used, nonzero, wf)
+    bss += (-bss) % 16
+    bss = min(bss, len(image.blob))
+    text, data, bss_size = image.blob[:wf], image.blob[wf:bss], len(image.blob) - bss
+    # section indices: 1 .text, 2 .data, 3 .bss, 4 .rela.text, 5 .rela.data, 6 .symtab, 7 .strtab,
+    # 8 .jitbpf, 9 .note.GNU-stack, 10 .shstrtab
+    starts = {1: 0, 2: wf, 3: bss}
+
+    def section_of(offset: int) -> tuple[int, int]:
+        shndx = 1 if offset < wf else 2 if offset < bss else 3
+        return shndx, offset - starts[shndx]
+
     defined = sorted(image.symbols.items(), key=lambda kv: kv[1])
     local = [(n, o) for n, o in defined if n not in exports]
     global_ = [(n, o) for n, o in defined if n in exports]
-    externals = sorted({s for _, _, s, _ in flatten(image) if s not in image.symbols})
+    externals = sorted({s for _, _, s, _ in relocs if s not in image.symbols})
     strings, at = _strtab([n for n, _ in defined] + externals)
     sym = struct.Struct("<IBBHQQ")
-    syms = [sym.pack(0, 0, 0, 0, 0, 0), sym.pack(0, 3, 0, 1, 0, 0), sym.pack(0, 3, 0, 2, 0, 0)]
+    syms = [sym.pack(0, 0, 0, 0, 0, 0)] + [sym.pack(0, 3, 0, i, 0, 0) for i in (1, 2, 3)]
     index = {}
     code_end = max((e for _, e in image.code_ranges), default=0)
 
     def entry(name: str, offset: int, bind: int) -> bytes:
-        shndx, value = (1, offset) if offset < wf else (2, offset - wf)
+        shndx, value = section_of(offset)
         kind = 2 if offset < code_end and shndx == 1 else 1          # STT_FUNC / STT_OBJECT
         return sym.pack(at[name], bind << 4 | kind, 0, shndx, value, 0)
 
@@ -133,28 +147,29 @@ def to_elf(image: Image, exports: set[str], manifest: dict) -> bytes:
         index[n] = len(syms)
         syms.append(sym.pack(at[n], 1 << 4, 0, 0, 0, 0))
     rela = {1: bytearray(), 2: bytearray()}
-    for offset, kind, symbol, addend in sorted(flatten(image)):
-        shndx, place = (1, offset) if offset < wf else (2, offset - wf)
+    for offset, kind, symbol, addend in relocs:
+        shndx, place = section_of(offset)
         if symbol in image.symbols:
-            target = image.symbols[symbol]
-            symi, addend = (1, target + addend) if target < wf else (2, target - wf + addend)
+            symi, target = section_of(image.symbols[symbol])
+            addend += target
         else:
             symi = index[symbol]
         rela[shndx] += struct.pack("<QQq", place, symi << 32 | numbers[kind], addend)
     meta = json.dumps(manifest, sort_keys=True).encode()
-    names = ["", ".text", ".data", ".rela.text", ".rela.data", ".symtab", ".strtab", MANIFEST_SECTION,
+    names = ["", ".text", ".data", ".bss", ".rela.text", ".rela.data", ".symtab", ".strtab", MANIFEST_SECTION,
              ".note.GNU-stack", ".shstrtab"]
     shstr, shat = _strtab(names[1:])
-    # (type, flags, data, link, info, align, entsize)
-    specs = [(1, 0x6, text, 0, 0, 16, 0), (1, 0x3, data, 0, 0, 4096, 0),
-             (4, 0x40, bytes(rela[1]), 5, 1, 8, 24), (4, 0x40, bytes(rela[2]), 5, 2, 8, 24),
-             (2, 0, b"".join(syms), 6, first_global, 8, 24), (3, 0, strings, 0, 0, 1, 0),
-             (1, 0, meta, 0, 0, 1, 0), (1, 0, b"", 0, 0, 1, 0), (3, 0, shstr, 0, 0, 1, 0)]
+    # (type, flags, data, size, link, info, align, entsize)
+    specs = [(1, 0x6, text, len(text), 0, 0, 16, 0), (1, 0x3, data, len(data), 0, 0, 4096, 0),
+             (8, 0x3, b"", bss_size, 0, 0, 16, 0),
+             (4, 0x40, bytes(rela[1]), len(rela[1]), 6, 1, 8, 24), (4, 0x40, bytes(rela[2]), len(rela[2]), 6, 2, 8, 24),
+             (2, 0, b"".join(syms), 24 * len(syms), 7, first_global, 8, 24), (3, 0, strings, len(strings), 0, 0, 1, 0),
+             (1, 0, meta, len(meta), 0, 0, 1, 0), (1, 0, b"", 0, 0, 0, 1, 0), (3, 0, shstr, len(shstr), 0, 0, 1, 0)]
     body = bytearray(64)
     headers = [bytes(64)]
-    for i, (typ, flags, content, link_, info, align, entsize) in enumerate(specs, 1):
+    for i, (typ, flags, content, size, link_, info, align, entsize) in enumerate(specs, 1):
         body += b"\0" * ((-len(body)) % align)
-        headers.append(struct.pack("<IIQQQQIIQQ", shat[names[i]], typ, flags, 0, len(body), len(content),
+        headers.append(struct.pack("<IIQQQQIIQQ", shat[names[i]], typ, flags, 0, len(body), size,
                                    link_, info, align, entsize))
         body += content
     body += b"\0" * ((-len(body)) % 8)

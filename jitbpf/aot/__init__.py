@@ -27,6 +27,8 @@ ABIS = ("jitbpf", "bpftime")
 FORMAT = "jitbpf-aot-1"
 CONTEXTS = {"raw": "raw", "xdp": "xdp", "syscall": "syscall"}
 NATIVE_HELPERS = {"bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem"}
+CONTEXT_HELPERS = ("bpf_xdp_adjust", "bpf_skb_", "bpf_tail_call")
+MAP_HELPERS = ("bpf_map_", "bpf_for_each_map_elem", "bpf_ringbuf_", "bpf_redirect_map", "bpf_sk_storage")
 RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access"}
 C_API = ["jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key", "jitbpf_last_error"]
 
@@ -127,6 +129,14 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
         context = _context(prog)
         name = _c_name(prog.name)
         image, prepared = pipeline.image(prog, engine, **options)
+        map_helpers = [h for h in image.externals if h.startswith(MAP_HELPERS) and h not in NATIVE_HELPERS]
+        if map_helpers:
+            raise BpfEngineError(f"program '{name}': {map_helpers[0]} is not in the ahead-of-time runtime "
+                                 "(the map helpers there are lookup, update and delete)")
+        context_helpers = [h for h in image.externals if h.startswith(CONTEXT_HELPERS)]
+        if context_helpers:
+            raise BpfEngineError(f"program '{name}': {context_helpers[0]} changes the context, which the "
+                                 "ahead-of-time runtime does not support yet")
         if "jitbpf_load_packet" in image.externals:
             raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND are not in the ahead-of-time runtime")
         entry = f"jitbpf_entry${name}"

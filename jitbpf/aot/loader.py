@@ -10,6 +10,7 @@ run (``jitbpf_last_error``) raises ``BpfRuntimeError`` naming the source instruc
 from __future__ import annotations
 
 import ctypes
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,9 @@ class AotMap:
         return len(self.items())
 
 
+_BPF_FUNCTION = re.compile(r"p\d+\$bpf_fn_\d+$")
+
+
 def _view(address: int, size: int) -> memoryview:
     return memoryview((ctypes.c_char * max(size, 1)).from_address(address)).cast("B")[:size]
 
@@ -83,12 +87,14 @@ class CompiledObject:
         budget = manifest.get("budget")
         options = RunOptions(budget if isinstance(budget, int) else None, False)
         first = manifest["programs"][0]["core"]
+        # what helpers may call back (bpf_loop, for_each_map_elem): the programs' BPF functions
+        functions = [n for n in image.symbols if n.startswith("jitbpf_entry$") or _BPF_FUNCTION.match(n)]
         if executor == "native":
             from ..backends.exec.native import NativeCode
-            self.code = NativeCode(image, self.runtime, first, None, options, low=True)
+            self.code = NativeCode(image, self.runtime, first, functions, options, low=True)
         else:
             from ..backends.exec.emulated import EmulatedCode
-            self.code = EmulatedCode(image, self.runtime, first, None, options, low=True)
+            self.code = EmulatedCode(image, self.runtime, first, functions, options, low=True)
         base, wf, size = self.code.base, image.writable_from, len(image)
         # Python helpers (trace_printk's format, snprintf ...) read the object's own memory
         self.image_regions = [Region("object code and constants", base, wf, _view(base, wf), False, None),

@@ -186,12 +186,17 @@ def read_elf(data: bytes) -> tuple[Image, dict]:
     from ..backends.link.elfobj import ElfObject
     try:
         elf = ElfObject(data)
+        if elf.machine == 247:
+            raise BpfLoadError("a BPF object, not one compiled by jitbpf compile")
         if elf.machine not in ELF_MACHINES:
             raise BpfLoadError(f"ELF machine {elf.machine} is neither x86_64 nor aarch64")
         section = elf.by_name.get(MANIFEST_SECTION)
         if section is None:
             raise BpfLoadError("not an object compiled by jitbpf (no .jitbpf manifest section)")
         manifest = _manifest(elf.contents(section))
+        if ELF_MACHINES[elf.machine] != manifest["arch"]:
+            raise BpfLoadError(f"wrong architecture: the ELF header says {ELF_MACHINES[elf.machine]}, "
+                               f"the manifest says {manifest['arch']}")
         image = link_elf(data)
     except BpfLoadError:
         raise

@@ -11,9 +11,19 @@ from . import conformance, pipeline
 from .cbpf import cli as cbpf_cli
 from .engines import available_engines
 from .fuzz import cli as fuzz_cli
-from .errors import BpfError
+from .errors import BpfError, BpfMismatchError, BpfRuntimeError
 from .program import from_bytes, load
 from .targets import ENGINE_NAMES, parse_engine
+
+
+MAIN_EXAMPLES = """\
+examples:
+  jitbpf run prog.bpf.o --pcap trace.pcap --engine llvm --check
+  jitbpf compile prog.bpf.o --arch arm64 -o prog.o --header prog.h
+  jitbpf disasm prog.bpf.o --native --arch arm64 --backend direct
+  jitbpf conformance ../shared/conformance/tests --engine all --json
+exit status: 0 ok, 1 a run or check failed, 2 bad usage or input; --debug shows tracebacks
+"""
 
 
 def _engines(name: str) -> list[str]:
@@ -175,7 +185,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jitbpf", description="userspace eBPF toolchain and JIT compiler")
+    p = argparse.ArgumentParser(prog="jitbpf", description="userspace eBPF toolchain and JIT compiler",
+                                epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     # ENGINE_NAMES, not available_engines(): that probes bpf(2), which only the kernel engine needs.
     engines = ", ".join(ENGINE_NAMES)
@@ -256,7 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def plugin_main(argv: list[str] | None = None) -> int:
+    """``jitbpf-conformance-plugin``: upstream bpf_conformance's plugin, ``PLUGIN [MEMHEX] [--engine E]``
+    with the program on stdin (``bpf_conformance_runner --plugin_path jitbpf-conformance-plugin
+    --plugin_options "--engine llvm"``)."""
+    return main(["plugin", *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0, 1 when a run or a check failed, 2 for bad usage or input (argparse's
+    own code); errors are one line, with the traceback only under --debug."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -265,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except (BpfError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        if debug:
+            raise
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 1 if isinstance(e, (BpfRuntimeError, BpfMismatchError)) else 2
 

@@ -269,3 +269,38 @@ def test_c_host_x86_64(tmp_path):
 def test_c_host_arm64_under_qemu(tmp_path):
     out = _host_run(tmp_path, "arm64", "aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"])
     assert _sorted_maps(out) == _sorted_maps(_expected_host_output())
+
+
+def test_disasm_native_interleaves_bpf_c_and_native():
+    r = cli("disasm", str(EXAMPLE), "--native", "--arch", "arm64", "--backend", "direct")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    c_line = next(i for i, line in enumerate(lines) if line.startswith("    // xdp_stats.bpf.c:24: void *data"))
+    bpf = next(i for i, line in enumerate(lines) if i > c_line and line.startswith("    ; "))
+    assert any(line.startswith("  ") and "ldr" in line for line in lines[bpf:bpf + 20])
+
+
+def test_cli_quality(tmp_path):
+    for command in ("run", "info", "compile", "disasm", "verify", "conformance", "asm", "plugin", "filter", "fuzz",
+                    "bench", "cbpf"):
+        r = cli(command, "--help")
+        assert r.returncode == 0 and "examples:" in r.stdout, command
+    info = json.loads(cli("info", str(EXAMPLE), "--json").stdout)
+    assert info["programs"][0]["name"] == "xdp_stats" and info["maps"][0]["name"] == "stats"
+    r = cli("run", str(EXAMPLE), "--program", "xdp_stats", "--packet", PACKET.hex(), "--json", "--check")
+    assert json.loads(r.stdout)["r0"] == 2
+    r = cli("run", str(FIXTURES / "nope.o"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    r = cli("--debug", "run", str(FIXTURES / "nope.o"))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+    r = cli("run", str(ROOT / "jitbpf" / "examples" / "fib.asm"), "-X", "budget=3", "--mem-hex", "00" * 20)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1          # the run failed: budget
+
+
+def test_conformance_plugin_console_script():
+    script = shutil.which("jitbpf-conformance-plugin", path=str(Path(__import__("sys").executable).parent))
+    assert script is not None
+    program = "b4 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00"              # mov32 r0, 42; exit
+    r = subprocess.run([script, "00 11", "--engine", "direct"], input=program, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout == "2a\n"

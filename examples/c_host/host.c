@@ -7,10 +7,14 @@
 #include <time.h>
 #include "xdp_stats.h"
 
+static int quiet;
+
 /* The one helper the program calls that the object's runtime leaves to its host. */
 uint64_t bpf_trace_printk(uint64_t fmt, uint64_t size, uint64_t a, uint64_t b, uint64_t c)
 {
     (void)size;
+    if (quiet)
+        return 0;
     printf("trace: ");
     printf((const char *)(uintptr_t)fmt, a, b, c);
     printf("\n");
@@ -64,6 +68,7 @@ static int run_pcap(const char *path, long repeat)
 int main(int argc, char **argv)
 {
     long repeat = argc > 2 ? atol(argv[2]) : 1;
+    quiet = repeat > 1;
     if (run_pcap(argc > 1 ? argv[1] : "traffic.pcap", repeat))
         return 1;
     uint32_t key, next;

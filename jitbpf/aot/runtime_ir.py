@@ -158,14 +158,15 @@ loop:
 body:
   %ps = getelementptr i8, ptr %s, i64 %i
   %pd = getelementptr i8, ptr %d, i64 %i
-  %x = load volatile i8, ptr %ps
-  store volatile i8 %x, ptr %pd
+  %x = load i8, ptr %ps
+  store i8 %x, ptr %pd
   %i1 = add i64 %i, 1
   br label %loop
 out:
   ret void
 }
 
+; n: a multiple of 8, d: 8-byte aligned
 define internal void @rt_memzero(ptr %d, i64 %n) #0 {
 entry:
   br label %loop
@@ -175,8 +176,8 @@ loop:
   br i1 %done, label %out, label %body
 body:
   %pd = getelementptr i8, ptr %d, i64 %i
-  store volatile i8 0, ptr %pd
-  %i1 = add i64 %i, 1
+  store i64 0, ptr %pd, align 8
+  %i1 = add i64 %i, 8
   br label %loop
 out:
   ret void

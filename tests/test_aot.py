@@ -217,6 +217,8 @@ def test_cli_compile_and_run(tmp_path):
     r = cli("run", str(tmp_path / "prog.bin"), "--packet", PACKET.hex(), "--json", "--dump-maps")
     result = json.loads(r.stdout)
     assert result["r0"] == 2 and result["maps"]["stats"] == [["06000000", struct.pack("<QQ", 1, len(PACKET)).hex()]]
+    r = cli("run", str(out), "--packet", "zz")
+    assert r.returncode == 2 and r.stderr == "error: --packet: 'zz' is not hex bytes\n"
     (tmp_path / "bad.o").write_bytes(out.read_bytes()[:300])
     r = cli("run", str(tmp_path / "bad.o"))
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

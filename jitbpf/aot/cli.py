@@ -90,9 +90,10 @@ def run_compiled(args: argparse.Namespace) -> int:
             raise BpfError("--check on a compiled object needs --source PROG.bpf.o (the original bytecode)")
         source = load(args.source)
         reference = (source, source.program(prog["name"]).compile("interp"))
-    mem = Path(args.mem).read_bytes() if args.mem else (bytes.fromhex(args.mem_hex) if args.mem_hex else None)
-    packet = bytes.fromhex(args.packet) if args.packet else None
-    ctx = bytes.fromhex(args.ctx) if args.ctx else None
+    from ..cli import _hex
+    mem = Path(args.mem).read_bytes() if args.mem else _hex(args.mem_hex, "--mem-hex")
+    packet = _hex(args.packet, "--packet")
+    ctx = _hex(args.ctx, "--ctx")
     inputs = [None]
     if args.pcap:
         from ..pcap import read_pcap

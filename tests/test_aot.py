@@ -306,3 +306,18 @@ def test_conformance_plugin_console_script():
     r = subprocess.run([script, "00 11", "--engine", "direct"], input=program, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and r.stdout == "2a\n"
+
+
+def test_all_programs_in_one_object():
+    path = FIXTURES / "multi_prog.bpf.o"
+    compiled = aot.compile_programs(jitbpf.load(path), None, "arm64", "llvm")
+    names = [p["name"] for p in compiled.manifest["programs"]]
+    assert len(names) == len(jitbpf.load(path).programs) > 1
+    symbols = _elf_symbols(compiled.elf())
+    assert all(symbols[n] != 0 for n in names)
+    loaded = aot.load_compiled(compiled.elf())
+    for name, p in zip(names, compiled.manifest["programs"]):
+        kw = dict(_inputs(p["context"]), **({"ctx": bytes(256)} if "ctx" in _inputs(p["context"]) else {}))
+        expected = _outcome(lambda: jitbpf.load(path).program(name).compile("interp").run(**kw))
+        assert _outcome(lambda: loaded.run(name, **kw)) == expected
+        assert expected[0] == "ok"

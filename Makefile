@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CONFORMANCE ?= ../shared/conformance/tests
 JOBS   ?= auto
 
-.PHONY: install run test conformance bench bench-scripts fixtures lint clean fuzz
+.PHONY: install run run-jit test conformance bench bench-scripts fixtures lint clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The bundled clang example (committed .o; `make fixtures` rebuilds it) over a small capture.
+# The bundled clang example (committed .o; `make fixtures` rebuilds it) compiled ahead of time
+# for x86_64 and arm64 with both backends, each object run over a small capture (native and
+# unicorn) and cross-checked against interp; `make run-jit` runs it on one JIT engine instead.
 RUN_ENGINE ?= llvm
 run: $(STAMP)
+	$(PY) -m jitbpf.aot.demo build
+
+run-jit: $(STAMP)
 	$(VENV)/bin/jitbpf run jitbpf/examples/xdp_stats.bpf.o --pcap jitbpf/examples/traffic.pcap \
 		--engine $(RUN_ENGINE) --check --dump-maps
 

@@ -130,13 +130,20 @@ def listing(image: Image, program, base: int = 0, style: str = "asm") -> str:
             labels.setdefault(offset, []).append(f"{name}:")
     cs = _disassembler(image.arch)
     out: list[str] = []
+    source = getattr(program, "source", None) or program
+    line_info, line_text = getattr(source, "line_info", {}), getattr(source, "line_text", {})
     for start, end in image.code_ranges:
-        current = None
+        current, line = None, None
         for insn in cs.disasm(image.blob[start:end], base + start):
             offset = insn.address - base
             out.extend(labels.get(offset, ()))
             slot = image.bpf_slot(offset)
             if slot is not None and slot != current:
+                where = line_info.get(program.source_pc(slot))
+                if where is not None and where != line:
+                    text = line_text.get(program.source_pc(slot), "")
+                    out.append(f"    // {where}: {text}".rstrip(": "))
+                    line = where
                 out.append(f"    ; {program.source_pc(slot)}: {bpf_text.get(slot, '?')}")
             current = slot
             out.append(f"  {insn.address:8x}:  {insn.bytes.hex():<22} {insn.mnemonic} {insn.op_str}".rstrip())

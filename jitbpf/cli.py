@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,9 +12,37 @@ from . import conformance, pipeline
 from .cbpf import cli as cbpf_cli
 from .engines import available_engines
 from .fuzz import cli as fuzz_cli
-from .errors import BpfError
+from .errors import BpfError, BpfMismatchError, BpfRuntimeError
 from .program import from_bytes, load
-from .targets import ENGINE_NAMES, parse_engine
+from .targets import ENGINE_NAMES, HOST_ARCH, parse_engine
+
+
+MAIN_EXAMPLES = """\
+examples:
+  jitbpf run prog.bpf.o --pcap trace.pcap --engine llvm --check
+  jitbpf compile prog.bpf.o --arch arm64 -o prog.o --header prog.h
+  jitbpf disasm prog.bpf.o --native --arch arm64 --backend direct
+  jitbpf conformance ../shared/conformance/tests --engine all --json
+exit status: 0 ok, 1 a run or check failed, 2 bad usage or input; --debug shows tracebacks
+"""
+
+
+COMMAND_EXAMPLES = {
+    "run": "  jitbpf run prog.asm --mem-hex 0011223344 --engine llvm --check\n"
+           "  jitbpf run prog.bpf.o --program xdp_stats --pcap trace.pcap --check --dump-maps --json\n"
+           "  jitbpf run prog.o --pcap trace.pcap --check --source prog.bpf.o   # an object from jitbpf compile\n",
+    "plugin": "  echo 'b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00' | jitbpf plugin --engine llvm\n"
+              "  bpf_conformance_runner --test_file_directory tests --plugin_path jitbpf-conformance-plugin "
+              "--plugin_options '--engine llvm'\n",
+    "conformance": "  jitbpf conformance ../shared/conformance/tests --engine all\n"
+                   "  jitbpf conformance tests --engine direct-arm64 -X blind=1 --json\n",
+    "asm": "  jitbpf asm prog.asm -o prog.bin\n  jitbpf asm prog.asm        # hex on stdout\n",
+    "verify": "  jitbpf verify prog.bpf.o --all\n  jitbpf verify prog.bpf.o --program xdp_stats --log-level 2 --json\n",
+    "filter": "  jitbpf filter tcp port 80 trace.pcapng\n  jitbpf filter 'host 10.0.0.1' trace.pcap --count --engine direct\n",
+    "fuzz": "  jitbpf fuzz --time 60 --jobs 2 --seed 7\n  jitbpf fuzz --robustness --iterations 300\n",
+    "bench": "  jitbpf bench loop sieve --engines llvm,direct --rounds 9\n  jitbpf bench prog.bpf.o --section xdp --mem packet.bin\n",
+    "cbpf": "  jitbpf cbpf disasm 'ip6 and udp' --format ddd\n",
+}
 
 
 def _engines(name: str) -> list[str]:
@@ -70,18 +99,36 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         print(f"error: no .data tests in {args.directory}", file=sys.stderr)
         return 2
     failed_any = False
+    summary = {}
     for engine in engines:
-        outcomes = conformance.run_directory(args.directory, engine, check=args.check, **options)
+        outcomes = _with_progress(args, f"conformance {engine}",
+                                  lambda: conformance.run_directory(args.directory, engine, check=args.check, **options))
         skipped = [o for o in outcomes if not o.passed and _known_rejection(engine, o)]
         failed = [o for o in outcomes if not o.passed and o not in skipped]
+        failed_any |= bool(failed)
+        if args.json:
+            summary[engine] = {"passed": len(outcomes) - len(failed) - len(skipped), "failed": len(failed),
+                               "skipped": len(skipped),
+                               "failures": [{"test": str(o.test), "detail": str(o.detail)} for o in failed]}
+            continue
         for o in outcomes if args.verbose else failed:
             verdict = "PASS" if o.passed else "SKIP" if o in skipped else "FAIL"
             print(f"{verdict} {engine} {o.test}: {o.detail}")
         prefix = f"{engine}: " if args.engine == "all" else ""
         print(f"{prefix}{len(outcomes) - len(failed) - len(skipped)} passed, {len(failed)} failed, "
               f"{len(skipped)} skipped")
-        failed_any |= bool(failed)
+    if args.json:
+        print(json.dumps(summary))
     return 1 if failed_any else 0
+
+
+def _with_progress(args: argparse.Namespace, what: str, work):
+    """``work()`` under a rich spinner on a terminal (long runs: conformance, compiles)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return work()
+    from rich.console import Console
+    with Console(stderr=True).status(f"{what} ..."):
+        return work()
 
 
 def _known_rejection(engine: str, outcome) -> bool:
@@ -122,8 +169,9 @@ def cmd_disasm(args: argparse.Namespace) -> int:
         elif args.passes:
             prepared = pipeline.prepare(prog, args.engine or "llvm", **_options(args))
             sys.stdout.write(prepared.disassemble(args.style, labels=not args.offsets))
-        elif args.engine or args.native:
-            sys.stdout.write(pipeline.listing(prog, args.engine or "llvm", args.style, **_options(args)))
+        elif args.engine or args.native or args.arch or args.backend:
+            engine = args.engine or f"{args.backend or 'llvm'}-{args.arch or HOST_ARCH}"
+            sys.stdout.write(pipeline.listing(prog, engine, args.style, **_options(args)))
         else:
             sys.stdout.write(prog.disassemble(args.style, labels=not args.offsets))
     return 0
@@ -134,7 +182,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from . import report
+    from .aot.cli import is_compiled, run_compiled
     from .runtime import context
+    if is_compiled(args.file):
+        return run_compiled(args)
     obj = load(args.file)
     prog = obj.program(args.section)
     fn = prog.compile(args.engine, **_options(args))
@@ -142,6 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     packet = _hex(args.packet, "--packet")
     ctx = _hex(args.ctx, "--ctx")
     checked = " [checked against interp]" if args.check else ""
+    if args.json:
+        return _run_json(args, obj, prog, fn, mem, packet, ctx)
     rt = obj.runtime
     if args.pcap:
         from .pcap import read_pcap
@@ -186,14 +239,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_json(args, obj, prog, fn, mem, packet, ctx) -> int:
+    from collections import Counter
+
+    from . import report
+    packets = [packet]
+    if args.pcap:
+        from .pcap import read_pcap
+        packets = list(read_pcap(args.pcap))
+    verdicts: Counter[str] = Counter()
+    trace = []
+    for pkt in packets:
+        result = fn.run(mem, packet=pkt, ctx=ctx, check=args.check)
+        verdicts[report.verdict(prog.prog_type, result.r0)] += 1
+        trace += result.trace
+    out = {"r0": result.r0, "verdicts": dict(verdicts), "runs": len(packets), "checked": args.check, "trace": trace,
+           "memory": result.memory.hex() if result.memory is not None else None}
+    if args.dump_maps:
+        out["maps"] = {m.name: [[k.hex(), v.hex()] for k, v in m.items()] for m in obj.map_list}
+    print(json.dumps(out))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from . import report
-    report.print_info(load(args.file), report.console())
+    from .aot.cli import is_compiled
+    if is_compiled(args.file):
+        from .aot import load_compiled
+        manifest = load_compiled(args.file).manifest
+        print(json.dumps(manifest) if args.json else
+              f"{args.file}: compiled by jitbpf ({manifest['arch']}, {manifest['backend']}, ABI {manifest['abi']}); "
+              f"programs {', '.join(p['symbol'] for p in manifest['programs'])}; "
+              f"maps {', '.join(m['name'] for m in manifest['maps']) or 'none'}; "
+              f"host helpers {', '.join(manifest['helpers']) or 'none'}")
+        return 0
+    obj = load(args.file)
+    if args.json:
+        print(json.dumps({"path": str(obj.path), "license": obj.license,
+                          "programs": [{"name": p.name, "section": p.section, "type": p.prog_type, "slots": len(p.insns),
+                                        "functions": [p.function_names.get(s, f"@{s}") for s in p.functions]}
+                                       for p in obj.programs.values()],
+                          "maps": [{"name": m.name, "type": m.type_name, "key_size": m.key_size,
+                                    "value_size": m.value_size, "max_entries": m.max_entries, "flags": m.map_flags}
+                                   for m in obj.map_list]}))
+        return 0
+    report.print_info(obj, report.console())
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jitbpf", description="userspace eBPF toolchain and JIT compiler")
+    p = argparse.ArgumentParser(prog="jitbpf", description="userspace eBPF toolchain and JIT compiler",
+                                epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     # ENGINE_NAMES, not available_engines(): that probes bpf(2), which only the kernel engine needs.
     engines = ", ".join(ENGINE_NAMES)
@@ -217,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="interp", help=f"engine: {engines} (kernel only where bpf(2) works), or all")
     s.add_argument("--check", action="store_true", help="cross-check every run against interp")
     s.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    s.add_argument("--json", action="store_true", help="print a JSON summary per engine")
     engine_options(s)
     s.set_defaults(func=cmd_conformance)
 
@@ -225,14 +323,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="write raw bytecode here (default: hex to stdout)")
     s.set_defaults(func=cmd_asm)
 
-    s = sub.add_parser("disasm", help="disassemble bytecode, assembler text or an object")
+    s = sub.add_parser("disasm", help="disassemble bytecode, assembler text or an object",
+                       epilog="examples:\n  jitbpf disasm prog.bin --style kernel\n"
+                              "  jitbpf disasm prog.bpf.o --native --arch arm64 --backend direct   "
+                              "# BPF, C source lines and native code\n"
+                              "  jitbpf disasm prog.bpf.o --passes -X blind=1",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("file")
-    s.add_argument("--section", help="program (name or section)")
+    s.add_argument("--section", "--program", dest="section", help="program (name or section)")
     s.add_argument("--style", choices=("asm", "kernel"), default="asm")
     s.add_argument("--offsets", action="store_true", help="print +N offsets instead of labels")
     s.add_argument("--engine", help="show what an engine made of it: native code interleaved with the BPF "
                                     "(kernel: xlated and JITed code)")
     s.add_argument("--native", action="store_true", help="show native code (engine default: llvm)")
+    s.add_argument("--arch", choices=("x86_64", "arm64"), help="native code for this target (with --native)")
+    s.add_argument("--backend", choices=("llvm", "direct"), help="native code of this backend (with --native)")
     s.add_argument("--emit-llvm", action="store_true", help="print the LLVM IR (optimised unless --opt 0)")
     s.add_argument("--passes", action="store_true",
                    help="print the program after the engine's passes (checks, ticks, blinding)")
@@ -242,9 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(s)
     s.set_defaults(func=cmd_disasm)
 
-    s = sub.add_parser("run", help="run a program and print r0")
-    s.add_argument("file")
-    s.add_argument("--section", help="program (name or section)")
+    s = sub.add_parser("run", help="run a program (or a compiled object) and print r0")
+    s.add_argument("file", help="BPF object, assembler text, bytecode, or an object/blob from jitbpf compile")
+    s.add_argument("--section", "--program", dest="section", help="program (name or section)")
+    s.add_argument("--source", help="compiled objects: the BPF object it came from (for --check)")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--engine", default="interp", help=engine_help)
     s.add_argument("--mem", help="file whose bytes are the input memory (r1, r2 = address, length)")
     s.add_argument("--mem-hex", help="input memory as hex")
@@ -258,21 +365,44 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(s)
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("info", help="programs, maps, sections and BTF of an object")
+    s = sub.add_parser("info", help="programs, maps, sections and BTF of an object",
+                       epilog="examples:\n  jitbpf info prog.bpf.o\n  jitbpf info prog.bpf.o --json\n"
+                              "  jitbpf info prog.o     # an object from jitbpf compile",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("file")
+    s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_info)
-
-    cbpf_cli.register(sub)
-    fuzz_cli.add_parser(sub)
 
     from jitbpf.verifier.cli import register as register_verify
     register_verify(sub)
     from .bench import register as register_bench
     register_bench(sub)
+    cbpf_cli.register(sub)
+    fuzz_cli.add_parser(sub)
+    for name, text in COMMAND_EXAMPLES.items():
+        parser = sub.choices[name]
+        if parser.epilog:
+            continue
+        parser.epilog, parser.formatter_class = "examples:\n" + text, argparse.RawDescriptionHelpFormatter
+    from .aot.cli import register as register_compile
+    register_compile(sub)
     return p
 
 
+def plugin_main(argv: list[str] | None = None) -> int:
+    """``jitbpf-conformance-plugin``: upstream bpf_conformance's plugin, ``PLUGIN [MEMHEX] [--engine E]``
+    with the program on stdin (``bpf_conformance_runner --plugin_path jitbpf-conformance-plugin
+    --plugin_options "--engine llvm"``)."""
+    return main(["plugin", *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0, 1 when a run or a check failed, 2 for bad usage or input (argparse's
+    own code); errors are one line, with the traceback only under --debug."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -281,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except (BpfError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        if debug:
+            raise
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 1 if isinstance(e, (BpfRuntimeError, BpfMismatchError)) else 2
 

@@ -542,11 +542,12 @@ class _Loader:
             self.obj.add_program(main.name, insns, section=section, kfuncs=kfuncs,
                                         prog_type=program_type(section) if section != ".text" else "raw",
                                         line_info=self._line_info(order, placed),
+                                        line_text=self._line_info(order, placed, text=True),
                                         function_names={placed[id(f)]: f.name for f in order})
         except BpfError as e:
             raise BpfLoadError(f"program '{main.name}' (section '{section}'): {e.message}", pc=e.pc) from None
 
-    def _line_info(self, order: list[Function], placed: dict[int, int]) -> dict[int, str]:
+    def _line_info(self, order: list[Function], placed: dict[int, int], text: bool = False) -> dict[int, str]:
         if self.btf_ext is None:
             return {}
         out: dict[int, str] = {}
@@ -558,7 +559,7 @@ class _Loader:
                 while records and records[0].insn_off <= 8 * slot:
                     r = records.pop(0)
                     if r.insn_off >= 8 * f.start:
-                        current = f"{os.path.basename(r.file)}:{r.line}"
+                        current = r.source.strip() if text else f"{os.path.basename(r.file)}:{r.line}"
                 if current is not None:
                     out[base + slot] = current
         return out

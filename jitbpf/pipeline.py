@@ -85,11 +85,13 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "run budget: loop heads and function entries per run (None: unlimited)"),
     Option("blind", _flag, False, BYTECODE, "constant blinding of every immediate"),
     Option("bounds_check", _flag, None, BYTECODE,
-           "check every memory access the passes cannot prove safe (default: on for generated code "
-           "that is not verified; off asks for unchecked native code)"),
+           "check every memory access neither the verifier nor the passes prove safe (default: on for "
+           "generated code; off asks for unchecked native code)"),
     Option("verify", _flag, None, BYTECODE,
            "run the static verifier first (default: on for generated code; its proofs spare bounds checks)"),
     Option("timeout", _seconds, None, BYTECODE, "seconds a run may take (None: no limit)"),
+    Option("inline_maps", _flag, True, BYTECODE,
+           "inline array-map lookups in code without bounds checks (the kernel's map_gen_lookup)"),
     Option("opt", _integer(0, 3), 2, frozenset({"llvm"}), "LLVM optimisation level"),
     Option("cpu", _text, None, frozenset({"llvm"}), "LLVM CPU: host, generic or a CPU name"),
     Option("debug", _flag, None, frozenset({"llvm"}), "line info (BPF slot of each native instruction)"),
@@ -111,6 +113,7 @@ class Options:
     bounds_check: bool = False
     verify: bool = False
     timeout: float | None = None
+    inline_maps: bool = True
     opt: int = 2
     cpu: str | None = None
     debug: bool | None = None
@@ -169,7 +172,8 @@ class Backend:
     name = ""
 
     def passes(self, spec: EngineSpec, options: Options) -> PassOptions | None:
-        return PassOptions(bounds_check=options.bounds_check, ticks=True, blind=options.blind)
+        return PassOptions(bounds_check=options.bounds_check, ticks=True, blind=options.blind,
+                           inline_maps=options.inline_maps)
 
     def image(self, program, spec: EngineSpec, options: Options, debug: bool | None = None):
         raise BpfEngineError(f"engine '{spec.name}' generates no native code")
@@ -183,7 +187,8 @@ class InterpBackend(Backend):
 
     def passes(self, spec: EngineSpec, options: Options) -> PassOptions:
         return PassOptions(bounds_check=options.bounds_check,
-                           ticks=options.budget is not None or options.timeout is not None, blind=options.blind)
+                           ticks=options.budget is not None or options.timeout is not None, blind=options.blind,
+                           inline_maps=options.inline_maps)
 
     def load(self, program, spec: EngineSpec, options: Options):
         from .interpreter import Interpreter

@@ -32,6 +32,7 @@ class Program:
     kfuncs: dict[int, str] = field(default_factory=dict)    # slot of a kfunc call -> its name
     prog_type: str = "raw"        # raw, xdp, socket, tc, kprobe, tracepoint, syscall, ...
     line_info: dict[int, str] = field(default_factory=dict)  # slot -> "file.c:line"
+    line_text: dict[int, str] = field(default_factory=dict, repr=False)  # slot -> that line's C source
     function_names: dict[int, str] = field(default_factory=dict)  # entry slot -> name (from ELF)
     # After passes (jitbpf.passes): the program as loaded, where each slot came from in it,
     # and the helper or kfunc each call slot reaches.

@@ -176,9 +176,9 @@ def test_the_driver_counts_wrong_results():
 
 def test_bench_command_errors_are_one_line():
     out = cli("bench", "no_such_program", "--engines", "interp", "--native", "none")
-    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "no benchmark program no_such_program" in out.stderr
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no benchmark program no_such_program" in out.stderr
     out = cli("bench", "loop", "--engines", "bogus")
-    assert out.returncode == 1 and "unknown engine" in out.stderr
+    assert out.returncode == 2 and "unknown engine" in out.stderr
 
 
 def test_ring_buffers_bound_a_batch():

@@ -149,16 +149,16 @@ def test_filter_summary_on_pcapng_and_truncation_by_return_value(tmp_path):
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["filter", "tcp port", "CAP"], 1, r"^error: filter expression 'tcp port': .*syntax error\n$"),
+    (["filter", "tcp port", "CAP"], 2, r"^error: filter expression 'tcp port': .*syntax error\n$"),
     (["filter", "CAP"], 2, r"^error: no filter expression"),
     (["filter", "tcp", "CAP", "--cbpf", "PROG"], 2, r"^error: give either a filter expression or --cbpf"),
-    (["filter", "tcp", "missing.pcap"], 1, r"^error: .*missing.pcap"),
-    (["filter", "tcp", "CAP", "--engine", "nope"], 1, r"^error: unknown engine 'nope'"),
-    (["filter", "--cbpf", "CAP", "CAP"], 1, r"^error: .*c.pcap: \d+ bytes is not a whole number of 8-byte"),
-    (["filter", "--cbpf", "BADPROG", "CAP"], 1, r"^error: .*bad.ddd: instruction 0: ld #0x1: the last instruction"),
+    (["filter", "tcp", "missing.pcap"], 2, r"^error: .*missing.pcap"),
+    (["filter", "tcp", "CAP", "--engine", "nope"], 2, r"^error: unknown engine 'nope'"),
+    (["filter", "--cbpf", "CAP", "CAP"], 2, r"^error: .*c.pcap: \d+ bytes is not a whole number of 8-byte"),
+    (["filter", "--cbpf", "BADPROG", "CAP"], 2, r"^error: .*bad.ddd: instruction 0: ld #0x1: the last instruction"),
     (["cbpf", "disasm"], 2, r"^error: no filter expression"),
     (["cbpf", "disasm", "--cbpf", "PROG", "--format", "dd", "tcp"], 2, r"^error: give either"),
-    (["cbpf", "disasm", "ip", "-y", "NO_SUCH_DLT"], 1, r"^error: unknown link type 'NO_SUCH_DLT'\n$"),
+    (["cbpf", "disasm", "ip", "-y", "NO_SUCH_DLT"], 2, r"^error: unknown link type 'NO_SUCH_DLT'\n$"),
 ])
 def test_errors_are_one_line(tmp_path, args, code, message):
     if not libpcap.available() and "--cbpf" not in args:

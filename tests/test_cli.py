@@ -51,8 +51,8 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
     bad = tmp_path / "bad.asm"
     bad.write_text("mov %r0, 1\nbogus %r1\nexit\n")
     res = cli("run", str(bad))
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "line 2: unknown mnemonic 'bogus'" in res.stderr
     assert "Traceback" not in res.stderr
     res = cli("run", str(tmp_path / "missing.bin"))
-    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr

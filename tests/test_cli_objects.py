@@ -52,8 +52,8 @@ def test_run_errors_are_one_line(tmp_path):
     bad = tmp_path / "x.pcap"
     bad.write_bytes(b"\x0a\x0d\x0d\x0a" + bytes(40))
     res = cli("run", XDP_PARSE, "--pcap", str(bad))
-    assert res.returncode == 1 and "pcapng" in res.stderr
+    assert res.returncode == 2 and "pcapng" in res.stderr
     res = cli("run", XDP_PARSE)
     assert res.returncode == 1 and "needs a packet" in res.stderr
     res = cli("info", str(FIXTURES / "elf" / "ksym_var.bpf.o"))
-    assert res.returncode == 1 and "extern variable 'bpf_prog_active'" in res.stderr
+    assert res.returncode == 2 and "extern variable 'bpf_prog_active'" in res.stderr

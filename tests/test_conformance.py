@@ -77,7 +77,7 @@ def test_conformance_command_summary_line():
 
 def test_conformance_command_unknown_engine():
     res = cli("conformance", str(CONFORMANCE_TESTS), "--engine", "bogus")
-    assert res.returncode == 1 and "unknown engine 'bogus'" in res.stderr
+    assert res.returncode == 2 and "unknown engine 'bogus'" in res.stderr
     assert res.stdout.count("FAIL") == 0
 
 

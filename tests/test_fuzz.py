@@ -220,7 +220,7 @@ def test_huge_bss_is_a_load_error():
 @pytest.mark.parametrize("option", ["--mem-hex", "--packet", "--ctx"])
 def test_cli_bad_hex_is_one_line(option):
     r = cli("run", str(ROOT / "jitbpf/examples/fib.asm"), option, "zz")
-    assert r.returncode == 1 and r.stderr == f"error: {option}: 'zz' is not hex bytes\n"
+    assert r.returncode == 2 and r.stderr == f"error: {option}: 'zz' is not hex bytes\n"
 
 
 def test_plugin_bad_hex_is_one_line():
@@ -232,7 +232,7 @@ def test_asm_of_a_binary_file(tmp_path):
     path = tmp_path / "x.asm"
     path.write_bytes(b"\x95\xff\xfe")
     r = cli("asm", str(path))
-    assert r.returncode == 1 and r.stderr.strip() == f"error: {path}: not assembler text (not UTF-8)"
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {path}: not assembler text (not UTF-8)"
     with pytest.raises(jitbpf.BpfAsmError):
         jitbpf.load(str(path))
 

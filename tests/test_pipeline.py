@@ -112,7 +112,7 @@ def test_cli_passes_engine_options_everywhere(tmp_path):
     text = passes.stdout
     assert "tick" in text and "%ax" in text and "0x1234" not in text       # the constant is blinded
     bad = cli("run", str(source), "--engine", "direct", "-X", "opt=2")
-    assert bad.returncode == 1 and "option 'opt' does not apply" in bad.stderr
+    assert bad.returncode == 2 and "option 'opt' does not apply" in bad.stderr
     plugin = cli("plugin", "--engine", "llvm", "-X", "opt=0", stdin="b7 00 00 00 07 00 00 00 95 00 00 00 00 00 00 00")
     assert plugin.returncode == 0 and plugin.stdout.strip() == "7", plugin.stderr
 

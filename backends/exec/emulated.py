@@ -74,14 +74,14 @@ class EmulatedCode(LoadedCode):
 
     def __init__(self, image: Image, rt: Runtime, entry: str = abi.ENTRY,
                  function_symbols: list[str] | None = None, options: RunOptions = RunOptions(),
-                 max_instructions: int = DEFAULT_MAX_INSTRUCTIONS):
+                 max_instructions: int = DEFAULT_MAX_INSTRUCTIONS, low: bool = False):
         if image.arch not in ARCHES:
             raise BpfEngineError(f"unicorn executor: unsupported architecture {image.arch}")
         self.spec = ARCHES[image.arch]
         self.max_instructions = max_instructions
         self.uc = Uc(self.spec.uc_arch, self.spec.uc_mode)
         self.lock = threading.RLock()
-        self.code = HostBuffer(len(image))
+        self.code = HostBuffer(len(image), low=low)
         self._place(image, rt, self.code.address, entry, function_symbols, options)
         self.stub_names: list[str] = []
         self.stubs = HostBuffer(4096)

@@ -46,8 +46,12 @@ def _round(n: int) -> int:
 class _Mapping:
     """An anonymous mapping managed with libc (mmap objects refuse to close while pointed to)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, low: bool = False):
         self.size = _round(size)
+        if low:                                     # below 4 GiB (compiled XDP objects)
+            from jitbpf.runtime.memory import _mmap_low
+            self.address = _mmap_low(self.size)
+            return
         addr = _libc.mmap(None, self.size, mmap.PROT_READ | mmap.PROT_WRITE,
                           mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
         if addr in (None, ctypes.c_void_p(-1).value):
@@ -101,7 +105,8 @@ class NativeCode(LoadedCode):
     """An Image loaded into executable host memory; call it with r1..r5."""
 
     def __init__(self, image: Image, rt: Runtime, entry: str = abi.ENTRY,
-                 function_symbols: list[str] | None = None, options: RunOptions = RunOptions()):
+                 function_symbols: list[str] | None = None, options: RunOptions = RunOptions(),
+                 low: bool = False):
         if image.arch != HOST_ARCH:
             raise BpfEngineError(f"cannot run {image.arch} code natively on a {HOST_ARCH} host")
         # The native runtime (jitbpf.runtime.native) is linked after the program in the
@@ -109,7 +114,7 @@ class NativeCode(LoadedCode):
         self.runtime_image = None if options.bounds_check else _runtime_image()
         program_size = _round(len(image))
         extra = len(self.runtime_image) if self.runtime_image is not None else 0
-        self.mapping = _Mapping(program_size + extra)
+        self.mapping = _Mapping(program_size + extra, low)
         self._place(image, rt, self.mapping.address, entry, function_symbols, options)
         self.callbacks = HelperCallbacks(rt)
         if self.runtime_image is not None:

@@ -242,7 +242,8 @@ def link(arch: str, sections: list[Section], symbols: dict[str, tuple[str, int]]
         blob.extend(section.data)
 
     read_only = [s for s in sections if not s.writable]
-    writable = [s for s in sections if s.writable]
+    # zero-filled data last: an object written from the image keeps it as .bss
+    writable = sorted((s for s in sections if s.writable), key=lambda s: not any(s.data))
     code_ranges = []
     for s in read_only:
         place(s)

@@ -1,0 +1,184 @@
+"""Ahead-of-time compilation: BPF programs to self-contained x86_64/arm64 objects and blobs.
+
+``compile_programs(obj, names, arch, backend)`` runs each program through the pipeline
+(``pipeline.image``: passes, lowering, linking), generates the native runtime for its maps
+(:mod:`.runtime_ir`), merges everything into one image (:mod:`.objfile`) and writes it as a
+relocatable ELF object (``Compiled.elf()``) or a raw blob with a JSON manifest
+(``Compiled.raw()``), plus a C header (``Compiled.header()``). ``load_compiled`` reads
+either back and runs it (:mod:`.loader`). What the runtime does not implement is refused at
+compile time with one line, or left as an undefined symbol: helpers other than the map
+helpers become ``bpf_<name>`` (``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .. import pipeline
+from ..errors import BpfEngineError
+from ..runtime.maps import BPF_F_RDONLY_PROG, MAP_TYPES
+from . import objfile, runtime_ir
+from .runtime_ir import ARRAY, HASH, EntrySpec, MapSpec
+
+BACKENDS = ("llvm", "direct")
+ARCHS = ("x86_64", "arm64")
+ABIS = ("jitbpf", "bpftime")
+FORMAT = "jitbpf-aot-1"
+CONTEXTS = {"raw": "raw", "xdp": "xdp", "syscall": "syscall"}
+NATIVE_HELPERS = {"bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem"}
+CONTEXT_HELPERS = ("bpf_xdp_adjust", "bpf_skb_", "bpf_tail_call")
+MAP_HELPERS = ("bpf_map_", "bpf_for_each_map_elem", "bpf_ringbuf_", "bpf_redirect_map", "bpf_sk_storage")
+RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access"}
+C_API = ["jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key", "jitbpf_last_error"]
+
+
+@dataclass
+class Compiled:
+    image: object
+    manifest: dict
+    exports: set[str]
+    seconds: float = 0.0
+    undefined: list[str] = field(default_factory=list)
+
+    def elf(self) -> bytes:
+        return objfile.to_elf(self.image, self.exports, self.manifest)
+
+    def raw(self) -> tuple[bytes, bytes]:
+        return objfile.to_raw(self.image, self.manifest)
+
+    def header(self) -> str:
+        from .header import header
+        return header(self.manifest)
+
+
+def _context(program) -> str:
+    from ..runtime.context import context_kind
+    kind = context_kind(program.prog_type)
+    if kind == "skb":
+        raise BpfEngineError(f"program '{program.name}': {program.prog_type} programs (__sk_buff) cannot be "
+                             "compiled ahead of time yet (raw, xdp, syscall and tracing programs can)")
+    return kind
+
+
+def _map_specs(obj) -> list[MapSpec]:
+    specs = []
+    for m in obj.map_list:
+        if m.map_type == MAP_TYPES["array"]:
+            initial = bytes(m.view[:m.max_entries * m.stride])
+            specs.append(MapSpec(m.name, ARRAY, m.key_size, m.value_size, m.max_entries,
+                                 bool(m.map_flags & BPF_F_RDONLY_PROG), initial))
+        elif m.map_type == MAP_TYPES["hash"]:
+            if len(m):
+                raise BpfEngineError(f"map '{m.name}': a hash map with elements cannot be compiled yet")
+            specs.append(MapSpec(m.name, HASH, m.key_size, m.value_size, m.max_entries, False))
+        else:
+            raise BpfEngineError(f"map '{m.name}': {m.type_name} maps are not in the ahead-of-time runtime "
+                                 "(array and hash maps are)")
+    return specs
+
+
+def _c_name(name: str) -> str:
+    if not name.isidentifier() or not name.isascii():
+        raise BpfEngineError(f"program '{name}' is not a C identifier")
+    return name
+
+
+def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool):
+    """The runtime module compiled for ``arch`` and linked into an Image."""
+    from ..backends.link import link_elf
+    from ..backends.llvm.compile import _llvm, optimise, target_machine
+    llvm = _llvm()
+    text = runtime_ir.module_text(entries, maps, bpftime)
+    try:
+        module = llvm.parse_assembly(text)
+        module.verify()
+    except RuntimeError as e:                     # our own IR: a bug, said plainly
+        raise BpfEngineError(f"internal error in the ahead-of-time runtime IR: {e}") from None
+    module.triple = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[arch]
+    tm = target_machine(arch, 2, "generic")
+    optimise(module, tm, 2)
+    return link_elf(tm.emit_object(module))
+
+
+def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "llvm", opt: int = 2,
+                     abi: str = "jitbpf", **options) -> Compiled:
+    """Compile programs ``names`` (default: every program) of ``obj`` for ``arch``."""
+    if arch not in ARCHS:
+        raise BpfEngineError(f"unknown architecture '{arch}' (x86_64 or arm64)")
+    if backend not in BACKENDS:
+        raise BpfEngineError(f"unknown backend '{backend}' (llvm or direct)")
+    if abi not in ABIS:
+        raise BpfEngineError(f"unknown ABI '{abi}' (jitbpf or bpftime)")
+    start = time.perf_counter()
+    programs = [obj.program(n) for n in names] if names else list(obj.programs.values())
+    if not programs:
+        raise BpfEngineError("the object has no programs")
+    bpftime = abi == "bpftime"
+    if bpftime and len(programs) != 1:
+        raise BpfEngineError("--abi bpftime exports one program (bpf_main): choose it with --program")
+    maps = _map_specs(obj)
+    if bpftime and maps:
+        raise BpfEngineError("--abi bpftime: programs with maps are not supported (bpftime's runtime owns maps)")
+    engine = f"{backend}-{arch}"
+    options = {**options, "inline_maps": False}     # inlined lookups assume the in-process map layout
+    if backend == "llvm":
+        options = {"opt": opt, "cpu": "generic", **options}
+    budget = pipeline.resolve_options(pipeline.parse_engine(engine), options).budget
+    parts, entries, listed = [], [], []
+    for i, prog in enumerate(programs):
+        context = _context(prog)
+        name = _c_name(prog.name)
+        image, prepared = pipeline.image(prog, engine, **options)
+        map_helpers = [h for h in image.externals if h.startswith(MAP_HELPERS) and h not in NATIVE_HELPERS]
+        if map_helpers:
+            raise BpfEngineError(f"program '{name}': {map_helpers[0]} is not in the ahead-of-time runtime "
+                                 "(the map helpers there are lookup, update and delete)")
+        context_helpers = [h for h in image.externals if h.startswith(CONTEXT_HELPERS)]
+        if context_helpers:
+            raise BpfEngineError(f"program '{name}': {context_helpers[0]} changes the context, which the "
+                                 "ahead-of-time runtime does not support yet")
+        if "jitbpf_load_packet" in image.externals:
+            raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND are not in the ahead-of-time runtime")
+        entry = f"jitbpf_entry${name}"
+        parts.append((image, f"p{i}$", {"bpf_entry": entry}))
+        entries.append(EntrySpec(name, entry, context, runtime_ir.abi.UNLIMITED if budget is None else budget))
+        listed.append({"name": name, "section": prog.section, "prog_type": prog.prog_type, "context": context,
+                       "symbol": "bpf_main" if bpftime else name, "core": f"jitbpf_core${name}",
+                       "origin": list(prepared.origin or [])})
+    rt = runtime_image(arch, entries, maps, bpftime)
+    rt_exports = {n: n for n in rt.symbols if not n.startswith((".", "__stub$", "__got$"))}
+    merged = objfile.merge(arch, [*parts, (rt, "rt$", rt_exports)])
+    undefined = sorted(merged.externals)
+    if bpftime:
+        merged = _bpftime_names(obj, merged)
+        undefined = sorted(merged.externals)
+    exports = {p["symbol"] for p in listed} | (set() if bpftime else set(C_API) & set(merged.symbols))
+    manifest = {"format": FORMAT, "arch": arch, "backend": backend, "opt": opt if backend == "llvm" else None,
+                "abi": abi, "budget": budget, "programs": listed, "maps": [m.manifest() for m in maps],
+                "helpers": [u for u in undefined if u not in RUNTIME_SYMBOLS]}
+    return Compiled(merged, manifest, exports, time.perf_counter() - start, undefined)
+
+
+def _bpftime_names(obj, image):
+    """Undefined helpers renamed to bpftime's ``_bpf_helper_ext_NNNN`` (the helper id)."""
+    rename = {}
+    for name in image.externals:
+        helper = obj.runtime.helpers.lookup(name) if name.startswith("bpf_") else None
+        if helper is None or helper.id < 0:
+            raise BpfEngineError(f"--abi bpftime: '{name}' is not a helper with an id")
+        rename[name] = f"_bpf_helper_ext_{helper.id:04d}"
+    image.relocs = [(o, k, rename.get(s, s), a) for o, k, s, a in image.relocs]
+    image.symbols = {(f"__stub${rename[n[7:]]}" if n.startswith("__stub$") and n[7:] in rename else n): v
+                     for n, v in image.symbols.items()}
+    image.externals = sorted(rename.get(n, n) for n in image.externals)
+    return image
+
+
+def load_compiled(path_or_data, manifest: bytes | None = None, executor: str | None = None):
+    """A compiled object (ELF bytes, or a raw blob with its manifest) ready to run."""
+    from .loader import CompiledObject
+    return CompiledObject.from_data(path_or_data, manifest, executor)
+
+
+__all__ = ["compile_programs", "load_compiled", "Compiled", "BACKENDS", "ARCHS", "ABIS"]

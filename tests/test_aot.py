@@ -1,0 +1,323 @@
+"""Ahead-of-time compilation (jitbpf.aot, jitbpf compile): objects and blobs for both arches
+and backends equal interp on the original bytecode; the C host example links and runs them;
+damaged objects and blobs are one clear error.
+
+Expected values come from interp on the original program (fresh object, same input) or are
+computed here; never from the compiled code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import jitbpf
+from jitbpf import aot
+from jitbpf.errors import BpfEngineError, BpfError, BpfLoadError, BpfRuntimeError
+
+from conftest import FIXTURES, ROOT, cli
+from test_fixtures import eth, ipv4, tcp
+
+ARCHS = ["x86_64", "arm64"]
+BACKENDS = ["llvm", "direct"]
+PACKET = eth(ipv4(6, tcp(80, 0x02)))
+MEM = bytes(range(64))
+EXAMPLE = ROOT / "jitbpf" / "examples" / "xdp_stats.bpf.o"
+PCAP = ROOT / "jitbpf" / "examples" / "traffic.pcap"
+
+#: programs the ahead-of-time runtime refuses, with the reason's words
+REFUSED = {"bloom": "bloom_filter maps", "kfunc": "unknown helper or kfunc", "loops": "bpf_for_each_map_elem",
+           "lpm": "lpm_trie maps", "lru": "lru_hash maps", "percpu": "percpu_array maps", "queue_stack": "queue maps",
+           "ringbuf": "ringbuf maps", "socket_filter": "socket programs", "tc_skb": "tc programs",
+           "double_it": "prog_array maps", "self_loop": "prog_array maps", "entry": "prog_array maps",
+           "xdp_adjust": "bpf_xdp_adjust_head changes the context"}
+
+
+def _programs():
+    for path in sorted(FIXTURES.glob("*.bpf.o")):
+        for name in jitbpf.load(path).programs:
+            yield path, name
+
+
+PROGRAMS = list(_programs())
+
+
+def _inputs(context: str) -> dict:
+    return {"xdp": {"packet": PACKET}, "raw": {"mem": MEM}}.get(context, {"ctx": MEM})
+
+
+def _outcome(run):
+    try:
+        r = run()
+    except BpfRuntimeError as e:
+        return ("error", type(e).__name__)
+    return ("ok", r.r0, r.memory, r.trace)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path,name", PROGRAMS, ids=[f"{p.stem.split('.')[0]}-{n}" for p, n in PROGRAMS])
+def test_fixture_equals_interp(path, name, arch, backend):
+    obj = jitbpf.load(path)
+    if name in REFUSED:
+        with pytest.raises(BpfError) as e:
+            aot.compile_programs(obj, [name], arch, backend)
+        assert REFUSED[name] in str(e.value) and "\n" not in str(e.value)
+        return
+    compiled = aot.compile_programs(obj, [name], arch, backend)
+    raw = (arch == "arm64") == (backend == "llvm")           # half the cases through the raw format
+    loaded = aot.load_compiled(*compiled.raw()) if raw else aot.load_compiled(compiled.elf())
+    reference = jitbpf.load(path)
+    kw = _inputs(compiled.manifest["programs"][0]["context"])
+    for _ in range(2):                                         # maps carry over between runs
+        got = _outcome(lambda: loaded.run(name, **kw))
+        expected = _outcome(lambda: reference.program(name).compile("interp").run(**kw))
+        assert got == expected
+    for m in reference.map_list:
+        assert loaded.maps[m.name].items() == sorted(reference.maps[m.name].items()), m.name
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_example_over_the_pcap(arch, backend):
+    from jitbpf.pcap import read_pcap
+    loaded = aot.load_compiled(aot.compile_programs(jitbpf.load(EXAMPLE), None, arch, backend).elf())
+    reference = jitbpf.load(EXAMPLE)
+    fn = reference.program().compile("interp")
+    for pkt in read_pcap(PCAP):
+        got, expected = loaded.run(packet=pkt), fn.run(packet=pkt)
+        assert (got.r0, got.memory, got.trace) == (expected.r0, expected.memory, expected.trace)
+    assert loaded.maps["stats"].items() == sorted(reference.maps["stats"].items())
+    assert len(loaded.maps["stats"].items()) == 5
+
+
+def test_raw_program_values_computed_here():
+    obj = jitbpf.assemble("ldxw %r0, [%r1+0]\nmul %r0, 3\nstxw [%r1+4], %r0\nexit")
+    for arch in ARCHS:
+        loaded = aot.load_compiled(aot.compile_programs(obj, None, arch, "direct").elf())
+        r = loaded.run(mem=struct.pack("<II", 14, 0))
+        assert r.r0 == 42 and r.memory == struct.pack("<II", 14, 42)
+
+
+def test_run_errors_name_the_instruction():
+    oob = jitbpf.assemble("ldxw %r0, [%r1+64]\nexit")
+    loop = jitbpf.assemble("mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit")
+    for arch in ARCHS:
+        loaded = aot.load_compiled(aot.compile_programs(oob, None, arch).elf())
+        with pytest.raises(BpfRuntimeError, match="out-of-bounds access") as e:
+            loaded.run(mem=bytes(8))
+        assert e.value.pc == 0
+        assert loaded.run(mem=bytes(68)).r0 == 0                 # the next run is fine
+        loaded = aot.load_compiled(aot.compile_programs(loop, None, arch, "direct", budget=1000, verify=False).elf())
+        with pytest.raises(BpfRuntimeError, match="budget"):
+            loaded.run(mem=bytes(8))
+
+
+def _elf_symbols(data: bytes) -> dict[str, int]:
+    from jitbpf.backends.link.elfobj import ElfObject
+    return {s.name: s.shndx for s in ElfObject(data).symbols() if s.name}
+
+
+def test_object_exports_and_undefined_helpers():
+    compiled = aot.compile_programs(jitbpf.load(EXAMPLE), None, "x86_64")
+    symbols = _elf_symbols(compiled.elf())
+    for name in ("xdp_stats", "jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key"):
+        assert symbols[name] != 0
+    assert symbols["bpf_trace_printk"] == 0                      # undefined: the host's
+    assert "bpf_map_lookup_elem" in symbols and compiled.manifest["helpers"] == ["bpf_trace_printk"]
+    header = compiled.header()
+    assert "uint64_t xdp_stats(void *ctx, uint64_t ctx_size);" in header
+    assert "struct jitbpf_xdp_md {\n    void *data;\n    void *data_end;\n    void *data_meta;" in header
+
+
+def test_bpftime_abi():
+    obj = jitbpf.assemble("mov %r1, 0\nmov %r2, 0\ncall 6\nmov %r0, 7\nexit")     # trace_printk
+    compiled = aot.compile_programs(obj, None, "x86_64", abi="bpftime", verify=False)     # (a NULL format string)
+    symbols = _elf_symbols(compiled.elf())
+    assert symbols["bpf_main"] != 0 and symbols["_bpf_helper_ext_0006"] == 0
+    with pytest.raises(BpfEngineError, match="maps"):
+        aot.compile_programs(jitbpf.load(EXAMPLE), None, "x86_64", abi="bpftime")
+
+
+# ----------------------------------------------------------------------------- damage
+
+@pytest.fixture(scope="module")
+def example_elf() -> bytes:
+    return aot.compile_programs(jitbpf.load(EXAMPLE), None, "x86_64").elf()
+
+
+@pytest.fixture(scope="module")
+def example_raw() -> tuple[bytes, bytes]:
+    return aot.compile_programs(jitbpf.load(EXAMPLE), None, "arm64", "direct").raw()
+
+
+def _one_line_load_error(*args) -> str:
+    with pytest.raises(BpfLoadError) as e:
+        aot.load_compiled(*args)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_damaged_objects(example_elf):
+    for cut in (10, 64, len(example_elf) // 2, len(example_elf) - 1):
+        _one_line_load_error(example_elf[:cut])
+    wrong = bytearray(example_elf)
+    struct.pack_into("<H", wrong, 18, 40)                       # EM_ARM
+    assert "neither x86_64 nor aarch64" in _one_line_load_error(bytes(wrong))
+    struct.pack_into("<H", wrong, 18, 183)                      # says aarch64, holds x86_64 code
+    assert "wrong architecture: the ELF header says arm64, the manifest says x86_64" in _one_line_load_error(bytes(wrong))
+    # the first relocation gets a type the linker does not know
+    from jitbpf.backends.link.elfobj import ElfObject
+    rela = ElfObject(example_elf).by_name[".rela.text"]
+    bad = bytearray(example_elf)
+    struct.pack_into("<I", bad, rela.offset + 8, 0x7777)
+    assert "relocation type" in _one_line_load_error(bytes(bad))
+    manifest = ElfObject(example_elf).by_name[".jitbpf"]
+    bad = bytearray(example_elf)
+    bad[manifest.offset:manifest.offset + 2] = b"{{"
+    assert "bad manifest" in _one_line_load_error(bytes(bad))
+    assert "a BPF object" in _one_line_load_error((FIXTURES / "xdp_parse.bpf.o").read_bytes())
+
+
+def test_damaged_blobs(example_raw):
+    blob, manifest = example_raw
+    assert "truncated" in _one_line_load_error(blob[:-100], manifest)
+    assert "bad manifest" in _one_line_load_error(blob, manifest[:-5])
+    m = json.loads(manifest)
+    for change, words in ((lambda m: m.pop("relocations"), "bad manifest"),
+                          (lambda m: m.update(arch="mips"), "unknown architecture"),
+                          (lambda m: m["relocations"][0].__setitem__(1, "bogus"), "unknown kind"),
+                          (lambda m: m["relocations"][0].__setitem__(0, 1 << 40), "outside"),
+                          (lambda m: m["programs"][0].__setitem__("core", "nothing"), "no entry"),
+                          (lambda m: m.update(format="other"), "not a jitbpf-aot-1")):
+        damaged = json.loads(manifest)
+        change(damaged)
+        assert words in _one_line_load_error(blob, json.dumps(damaged).encode())
+    assert m["programs"][0]["name"] == "xdp_stats"
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def test_cli_compile_and_run(tmp_path):
+    out = tmp_path / "prog.o"
+    r = cli("compile", str(EXAMPLE), "--arch", "arm64", "--backend", "direct", "-o", str(out),
+            "--header", str(tmp_path / "prog.h"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["bytes"] == out.stat().st_size and summary["programs"] == ["xdp_stats"]
+    r = cli("run", str(out), "--pcap", str(PCAP), "--check", "--source", str(EXAMPLE))
+    assert r.returncode == 0 and "10 packets [checked against interp]" in r.stdout, r.stderr
+    r = cli("compile", str(EXAMPLE), "--format", "raw", "-o", str(tmp_path / "prog.bin"))
+    assert r.returncode == 0 and (tmp_path / "prog.bin.json").exists()
+    r = cli("run", str(tmp_path / "prog.bin"), "--packet", PACKET.hex(), "--json", "--dump-maps")
+    result = json.loads(r.stdout)
+    assert result["r0"] == 2 and result["maps"]["stats"] == [["06000000", struct.pack("<QQ", 1, len(PACKET)).hex()]]
+    r = cli("run", str(out), "--packet", "zz")
+    assert r.returncode == 2 and r.stderr == "error: --packet: 'zz' is not hex bytes\n"
+    (tmp_path / "bad.o").write_bytes(out.read_bytes()[:300])
+    r = cli("run", str(tmp_path / "bad.o"))
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- the C host
+
+def _host_run(tmp_path, arch: str, cc: str, runner: list[str]) -> str:
+    build = tmp_path / arch
+    build.mkdir()
+    compiled = aot.compile_programs(jitbpf.load(EXAMPLE), None, arch)
+    (build / "xdp_stats.o").write_bytes(compiled.elf())
+    (build / "xdp_stats.h").write_text(compiled.header())
+    subprocess.run([cc, "-O2", "-no-pie", f"-I{build}", "-o", str(build / "host"),
+                    str(ROOT / "examples" / "c_host" / "host.c"), str(build / "xdp_stats.o")],
+                   check=True, capture_output=True, timeout=120)
+    return subprocess.run([*runner, str(build / "host"), str(PCAP)], check=True, capture_output=True, text=True,
+                          timeout=120).stdout
+
+
+def _expected_host_output() -> str:
+    from jitbpf.pcap import read_pcap
+    obj = jitbpf.load(EXAMPLE)
+    fn = obj.program().compile("interp")
+    lines = []
+    for i, pkt in enumerate(read_pcap(PCAP)):
+        r = fn.run(packet=pkt)
+        lines += [f"trace: {t}" for t in r.trace] + [f"packet {i}: r0 = {r.r0}"]
+    for key, value in sorted(obj.maps["stats"].items()):
+        packets, nbytes = struct.unpack("<QQ", value)
+        lines.append(f"stats[0x{int.from_bytes(key, 'little'):x}] = {{packets {packets}, bytes {nbytes}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _sorted_maps(text: str) -> list[str]:
+    lines = text.splitlines()
+    runs = [line for line in lines if not line.startswith("stats[")]
+    return runs + sorted(line for line in lines if line.startswith("stats["))
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_c_host_x86_64(tmp_path):
+    if jitbpf.targets.HOST_ARCH != "x86_64":
+        pytest.skip("an x86_64 host")
+    assert _sorted_maps(_host_run(tmp_path, "x86_64", "gcc", [])) == _sorted_maps(_expected_host_output())
+
+
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None,
+                    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64")
+def test_c_host_arm64_under_qemu(tmp_path):
+    out = _host_run(tmp_path, "arm64", "aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"])
+    assert _sorted_maps(out) == _sorted_maps(_expected_host_output())
+
+
+def test_disasm_native_interleaves_bpf_c_and_native():
+    r = cli("disasm", str(EXAMPLE), "--native", "--arch", "arm64", "--backend", "direct")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    c_line = next(i for i, line in enumerate(lines) if line.startswith("    // xdp_stats.bpf.c:24: void *data"))
+    bpf = next(i for i, line in enumerate(lines) if i > c_line and line.startswith("    ; "))
+    assert any(line.startswith("  ") and "ldr" in line for line in lines[bpf:bpf + 20])
+
+
+def test_cli_quality(tmp_path):
+    for command in ("run", "info", "compile", "disasm", "verify", "conformance", "asm", "plugin", "filter", "fuzz",
+                    "bench", "cbpf"):
+        r = cli(command, "--help")
+        assert r.returncode == 0 and "examples:" in r.stdout, command
+    info = json.loads(cli("info", str(EXAMPLE), "--json").stdout)
+    assert info["programs"][0]["name"] == "xdp_stats" and info["maps"][0]["name"] == "stats"
+    r = cli("run", str(EXAMPLE), "--program", "xdp_stats", "--packet", PACKET.hex(), "--json", "--check")
+    assert json.loads(r.stdout)["r0"] == 2
+    r = cli("run", str(FIXTURES / "nope.o"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    r = cli("--debug", "run", str(FIXTURES / "nope.o"))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+    r = cli("run", str(ROOT / "jitbpf" / "examples" / "fib.asm"), "-X", "budget=3", "--mem-hex", "00" * 20)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1          # the run failed: budget
+
+
+def test_conformance_plugin_console_script():
+    script = shutil.which("jitbpf-conformance-plugin", path=str(Path(__import__("sys").executable).parent))
+    assert script is not None
+    program = "b4 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00"              # mov32 r0, 42; exit
+    r = subprocess.run([script, "00 11", "--engine", "direct"], input=program, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout == "2a\n"
+
+
+def test_all_programs_in_one_object():
+    path = FIXTURES / "multi_prog.bpf.o"
+    compiled = aot.compile_programs(jitbpf.load(path), None, "arm64", "llvm")
+    names = [p["name"] for p in compiled.manifest["programs"]]
+    assert len(names) == len(jitbpf.load(path).programs) > 1
+    symbols = _elf_symbols(compiled.elf())
+    assert all(symbols[n] != 0 for n in names)
+    loaded = aot.load_compiled(compiled.elf())
+    for name, p in zip(names, compiled.manifest["programs"]):
+        kw = dict(_inputs(p["context"]), **({"ctx": bytes(256)} if "ctx" in _inputs(p["context"]) else {}))
+        expected = _outcome(lambda: jitbpf.load(path).program(name).compile("interp").run(**kw))
+        assert _outcome(lambda: loaded.run(name, **kw)) == expected
+        assert expected[0] == "ok"

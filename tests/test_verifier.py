@@ -339,3 +339,16 @@ def test_accepted_programs_run_without_faults():
             else:
                 fn.run(ctx=data.ljust(200, b"\0"))
     assert accepted > 100
+
+
+def test_state_comparisons_are_bounded():
+    """A mutated raw program (fuzz seed 2027 case 3084) whose widening loop heads gather
+    checkpoints faster than they prune: once the verifier hung on it (comparisons grow
+    quadratically, processed instructions barely move); now it is refused."""
+    import json
+    from jitbpf.fuzz.generate import Case
+    from jitbpf.fuzz.oracle import instantiate
+    case = Case.from_json(json.loads((ROOT / "tests/verifier/cases/compare-budget-2027-3084.json").read_text()))
+    _, prog = instantiate(case)
+    with pytest.raises(jitbpf.BpfVerifierError, match="too complex: 200000 state comparisons"):
+        verifier.verify(prog, strict=False)

@@ -37,6 +37,10 @@ from .state import (CTX, EMPTY_SLOT, FUNC, INVALID, MAP_KEY, MAP_PTR, MAP_VALUE,
                     next_seq, reg_loc, regs_exact, regsafe, state_text)
 
 BUDGET = 1_000_000                    # BPF_COMPLEXITY_LIMIT_INSNS
+#: State comparisons per verification: pruning against many checkpoints of one slot is
+#: quadratic, so this bounds the time a program can make the verifier spend (the kernel
+#: bounds it by evicting states that keep missing; a limit is simpler and as safe).
+COMPARE_BUDGET = 200_000             # (the shipped programs need at most ~4,400)
 WIDEN_AFTER = 2                       # raw programs: visits of a loop head before widening
 MAX_PENDING = 8192                    # BPF_COMPLEXITY_LIMIT_JMP_SEQ
 LOOP_JMPS, LOOP_INSNS = 0, 0           # inside a loop, checkpoint at most this often (Linux: 20, 100)
@@ -96,6 +100,7 @@ class Verifier:
         self.force = self.cfg.force_checkpoints
         self.visited: dict[int, _Visited] = {}
         self.processed = 0
+        self.compared = 0
         self.pc = 0                           # the instruction being checked
         self.jmps = 0
         self.prev_jmps = 0
@@ -370,6 +375,10 @@ class Verifier:
                     yield loc, s
 
     def states_equal(self, old: Checkpoint, cur: State, mode: int) -> bool:
+        self.compared += 1
+        if self.compared > COMPARE_BUDGET:
+            self.fail(f"BPF program is too complex: {COMPARE_BUDGET} state comparisons "
+                      f"after {self.processed} insns", getattr(cur, "pc", None))
         if len(old.frames) != len(cur.frames):
             return False
         if (old.lock is None) != (cur.lock is None):

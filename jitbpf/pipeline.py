@@ -282,6 +282,15 @@ def verify(c: Compilation):
 VERIFY_HINT = " (verify=False, or --no-verify, runs it anyway, bounds-checked)"
 
 
+def adopt_verdict(program, twin) -> None:
+    """Let ``program`` reuse the verdict ``twin`` has (if any): the caller vouches that
+    the two are copies (same instructions, program type and maps of the same shapes and
+    contents), as the fuzzer's fresh per-engine instances of one case are."""
+    cached = twin.__dict__.get("_verdict")
+    if cached is not None and cached[0] == isa.encode(program.insns):
+        program.__dict__["_verdict"] = cached
+
+
 def prepare_compilation(c: Compilation):
     verdict = verify(c)
     pass_options = c.backend.passes(c.spec, c.options)

@@ -21,7 +21,7 @@ from jitbpf.fuzz import generate as gen
 from jitbpf.fuzz.minimize import minimize, units, without
 from jitbpf.fuzz.oracle import Config, instantiate, parse_config, parse_configs, run_case, run_config
 from jitbpf.fuzz.robust import run_subprocess
-from tests.conftest import FIXTURES, ROOT, cli
+from conftest import FIXTURES, ROOT, cli
 
 KERNEL = "kernel" in available_engines()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason="bpf(2) is not available here")

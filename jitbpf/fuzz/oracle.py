@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import BpfError, BpfVerifierError
+from ..pipeline import adopt_verdict
 from ..program import Object
 from ..runtime import Runtime
 from ..runtime import maps as bpfmaps
@@ -156,9 +157,11 @@ def error_kind(message: str) -> str:
 
 
 def run_config(case: Case, config: Config, budget: int | None = None,
-               variant: Callable[[Runtime], None] | None = None, verify: bool | None = None) -> Outcome:
+               variant: Callable[[Runtime], None] | None = None, verify: bool | None = None,
+               twins: list | None = None) -> Outcome:
     """One run of ``case`` on ``config`` with its own runtime; ``budget`` and ``verify``
-    apply where the config does not set them."""
+    apply where the config does not set them. ``twins`` collects the case's programs so
+    far, so our verifier judges each case once, not once per engine."""
     options = dict(config.options)
     if budget is not None and config.backend in ("interp", "llvm", "direct") and "budget" not in options:
         options["budget"] = budget
@@ -166,6 +169,10 @@ def run_config(case: Case, config: Config, budget: int | None = None,
         options["verify"] = verify
     try:
         obj, prog = instantiate(case, variant)
+        if twins is not None:
+            if twins:
+                adopt_verdict(prog, twins[0])
+            twins.append(prog)
         result = prog.compile(config.engine, **options).run(case.mem)
         maps = [m.contents() for m in obj.map_list]
     except BpfVerifierError as e:
@@ -242,6 +249,7 @@ def run_case(case: Case, configs: list[Config], reference: Config | None = None)
     verify = False if untrusted else None   # raw programs attack the run time's own checks
     ref = run_config(case, reference, budget)
     verdict = Verdict([ref])
+    twins: list = []
     if ref.error is not None and ref.error[0] == "BpfValidationError":
         return verdict                          # the same validator runs for every engine
     if untrusted:
@@ -255,7 +263,7 @@ def run_case(case: Case, configs: list[Config], reference: Config | None = None)
             continue                            # made to differ from Linux (seeded prandom, ...)
         if untrusted and config.native and dict(config.options).get("bounds_check", True) in (False, 0):
             continue                            # asked for unchecked code: only rule-abiding programs run
-        out = run_config(case, config, budget, verify=verify)
+        out = run_config(case, config, budget, verify=verify, twins=twins)
         verdict.outcomes.append(out)
         if out.rejected:
             verdict.rejections.append(out)

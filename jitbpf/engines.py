@@ -11,7 +11,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import BpfError, BpfMismatchError
+from . import isa
+from .errors import BpfEngineError, BpfError, BpfMismatchError
 from .runtime import context
 from .targets import ENGINE_NAMES, EngineSpec, parse_engine  # noqa: F401  (the engine names' home)
 
@@ -19,6 +20,11 @@ from .targets import ENGINE_NAMES, EngineSpec, parse_engine  # noqa: F401  (the 
 #: Inputs whose contexts are mapped at once for one native batch call (bounds-checked code
 #: tests every mapped region, and the run state's region table has room for ~160).
 BATCH_CHUNK = 32
+
+
+def _calls_out(program) -> bool:
+    """Whether ``program`` calls a helper or kfunc (bpf-to-bpf calls stay inside)."""
+    return any(i.opcode == isa.OP_CALL and i.src != isa.CALL_LOCAL for i in program.insns)
 
 
 def available_engines() -> list[str]:
@@ -151,6 +157,35 @@ class CompiledProgram:
             finally:
                 run.engine, run.tail_calls = outer
         return out
+
+    def run_records(self, data: bytes, *, header: int = 16, length_at: int = 8) -> list[int]:
+        """The r0 of one run per record of ``data`` (see runtime.memory.RecordBuffer; a
+        little-endian pcap file's body by default), each with r1 = the record and r2 = its
+        length: what a raw-memory program such as a translated classic filter takes.
+
+        Native code walks the records in one native call when the program calls no
+        helpers (nothing outside the program can see the records then); otherwise each
+        record is one ``run_many`` input. Equal results either way."""
+        from .runtime.memory import RecordBuffer
+        if context.context_kind(self.program.prog_type) != "raw":
+            raise BpfEngineError(f"run_records takes raw-memory programs, not {self.program.prog_type} programs")
+        buffer = RecordBuffer(data, header, length_at)
+        native = getattr(self.executable, "run_records", None)
+        if native is not None and self.prepared is not None and not _calls_out(self.prepared):
+            rt = self.program.runtime
+            run = rt.run
+            outer = run.engine, run.tail_calls
+            run.engine, run.tail_calls = self.engine_name, 0
+            try:
+                results = native(buffer)
+            except BpfError as e:
+                self._name_source(e)
+                raise
+            finally:
+                run.engine, run.tail_calls = outer
+            if results is not None:
+                return results
+        return self.run_many(buffer.records())
 
     def _run(self, inv: context.Invocation) -> Result:
         rt = self.program.runtime

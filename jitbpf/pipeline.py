@@ -335,10 +335,12 @@ def compile_program(program, engine: str = "interp", **options: Any):
     return CompiledProgram(program, c.spec.name, executable, prepared, c.options, options)
 
 
-def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Options):
+def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Options, verified: bool = True):
+    """Load a linked image; ``verified``: the verify stage accepted it (where the
+    options asked for it), as a saved image's loader cannot know."""
     from .backends.exec import RunOptions, load_image
     extra = {"max_instructions": options.max_instructions} if spec.executor == "unicorn" else {}
-    run = RunOptions(options.budget, options.bounds_check, options.timeout)
+    run = RunOptions(options.budget, options.bounds_check, options.timeout, verified and options.verify)
     return load_image(linked, runtime, functions, spec.executor, run, **extra)
 
 
@@ -373,7 +375,7 @@ def load_saved(data: bytes, program, engine: str | None = None, **options: Any):
     if missing:
         raise BpfEngineError(f"the saved image needs maps this object lacks: {', '.join(sorted(missing))}")
     resolved = resolve_options(spec, run)
-    executable = _load(linked, program.runtime, functions, spec, resolved)
+    executable = _load(linked, program.runtime, functions, spec, resolved, verified=False)
     return CompiledProgram(program, spec.name, executable, None, resolved, run, origin=origin)
 
 

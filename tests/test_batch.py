@@ -126,6 +126,83 @@ def test_classic_filters_run_in_batch(engine):
     assert 0 < got.count(0) < len(got)
 
 
+# run_records: records back to back (a 16-byte header whose u32 at byte 8 is the length
+# of what follows, as in a pcap file's body), r1 = the record, r2 = its whole length.
+
+def _records(payloads: list[bytes]) -> bytes:
+    return b"".join(struct.pack("=IIII", i, 0, len(p), len(p)) + p for i, p in enumerate(payloads))
+
+
+# r0 = record length * 1000 + the first payload byte (0 when there is none); the program
+# then writes 0xee over that byte, which no later run and not the caller may see.
+FIRST_BYTE = """
+mov r0, r2
+mul r0, 1000
+jlt r2, 17, out
+ldxb r3, [r1+16]
+add r0, r3
+mov r3, 0xee
+stxb [r1+16], r3
+out:
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("verify", [True, False])
+def test_run_records_runs_each_record_on_its_own(engine, verify):
+    payloads = [bytes([i]) * (i % 7) for i in range(200)]
+    data = _records(payloads)
+    fn = jitbpf.assemble(FIRST_BYTE).program().compile(engine, verify=verify)
+    want = [(16 + len(p)) * 1000 + (p[0] if p else 0) for p in payloads]
+    assert fn.run_records(data) == want
+    assert fn.run_records(data) == want                  # the writes went to a private copy
+    assert data == _records(payloads)
+    assert fn.run_records(b"") == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_records_bounds_each_access_by_its_record(engine):
+    """A read one byte past the record is out of bounds even with more records after it."""
+    fn = jitbpf.assemble("ldxb r0, [r1+17]\nexit").program().compile(engine, verify=False)
+    assert fn.run_records(_records([b"ab", b"cd"])) == [ord("b"), ord("d")]
+    with pytest.raises(jitbpf.BpfRuntimeError, match="out-of-bounds") as e:
+        fn.run_records(_records([b"ab", b"c", b"de"]))
+    assert e.value.pc == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_records_refuses_a_record_that_overruns_the_buffer(engine):
+    fn = jitbpf.assemble("mov r0, r2\nexit").program().compile(engine)
+    good = _records([b"x" * 5])
+    for bad, at in ((good + good[:10], 21), (good[:-1], 0), (good + struct.pack("=IIII", 0, 0, 1 << 31, 0), 21)):
+        with pytest.raises(jitbpf.BpfRuntimeError, match=f"record at byte {at} of {len(bad)} overruns"):
+            fn.run_records(bad)
+    assert fn.run_records(good * 3) == [21] * 3
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_records_with_helpers_and_budgets(engine):
+    """A program that calls helpers runs record by record (run_many); a budget applies
+    to each run; a run's error stops the walk."""
+    rt = Runtime()
+    seen = []
+    rt.helpers.register(1000, "seen", lambda rt, a, *_: seen.append(a) or a * 2)
+    fn = jitbpf.assemble("mov r1, r2\ncall 1000\nexit", runtime=rt).program().compile(engine)
+    assert fn.run_records(_records([b"", b"abc"])) == [32, 38] and seen == [16, 19]
+    loop = "mov r0, 0\nl:\nadd r0, 1\njlt r0, r2, l\nexit"
+    fn = jitbpf.assemble(loop).program().compile(engine, budget=100, verify=False)
+    assert fn.run_records(_records([b"", b"x" * 40])) == [16, 56]
+    with pytest.raises(jitbpf.BpfRuntimeError, match="budget"):
+        fn.run_records(_records([b"", b"x" * 200, b""]))
+
+
+def test_run_records_takes_raw_programs_only():
+    obj = jitbpf.load(str(ROOT / "jitbpf" / "examples" / "xdp_stats.bpf.o"))
+    with pytest.raises(jitbpf.BpfEngineError, match="raw-memory programs, not xdp"):
+        obj.program("xdp_stats").compile("interp").run_records(_records([b""]))
+
+
 # Threads: one compiled program, four threads, shared maps. Each run adds 1 with an
 # atomic add to an array element (looked up inline) and to a hash element (the native
 # runtime or the helper), and a non-atomic counter in the run's own memory. (Not interp:

@@ -22,6 +22,7 @@ class RunOptions:
     budget: int | None = None
     bounds_check: bool = False
     timeout: float | None = None          # seconds per run
+    verified: bool = False                # the verifier accepted the program
 
 
 class LoadedCode:
@@ -86,6 +87,15 @@ class LoadedCode:
                 out.append(r0)
             return out
         return self._outermost(lambda s: batch(args_list, repeat, s))
+
+    def run_records(self, buffer, chunk: int = 1 << 16) -> list[int] | None:
+        """The r0 of one run per record of ``buffer`` (a jitbpf.runtime.RecordBuffer)
+        from a native records loop, or None where this code has none (the caller then
+        runs the records one by one)."""
+        records = getattr(self, "_records", None)
+        if records is None or self.run_state().active:
+            return None
+        return self._outermost(lambda s: records(buffer, chunk, s))
 
     def _outermost(self, body):
         """``body(state)`` with this thread's run state begun, the stack mapped, helpers

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-from jitbpf.errors import BpfEngineError
+from jitbpf.errors import BpfEngineError, BpfRuntimeError
 from jitbpf.runtime import Runtime
 from jitbpf.runtime import native as native_runtime
 from jitbpf.targets import HOST_ARCH
@@ -169,6 +169,7 @@ class NativeCode(LoadedCode):
         b[batch.B_COUNT], b[batch.B_REPEAT], b[batch.B_OUT] = n, repeat, ctypes.addressof(out)
         b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
         b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
+        b[batch.B_CLEAR] = self._clear_bytes()
         address = b.address
         while True:
             self._call(loop.address, (address,), state)
@@ -186,6 +187,39 @@ class NativeCode(LoadedCode):
             if i >= n:
                 return list(out)
             b[batch.B_I], b[batch.B_K] = i, k
+
+    def _clear_bytes(self) -> int:
+        """Stack bytes zeroed before each batch run: none for verified code (it reads only
+        stack it wrote), all of it otherwise (uninitialised stack reads as zero)."""
+        return 0 if self.options.verified else STACK_BYTES
+
+    def _records(self, buffer, chunk: int, state: RunState) -> list[int]:
+        """One run per record of ``buffer`` (a RecordBuffer) from the native records loop
+        (backends.exec.batch); a budget or stop request ends it with the run's error."""
+        loop, out = batch.batch_loop(), (ctypes.c_uint64 * chunk)()
+        b = batch.Fields()
+        b[batch.B_ENTRY], b[batch.B_RS], b[batch.B_ARGS] = self.entry_address, state.address, buffer.address
+        b[batch.B_COUNT], b[batch.B_OUT], b[batch.B_SIZE] = chunk, ctypes.addressof(out), buffer.size
+        b[batch.B_HEADER], b[batch.B_LENGTH_AT] = buffer.header, buffer.length_at
+        b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
+        b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
+        b[batch.B_CLEAR] = self._clear_bytes()
+        state.fill_table(self.rt.memory.regions, first=(0, 0, True))    # entry 0: the record (the loop sets it)
+        results: list[int] = []
+        while True:
+            self._call(loop.records_address, (b.address,), state)
+            status, done = b[batch.B_STATUS], b[batch.B_I]
+            results.extend(out[:done])
+            if status == batch.STATUS_UNWOUND:
+                spent = state.spent()
+                self.rt.finish_unwind(0)
+                raise spent if spent is not None else BpfRuntimeError(
+                    "a program run over records left early (only helper-free code runs here)")
+            if status == batch.STATUS_OVERRUN:
+                raise buffer.overrun(b[batch.B_OFFSET])
+            if b[batch.B_OFFSET] >= buffer.size:
+                return results
+            b[batch.B_I] = 0
 
     def code_bytes(self) -> bytes:
         return ctypes.string_at(self.base, len(self.image))

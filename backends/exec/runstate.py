@@ -57,12 +57,16 @@ class RunState:
         if saved is not None:
             self.view[:_HEADER] = saved
 
-    def fill_table(self, regions: list[Region]) -> None:
-        """The regions a bounds check tests (the stack is tested on its own: its floor moves)."""
-        regions = [r for r in regions if not isinstance(r, StackRegion)][:abi.TABLE_ENTRIES]
-        struct.pack_into("<Q", self.view, abi.RUN_COUNT, len(regions))
-        for i, r in enumerate(regions):
-            struct.pack_into("<QQQ", self.view, abi.RUN_TABLE + abi.TABLE_ENTRY * i, r.address, r.end, int(r.writable))
+    def fill_table(self, regions: list[Region], first: tuple[int, int, bool] | None = None) -> None:
+        """The regions a bounds check tests (the stack is tested on its own: its floor
+        moves); ``first``: an entry (start, end, writable) before them, which native code
+        may rewrite between runs (the records loop's current record)."""
+        entries = [] if first is None else [first]
+        entries += [(r.address, r.end, r.writable) for r in regions if not isinstance(r, StackRegion)]
+        entries = entries[:abi.TABLE_ENTRIES]
+        struct.pack_into("<Q", self.view, abi.RUN_COUNT, len(entries))
+        for i, (start, end, writable) in enumerate(entries):
+            struct.pack_into("<QQQ", self.view, abi.RUN_TABLE + abi.TABLE_ENTRY * i, start, end, int(writable))
 
     def stop(self, reason: int) -> None:
         """Cut the run short at its next budget tick (from another thread: Ctrl-C, timeout)."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
 from ..engines import CompiledProgram
 
 
-def run_filter(compiled: CompiledProgram, records: Sequence[bytes]) -> list[int]:
-    """The filter's return value for every filter record (see jitbpf.cbpf.translate).
-
-    Native engines run the records in batches (``CompiledProgram.run_many``: one
-    native call per chunk of records).
-    """
-    return compiled.run_many(records)
+def run_filter(compiled: CompiledProgram, records: Union[Sequence[bytes], bytes]) -> list[int]:
+    """The filter's return value for every filter record (see jitbpf.cbpf.translate):
+    a list of records, or records back to back in one buffer (a little-endian pcap
+    file's body is one). Native engines walk the records in native code
+    (``CompiledProgram.run_records``)."""
+    data = records if isinstance(records, (bytes, bytearray, memoryview)) else b"".join(records)
+    return compiled.run_records(bytes(data))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -236,3 +237,33 @@ class AddressSpace:
         off = address - r.address
         chunk = bytes(r.view[off:off + min(limit, r.size - off)])
         return chunk.split(b"\0", 1)[0]
+
+
+class RecordBuffer:
+    """A run of length-prefixed records in our own host memory (a private copy, so a
+    program that writes to its record never changes the caller's bytes): each record is
+    a ``header``-byte header whose host-order u32 at ``length_at`` is the number of bytes
+    after it, as in the body of a pcap file (``header=16, length_at=8``)."""
+
+    def __init__(self, data: bytes, header: int = 16, length_at: int = 8):
+        if not 0 <= length_at <= header - 4:
+            raise ValueError(f"a u32 length at byte {length_at} does not fit a {header}-byte header")
+        self.header, self.length_at, self.size = header, length_at, len(data)
+        self.buffer = HostBuffer(max(len(data), 1), data, guard=True)
+        self.address = self.buffer.address
+
+    def records(self) -> list[bytes]:
+        """Each record as bytes, header included (the reference walk of the records loop)."""
+        out, offset, view = [], 0, self.buffer.view
+        while offset < self.size:
+            end = offset + self.header
+            if end <= self.size:
+                end += int.from_bytes(view[offset + self.length_at:offset + self.length_at + 4], sys.byteorder)
+            if end > self.size:
+                raise self.overrun(offset)
+            out.append(bytes(view[offset:end]))
+            offset = end
+        return out
+
+    def overrun(self, offset: int) -> BpfRuntimeError:
+        return BpfRuntimeError(f"the record at byte {offset} of {self.size} overruns the buffer")

@@ -90,6 +90,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("verify", _flag, None, BYTECODE,
            "run the static verifier first (default: on for generated code; its proofs spare bounds checks)"),
     Option("timeout", _seconds, None, BYTECODE, "seconds a run may take (None: no limit)"),
+    Option("stack_fill", _integer(0, 255), 0, COMPILED,
+           "byte the BPF stack holds when a run of verified code starts (a fuzzing oracle: such code "
+           "never reads stack it did not write, so the byte must not matter)"),
     Option("inline_maps", _flag, True, BYTECODE,
            "inline array-map lookups in code without bounds checks (the kernel's map_gen_lookup)"),
     Option("opt", _integer(0, 3), 2, frozenset({"llvm"}), "LLVM optimisation level"),
@@ -113,6 +116,7 @@ class Options:
     bounds_check: bool = False
     verify: bool = False
     timeout: float | None = None
+    stack_fill: int = 0
     inline_maps: bool = True
     opt: int = 2
     cpu: str | None = None
@@ -340,7 +344,9 @@ def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Opti
     options asked for it), as a saved image's loader cannot know."""
     from .backends.exec import RunOptions, load_image
     extra = {"max_instructions": options.max_instructions} if spec.executor == "unicorn" else {}
-    run = RunOptions(options.budget, options.bounds_check, options.timeout, verified and options.verify)
+    verified = verified and options.verify
+    run = RunOptions(options.budget, options.bounds_check, options.timeout, verified,
+                     options.stack_fill if verified else 0)
     return load_image(linked, runtime, functions, spec.executor, run, **extra)
 
 

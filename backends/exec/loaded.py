@@ -23,6 +23,7 @@ class RunOptions:
     bounds_check: bool = False
     timeout: float | None = None          # seconds per run
     verified: bool = False                # the verifier accepted the program
+    stack_fill: int = 0                   # the BPF stack's bytes when a run starts
 
 
 class LoadedCode:
@@ -53,7 +54,7 @@ class LoadedCode:
         return state
 
     def _new_run_state(self) -> RunState:
-        return RunState(self.options.budget, self.options.bounds_check)
+        return RunState(self.options.budget, self.options.bounds_check, self.options.stack_fill)
 
     def _enter(self, address: int, args: tuple[int, ...], state: RunState) -> int:
         raise NotImplementedError

@@ -27,8 +27,8 @@ _HEADER = abi.RUN_COUNT                      # the fields saved around a nested 
 
 
 class RunState:
-    def __init__(self, budget: int | None, bounds_check: bool):
-        self.budget, self.bounds_check = budget, bounds_check
+    def __init__(self, budget: int | None, bounds_check: bool, stack_fill: int = 0):
+        self.budget, self.bounds_check, self.stack_fill = budget, bounds_check, stack_fill
         self.page = HostBuffer(abi.RUN_SIZE)
         self.stack = HostBuffer(STACK_BYTES, guard=True)
         self.view = self.page.view
@@ -46,7 +46,7 @@ class RunState:
             top = self.stack.address + STACK_BYTES
             struct.pack_into("<QQqQQQQ", self.view, 0, 0, 0, abi.UNLIMITED if self.budget is None else self.budget,
                              top, top, abi.STOP_NONE, 0)
-            ctypes.memset(self.stack.address, 0, STACK_BYTES)
+            ctypes.memset(self.stack.address, self.stack_fill, STACK_BYTES)
         self.active += 1
         if self.bounds_check:
             self.fill_table(rt.memory.regions)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 DEFAULT_ENGINES = "interp,llvm,direct"
 DEFAULT_EXTRA = ("llvm-arm64,direct-arm64,llvm-x86_64@unicorn,direct-x86_64@unicorn,"
-                 "llvm:opt=0,llvm:opt=3,direct:blind,direct:bounds_check")
+                 "llvm:opt=0,llvm:opt=3,direct:blind,direct:bounds_check,llvm:stack_fill=171,direct:stack_fill=90")
 HANG_SECONDS = 120
 
 
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     """Register ``jitbpf fuzz`` (called once from jitbpf.cli.build_parser)."""
     s = sub.add_parser("fuzz", help="differential fuzzing of every engine against interp (and the kernel)")
     s.add_argument("--engines", default=DEFAULT_ENGINES,
-                   help=f"configs checked on every case, ENGINE[:opt=N][:blind][:bounds_check] (default "
+                   help=f"configs checked on every case, ENGINE[:option[=value]]... (e.g. llvm:opt=0, direct:blind, llvm:stack_fill=171) (default "
                         f"{DEFAULT_ENGINES}); the first is the reference")
     s.add_argument("--extra", default=DEFAULT_EXTRA, help="configs checked on every --every-th case "
                                                           "('' for none)")

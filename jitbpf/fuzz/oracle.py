@@ -41,7 +41,7 @@ RAW_BUDGET = 20_000          # budget ticks (loop heads and function entries) fo
 
 @dataclass(frozen=True)
 class Config:
-    """An engine and its compile options, spelled ``ENGINE[:opt=N][:blind][:bounds_check]``."""
+    """An engine and its compile options, spelled ``ENGINE[:option[=value]]...`` (``llvm:opt=0``, ``direct:blind``)."""
 
     label: str
     engine: str

@@ -91,8 +91,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "run the static verifier first (default: on for generated code; its proofs spare bounds checks)"),
     Option("timeout", _seconds, None, BYTECODE, "seconds a run may take (None: no limit)"),
     Option("stack_fill", _integer(0, 255), 0, COMPILED,
-           "byte the BPF stack holds when a run of verified code starts (a fuzzing oracle: such code "
-           "never reads stack it did not write, so the byte must not matter)"),
+           "byte the BPF stack holds when a run starts, for code verified to read only stack it wrote "
+           "(reads_own_stack; a fuzzing oracle: the byte must not matter)"),
     Option("inline_maps", _flag, True, BYTECODE,
            "inline array-map lookups in code without bounds checks (the kernel's map_gen_lookup)"),
     Option("opt", _integer(0, 3), 2, frozenset({"llvm"}), "LLVM optimisation level"),
@@ -183,7 +183,8 @@ class Backend:
         raise BpfEngineError(f"engine '{spec.name}' generates no native code")
 
     def load(self, program, spec: EngineSpec, options: Options):
-        return _load(self.image(program, spec, options), program.runtime, program.functions, spec, options)
+        return _load(self.image(program, spec, options), program.runtime, program.functions, spec, options,
+                     stack_proven=options.verify and reads_own_stack(program))
 
 
 class InterpBackend(Backend):
@@ -339,14 +340,32 @@ def compile_program(program, engine: str = "interp", **options: Any):
     return CompiledProgram(program, c.spec.name, executable, prepared, c.options, options)
 
 
-def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Options, verified: bool = True):
-    """Load a linked image; ``verified``: the verify stage accepted it (where the
-    options asked for it), as a saved image's loader cannot know."""
+#: helper arguments the helper may leave partly unwritten (bpf_probe_read_str stops at the
+#: NUL, a failed map_pop_elem writes nothing) while the verifier counts them written, as Linux does
+_PARTIAL_WRITES = frozenset({"ptr_to_uninit_mem", "ptr_to_uninit_map_value"})
+
+
+def reads_own_stack(program) -> bool:
+    """Whether a verified ``program`` reads only stack bytes it wrote: no helper it calls
+    may leave part of a buffer unwritten, and it calls no kfunc. Such code needs no
+    cleared stack before a run (and ``stack_fill`` is how the fuzzer checks it)."""
+    for insn in program.insns:
+        if insn.opcode == isa.OP_CALL and insn.src != isa.CALL_LOCAL:
+            if insn.src != 0:
+                return False
+            helper = program.runtime.helpers.by_id.get(insn.imm)
+            if helper is None or _PARTIAL_WRITES.intersection(helper.args or ()):
+                return False
+    return True
+
+
+def _load(linked, runtime, functions: list[int], spec: EngineSpec, options: Options, stack_proven: bool = False):
+    """Load a linked image; ``stack_proven``: the program is verified to read only stack
+    it wrote (``reads_own_stack``), which a saved image's loader cannot know."""
     from .backends.exec import RunOptions, load_image
     extra = {"max_instructions": options.max_instructions} if spec.executor == "unicorn" else {}
-    verified = verified and options.verify
-    run = RunOptions(options.budget, options.bounds_check, options.timeout, verified,
-                     options.stack_fill if verified else 0)
+    run = RunOptions(options.budget, options.bounds_check, options.timeout, stack_proven,
+                     options.stack_fill if stack_proven else 0)
     return load_image(linked, runtime, functions, spec.executor, run, **extra)
 
 
@@ -381,7 +400,7 @@ def load_saved(data: bytes, program, engine: str | None = None, **options: Any):
     if missing:
         raise BpfEngineError(f"the saved image needs maps this object lacks: {', '.join(sorted(missing))}")
     resolved = resolve_options(spec, run)
-    executable = _load(linked, program.runtime, functions, spec, resolved, verified=False)
+    executable = _load(linked, program.runtime, functions, spec, resolved)
     return CompiledProgram(program, spec.name, executable, None, resolved, run, origin=origin)
 
 

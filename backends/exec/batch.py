@@ -6,8 +6,8 @@ input ``i`` in ``[b->i, b->count)`` ``b->repeat`` times (the first input from re
 ``b->k``), with the input's r1..r5 (``b->args[5 * i ..]``) and the run state ``b->rs``.
 Before each run it does what :meth:`RunState.begin` does before a single one: zero the
 unwind cell, call depth and spent slot, reset both stack pointers and the budget, and
-zero the first ``b->clear`` bytes of the BPF stack (all of it for unverified code; none
-for verified code, which never reads stack it did not write). ``b->out[i]`` receives
+zero the first ``b->clear`` bytes of the BPF stack (all of it, or none for code verified
+to read only stack it wrote: ``pipeline.reads_own_stack``). ``b->out[i]`` receives
 the r0 of the input's last run.
 
 ``jitbpf_run_records(struct batch *b)`` walks a buffer of records instead (``b->args``

@@ -22,7 +22,7 @@ class RunOptions:
     budget: int | None = None
     bounds_check: bool = False
     timeout: float | None = None          # seconds per run
-    verified: bool = False                # the verifier accepted the program
+    stack_proven: bool = False            # verified to read only stack it wrote (pipeline.reads_own_stack)
     stack_fill: int = 0                   # the BPF stack's bytes when a run starts
 
 

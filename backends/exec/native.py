@@ -189,9 +189,9 @@ class NativeCode(LoadedCode):
             b[batch.B_I], b[batch.B_K] = i, k
 
     def _clear_bytes(self) -> int:
-        """Stack bytes zeroed before each batch run: none for verified code (it reads only
-        stack it wrote), all of it otherwise (uninitialised stack reads as zero)."""
-        return 0 if self.options.verified else STACK_BYTES
+        """Stack bytes zeroed before each batch run: none for code proven to read only
+        stack it wrote, all of it otherwise (unwritten stack reads as zero)."""
+        return 0 if self.options.stack_proven else STACK_BYTES
 
     def _records(self, buffer, chunk: int, state: RunState) -> list[int]:
         """One run per record of ``buffer`` (a RecordBuffer) from the native records loop

@@ -158,10 +158,11 @@ class CompiledProgram:
                 run.engine, run.tail_calls = outer
         return out
 
-    def run_records(self, data: bytes, *, header: int = 16, length_at: int = 8) -> list[int]:
-        """The r0 of one run per record of ``data`` (see runtime.memory.RecordBuffer; a
-        little-endian pcap file's body by default), each with r1 = the record and r2 = its
-        length: what a raw-memory program such as a translated classic filter takes.
+    def run_records(self, data, *, header: int = 16, length_at: int = 8) -> list[int]:
+        """The r0 of one run per record of ``data`` (bytes, or a runtime.memory.RecordBuffer
+        to reuse one copy over several programs; a little-endian pcap file's body by
+        default), each with r1 = the record and r2 = its length: what a raw-memory program
+        such as a translated classic filter takes.
 
         Native code walks the records in one native call when the program calls no
         helpers (nothing outside the program can see the records then); otherwise each
@@ -169,7 +170,7 @@ class CompiledProgram:
         from .runtime.memory import RecordBuffer
         if context.context_kind(self.program.prog_type) != "raw":
             raise BpfEngineError(f"run_records takes raw-memory programs, not {self.program.prog_type} programs")
-        buffer = RecordBuffer(data, header, length_at)
+        buffer = data if isinstance(data, RecordBuffer) else RecordBuffer(data, header, length_at)
         native = getattr(self.executable, "run_records", None)
         if native is not None and self.prepared is not None and not _calls_out(self.prepared):
             rt = self.program.runtime

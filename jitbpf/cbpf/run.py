@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 from ..engines import CompiledProgram
+from ..runtime.memory import RecordBuffer
 
 
-def run_filter(compiled: CompiledProgram, records: Union[Sequence[bytes], bytes]) -> list[int]:
+def run_filter(compiled: CompiledProgram, records: Union[Sequence[bytes], bytes, RecordBuffer]) -> list[int]:
     """The filter's return value for every filter record (see jitbpf.cbpf.translate):
     a list of records, or records back to back in one buffer (a little-endian pcap
-    file's body is one). Native engines walk the records in native code
-    (``CompiledProgram.run_records``)."""
+    file's body is one; a RecordBuffer holds them in our memory for several filters).
+    Native engines walk the records in native code (``CompiledProgram.run_records``)."""
+    if isinstance(records, RecordBuffer):
+        return compiled.run_records(records)
     data = records if isinstance(records, (bytes, bytearray, memoryview)) else b"".join(records)
     return compiled.run_records(bytes(data))

@@ -1,6 +1,8 @@
 """The runtime's maps against the plain-Python reference model (tests/map_model.py): a
-hypothesis state machine of updates, deletes and lookups, the lookups made by a compiled
-program (so native code, the native runtime and the inline pass are what is compared)."""
+hypothesis state machine of updates, deletes and lookups. Lookups are made by a compiled
+program, updates and deletes by the program or by the Python API (drawn), so native
+code, the native runtime, the inline pass and the Python map code all meet the same
+bytes and are compared with the model."""
 
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ import jitbpf
 from jitbpf.runtime import maps as M
 
 from map_model import ArrayModel, HashModel
-from test_native_runtime import LOOKUP, MISS
+from test_native_runtime import MAP_OPS, OP_DELETE, OP_LOOKUP, OP_UPDATE, op_input
 
 KEYS = st.integers(0, 9)
 VALUES = st.integers(0, 2**63 - 1)
-FLAGS = st.sampled_from([0, 1, 2, 3])
+FLAGS = st.sampled_from([0, 1, 2, 3, 4, 1 << 32])
+BY_PROGRAM = st.booleans()
 MAX_ENTRIES = 6
 
 
@@ -25,25 +28,33 @@ def machine(kind: str, engine: str):
     class MapMachine(RuleBasedStateMachine):
         @initialize()
         def create(self):
-            obj = jitbpf.assemble(LOOKUP)
+            obj = jitbpf.assemble(MAP_OPS)
             self.map = M.create(obj.runtime, "m", kind, 4, 8, MAX_ENTRIES)
             obj.add_map(self.map)
             self.fn = obj.program().compile(engine, bounds_check=False, verify=False)
             self.model = ArrayModel(MAX_ENTRIES) if kind == "array" else HashModel(MAX_ENTRIES, kind == "lru_hash")
 
-        @rule(key=KEYS, value=VALUES, flags=FLAGS)
-        def update(self, key, value, flags):
-            got = self.map._update(key.to_bytes(4, "little"), value.to_bytes(8, "little"), flags)
+        def program(self, *args) -> int:
+            r0 = self.fn.run(op_input(*args)).r0
+            return r0 - (1 << 64) if r0 >> 63 else r0
+
+        @rule(key=KEYS, value=VALUES, flags=FLAGS, by_program=BY_PROGRAM)
+        def update(self, key, value, flags, by_program):
+            if by_program:
+                got = self.program(OP_UPDATE, key, value, flags)
+            else:
+                got = self.map._update(key.to_bytes(4, "little"), value.to_bytes(8, "little"), flags)
             assert got == self.model.update(key, value, flags)
 
-        @rule(key=KEYS)
-        def delete(self, key):
-            assert self.map._delete(key.to_bytes(4, "little")) == self.model.delete(key)
+        @rule(key=KEYS, by_program=BY_PROGRAM)
+        def delete(self, key, by_program):
+            got = self.program(OP_DELETE, key) if by_program else self.map._delete(key.to_bytes(4, "little"))
+            assert got == self.model.delete(key)
 
         @rule(key=KEYS)
         def lookup(self, key):
             want = self.model.lookup(key)
-            assert self.fn.run(key.to_bytes(4, "little")).r0 == (MISS if want is None else want)
+            assert self.program(OP_LOOKUP, key) == (-1 if want is None else want)
 
         @rule(key=st.one_of(st.none(), KEYS))
         def next_key(self, key):

@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import jitbpf
-from jitbpf.runtime import maps as M
 
 from map_model import ArrayModel, HashModel
-from test_native_runtime import MAP_OPS, OP_DELETE, OP_LOOKUP, OP_UPDATE, op_input
+from test_native_runtime import OP_DELETE, OP_LOOKUP, OP_UPDATE, map_ops_program, op_input
 
 KEYS = st.integers(0, 9)
 VALUES = st.integers(0, 2**63 - 1)
@@ -24,18 +23,16 @@ BY_PROGRAM = st.booleans()
 MAX_ENTRIES = 6
 
 
-def machine(kind: str, engine: str):
+def machine(kind: str, engine: str, options: dict):
     class MapMachine(RuleBasedStateMachine):
         @initialize()
         def create(self):
-            obj = jitbpf.assemble(MAP_OPS)
-            self.map = M.create(obj.runtime, "m", kind, 4, 8, MAX_ENTRIES)
-            obj.add_map(self.map)
-            self.fn = obj.program().compile(engine, bounds_check=False, verify=False)
+            self.map, prog = map_ops_program(kind, 4, MAX_ENTRIES)
+            self.fn = prog.compile(engine, **options)
             self.model = ArrayModel(MAX_ENTRIES) if kind == "array" else HashModel(MAX_ENTRIES, kind == "lru_hash")
 
         def program(self, *args) -> int:
-            r0 = self.fn.run(op_input(*args)).r0
+            r0 = self.fn.run(packet=op_input(*args)).r0
             return r0 - (1 << 64) if r0 >> 63 else r0
 
         @rule(key=KEYS, value=VALUES, flags=FLAGS, by_program=BY_PROGRAM)
@@ -85,9 +82,15 @@ def machine(kind: str, engine: str):
 ENGINES = [e for e in ("llvm", "direct", "interp") if e in jitbpf.available_engines()]
 
 
+#: default options (verified; every access proven, so unchecked native code and the
+#: native runtime) and code compiled unchecked without the verifier
+OPTIONS = {"default": {}, "unchecked": {"bounds_check": False, "verify": False}}
+
+
+@pytest.mark.parametrize("options", list(OPTIONS))
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kind", ["array", "hash", "lru_hash"])
-def test_maps_follow_the_reference_model(kind, engine):
-    test = machine(kind, engine).TestCase
+def test_maps_follow_the_reference_model(kind, engine, options):
+    test = machine(kind, engine, OPTIONS[options]).TestCase
     test.settings = settings(max_examples=15, stateful_step_count=25, deadline=None)
     test("runTest").runTest()

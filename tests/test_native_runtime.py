@@ -25,27 +25,40 @@ miss:
 mov %r0, -1
 exit
 """
-# One map operation on map 0, chosen by the input: the key at 0 (up to 16 bytes), u64
-# value at 16, u64 flags at 24, u64 op at 32 (0 lookup: r0 = *(u64 *)value or -1, 1 update, 2 delete:
-# r0 = the helper's result).
+# One map operation on map 0, chosen by an XDP program's packet: the key at 0 (up to 16
+# bytes), u64 value at 16, u64 flags at 24, u64 op at 32 (0 lookup: r0 = *(u64 *)value
+# or -1, 1 update, 2 delete: r0 = the helper's result). Key and value are copied to the
+# stack and the packet is bounds-tested first, so the verifier proves every access.
 MAP_OPS = """
-mov %r6, %r1
+ldxw %r6, [%r1+0]
+ldxw %r2, [%r1+4]
+mov %r3, %r6
+add %r3, 40
+mov %r0, -3
+jgt %r3, %r2, out
 ldxdw %r7, [%r6+32]
+ldxdw %r1, [%r6+0]
+stxdw [%r10-32], %r1
+ldxdw %r1, [%r6+8]
+stxdw [%r10-24], %r1
+ldxdw %r1, [%r6+16]
+stxdw [%r10-16], %r1
+ldxdw %r4, [%r6+24]
 lddw %r1, map_fd(0)
-mov %r2, %r6
+mov %r2, %r10
+add %r2, -32
 jeq %r7, 1, update
 jeq %r7, 2, delete
 call 1
-jeq %r0, 0, miss
-ldxdw %r0, [%r0]
-exit
-miss:
+mov %r1, %r0
 mov %r0, -1
+jeq %r1, 0, out
+ldxdw %r0, [%r1]
+out:
 exit
 update:
-mov %r3, %r6
-add %r3, 16
-ldxdw %r4, [%r6+24]
+mov %r3, %r10
+add %r3, -16
 call 2
 exit
 delete:
@@ -140,11 +153,19 @@ def test_array_lookups_are_inlined_where_r1_is_surely_the_map(engine):
     assert calls(compiled("array", 4, 3, engine, bounds_check=True)[1]) == 1
 
 
-def map_ops(kind: str, key_size: int, max_entries: int, engine: str, **options):
+def map_ops_program(kind: str, key_size: int, max_entries: int):
+    """(the map, the MAP_OPS XDP program over it)."""
     obj = jitbpf.assemble(MAP_OPS)
     m = M.create(obj.runtime, "m", kind, key_size, 8, max_entries)
     obj.add_map(m)
-    return m, obj.program().compile(engine, **{"bounds_check": False, "verify": False, **options})
+    prog = obj.program()
+    prog.prog_type = "xdp"
+    return m, prog
+
+
+def map_ops(kind: str, key_size: int, max_entries: int, engine: str, **options):
+    m, prog = map_ops_program(kind, key_size, max_entries)
+    return m, prog.compile(engine, **{"bounds_check": False, "verify": False, **options})
 
 
 @pytest.fixture
@@ -215,16 +236,16 @@ def test_native_array_update_and_delete(engine, python_map_calls):
     assert python_map_calls == []
     assert [int.from_bytes(v, "little") for v in m.values()] == [0, 9, 77]
     python_map_calls.clear()
-    fn.run(op_input(OP_UPDATE, 0, 1, 4))           # BPF_F_LOCK: the Python helper (it knows the BTF)
+    fn.run(packet=op_input(OP_UPDATE, 0, 1, 4))           # BPF_F_LOCK: the Python helper (it knows the BTF)
     assert python_map_calls == ["_update"]
 
 
 @pytest.mark.parametrize("engine", NATIVE)
 def test_other_map_types_update_through_python(engine):
     m, fn = map_ops("lru_hash", 4, 2, engine)
-    assert [fn.run(op_input(OP_UPDATE, k, 10 * k)).r0 for k in (1, 2, 3)] == [0, 0, 0]
+    assert [fn.run(packet=op_input(OP_UPDATE, k, 10 * k)).r0 for k in (1, 2, 3)] == [0, 0, 0]
     assert sorted(int.from_bytes(k, "little") for k in m.keys()) == [2, 3]
-    assert fn.run(op_input(OP_DELETE, 2)).r0 == 0 and len(m) == 1
+    assert fn.run(packet=op_input(OP_DELETE, 2)).r0 == 0 and len(m) == 1
 
 
 @pytest.mark.parametrize("engine", NATIVE)
@@ -266,3 +287,56 @@ def test_threads_update_and_delete_one_hash_map(engine, guarded):
     assert {int.from_bytes(k, "little") for k in m.keys()} == want
     assert len(m) == len(want) == 64
     assert all(int.from_bytes(m[k], "little") == k for k in want)
+
+
+# r0 = *(u64 *)lookup(map 0, key) or -1, the key a u32 on the stack: {key} (a constant,
+# or loaded from the input memory, an access the verifier cannot bound).
+STACK_LOOKUP = """
+{key}
+lddw %r1, map_fd(0)
+mov %r2, %r10
+add %r2, -4
+call 1
+mov %r1, %r0
+mov %r0, -1
+jeq %r1, 0, out
+ldxdw %r0, [%r1]
+out:
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", NATIVE)
+def test_verified_code_uses_the_native_runtime_by_default(engine, python_map_calls):
+    """Default options (verified, bounds checks where unproven): a program whose every
+    access the verifier proved runs unchecked, with the native runtime and inlined array
+    lookups; Python's map code is never called."""
+    for kind in ("hash", "array"):
+        m, prog = map_ops_program(kind, 4, 4)
+        fn = prog.compile(engine)
+        assert not fn.options.bounds_check and fn.executable.runtime_image is not None
+        got = [signed(r) for r in fn.run_many([op_input(OP_UPDATE, 1, 10), op_input(OP_LOOKUP, 1),
+                                               op_input(OP_UPDATE, 1, 11, 1), op_input(OP_DELETE, 1),
+                                               op_input(OP_UPDATE, 7, 1)])]
+        assert got == ([0, 10, -17, 0, 0] if kind == "hash" else [0, 10, -17, -22, -7])     # array: delete EINVAL, key 7 E2BIG
+        assert python_map_calls == []
+    obj = jitbpf.assemble(STACK_LOOKUP.format(key="stw [%r10-4], 2"))
+    arr = M.create(obj.runtime, "m", "array", 4, 8, 3)
+    obj.add_map(arr)
+    arr.update(2, 42)
+    fn = obj.program().compile(engine)
+    assert calls(fn) == 0 and fn.run().r0 == 42 and python_map_calls == ["_update"]
+
+
+@pytest.mark.parametrize("engine", NATIVE)
+def test_unproven_accesses_keep_checks_and_python_helpers(engine, python_map_calls):
+    """A raw program's input has no size the verifier knows: its load stays checked, so
+    the program keeps the region table and calls the Python helper (which checks the key)."""
+    obj = jitbpf.assemble(STACK_LOOKUP.format(key="ldxw %r2, [%r1]\nstxw [%r10-4], %r2"))
+    m = M.create(obj.runtime, "m", "hash", 4, 8, 3)
+    obj.add_map(m)
+    m.update(5, 55)
+    python_map_calls.clear()
+    fn = obj.program().compile(engine)
+    assert fn.options.bounds_check and fn.executable.runtime_image is None
+    assert fn.run((5).to_bytes(4, "little")).r0 == 55 and python_map_calls == ["_lookup"]

@@ -17,13 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .blind import blind
-from .bounds import bounds_check
+from .bounds import bounds_check, needs_checks
 from .budget import budget_ticks
 from .inline_maps import inline_array_lookups
 from .resolve import resolve_calls
 from .rewrite import rewrite
 
-__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "budget_ticks", "resolve_calls",
+__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "needs_checks", "budget_ticks",
+           "resolve_calls",
            "inline_array_lookups"]
 
 

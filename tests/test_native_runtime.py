@@ -340,3 +340,22 @@ def test_unproven_accesses_keep_checks_and_python_helpers(engine, python_map_cal
     fn = obj.program().compile(engine)
     assert fn.options.bounds_check and fn.executable.runtime_image is None
     assert fn.run((5).to_bytes(4, "little")).r0 == 55 and python_map_calls == ["_lookup"]
+
+
+@pytest.mark.parametrize("engine", NATIVE)
+def test_native_percpu_array_uses_the_runtime_cpu(engine, python_map_calls):
+    """Lookups and updates of a per-CPU array touch the copy of Runtime.cpu (what the
+    Python helper does), read back per CPU through the Python API."""
+    m, fn = map_ops("percpu_array", 4, 3, engine)
+    m.update(1, [10, 11, 12, 13])
+    python_map_calls.clear()
+    assert fn.executable.runtime_image is not None
+    m.rt.cpu = 2
+    got = [signed(r) for r in fn.run_many([op_input(OP_LOOKUP, 1), op_input(OP_UPDATE, 1, 99),
+                                           op_input(OP_LOOKUP, 1), op_input(OP_UPDATE, 1, 5, 1),
+                                           op_input(OP_UPDATE, 3, 5), op_input(OP_DELETE, 1)])]
+    m.rt.cpu = 0
+    got.append(signed(fn.run(packet=op_input(OP_LOOKUP, 1)).r0))
+    assert got == [12, 0, 99, -17, -7, -22, 10]
+    assert python_map_calls == []
+    assert [int.from_bytes(v, "little") for v in m.lookup_percpu(1)] == [10, 11, 99, 13]

@@ -10,13 +10,23 @@ helper) for the others. The registry marks which helpers have a native form
 (``Helper.native``).
 
 - ``jitbpf_rt_map_lookup_elem``: array (``data + key * stride``, NULL beyond
-  max_entries) and hash (fnv1a32 home slot, linear probing over the u32 index, key
-  compared in the element); per-CPU and LRU maps (the CPU and the LRU order are the
-  Python runtime's) and the other types fall back.
+  max_entries), percpu_array (the run's CPU's copy: ``rs->cpu``, which the executor
+  sets from ``Runtime.cpu``) and hash (fnv1a32 home slot, linear probing over the u32
+  index, key compared in the element).
+- ``jitbpf_rt_map_update_elem`` / ``jitbpf_rt_map_delete_elem``: the same types, with
+  the kernel's flags and errors (-EINVAL, -E2BIG, -EEXIST, -ENOENT); a hash insert takes
+  the free list's head (else a fresh element), rebuilds the index when deleted markers
+  crowd it, and publishes the index entry last; deletes push the element on the free
+  list. Both hold the map's lock word, as the Python map code does
+  (``maps.locked``), so native and Python writers exclude each other; lookups take no
+  lock (Linux's RCU lookups), so a lookup racing an index rebuild may miss its key.
+  BPF_F_LOCK updates fall back (Python knows the value's BTF).
 
-Native helpers read the key where the program's pointer says, unchecked: executors use
-them only for code that is verified or compiled without bounds checks, as the
-program's own loads are (see backends.exec.native).
+LRU maps (the LRU order is the Python runtime's) and the other types fall back.
+Native helpers read keys and values where the program's pointers say, unchecked:
+executors use them only for code without run-time bounds checks, which is code the
+verifier proved everywhere or code compiled unchecked (see backends.exec.native and
+pipeline.prepare_compilation).
 """
 
 from __future__ import annotations
@@ -32,8 +42,8 @@ FALLBACKS = {sym: sym.replace("jitbpf_rt_", "jitbpf_rt_py_") for sym in SYMBOLS.
 TRIPLES = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
 
 # Map header fields (see jitbpf.runtime.maps).
-H_TYPE, H_KEY_SIZE, H_VALUE_SIZE, H_MAX_ENTRIES, H_DATA, H_STRIDE, H_CAPACITY = 0, 4, 8, 12, 16, 24, 28
-ARRAY, HASH = MAP_TYPES["array"], MAP_TYPES["hash"]
+H_TYPE, H_KEY_SIZE, H_VALUE_SIZE, H_MAX_ENTRIES, H_DATA, H_STRIDE, H_CAPACITY, H_NCPUS = 0, 4, 8, 12, 16, 24, 28, 32
+ARRAY, PERCPU_ARRAY, HASH = MAP_TYPES["array"], MAP_TYPES["percpu_array"], MAP_TYPES["hash"]
 # "no-builtins": LLVM must not turn the byte loops into memcpy/memset calls (the
 # runtime links against nothing but its fallbacks).
 ATTRS = '"no-builtins" nounwind'
@@ -45,18 +55,20 @@ def _errno(e: int) -> int:
 
 def ir() -> str:
     """The native runtime's LLVM IR (target-independent; the triple is set per arch)."""
+    from ..backends.abi import RUN_CPU         # the run state's field with the run's CPU
     declares = "".join(f"declare i64 @{f}(i64, i64, i64, i64, i64, i64)\n" for f in FALLBACKS.values())
     args = "i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %rs"
 
     def slow(symbol: str) -> str:
         return (f"slow:\n  %r = tail call i64 @{FALLBACKS[symbol]}({args})\n  ret i64 %r\n")
-    return declares + _COMMON + f"""
+    return declares + _common(RUN_CPU) + f"""
 define i64 @{LOOKUP}({args}) {ATTRS} {{
 entry:
   %h = inttoptr i64 %r1 to ptr
   %kp = inttoptr i64 %r2 to ptr
   %type = call i32 @field(ptr %h, i64 {H_TYPE})
   switch i32 %type, label %slow [ i32 {ARRAY}, label %array
+                                  i32 {PERCPU_ARRAY}, label %array
                                   i32 {HASH}, label %hash ]
 {slow(LOOKUP)}
 array:
@@ -66,7 +78,7 @@ array:
   br i1 %inside, label %array.hit, label %miss
 
 array.hit:
-  %avalue = call ptr @array_value(ptr %h, i32 %idx)
+  %avalue = call ptr @array_value(ptr %h, i32 %idx, i64 %rs)
   %a = ptrtoint ptr %avalue to i64
   ret i64 %a
 
@@ -92,7 +104,9 @@ entry:
   %vp = inttoptr i64 %r3 to ptr
   %type = call i32 @field(ptr %h, i64 {H_TYPE})
   %known = icmp eq i32 %type, {HASH}
-  %isarray = icmp eq i32 %type, {ARRAY}
+  %isplain = icmp eq i32 %type, {ARRAY}
+  %ispercpu = icmp eq i32 %type, {PERCPU_ARRAY}
+  %isarray = or i1 %isplain, %ispercpu
   %native = or i1 %known, %isarray
   %lockflag = and i64 %r4, {BPF_F_LOCK}
   %plain = icmp eq i64 %lockflag, 0                ; BPF_F_LOCK needs the value's BTF: Python
@@ -129,7 +143,7 @@ eexist:
   ret i64 {_errno(EEXIST)}
 
 array.write:
-  %avalue = call ptr @array_value(ptr %h, i32 %idx)
+  %avalue = call ptr @array_value(ptr %h, i32 %idx, i64 %rs)
   call void @copy(ptr %avalue, ptr %vp, i64 %vsize)
   ret i64 0
 
@@ -248,6 +262,7 @@ entry:
   %kp = inttoptr i64 %r2 to ptr
   %type = call i32 @field(ptr %h, i64 {H_TYPE})
   switch i32 %type, label %slow [ i32 {ARRAY}, label %einval
+                                  i32 {PERCPU_ARRAY}, label %einval
                                   i32 {HASH}, label %hash ]
 {slow(DELETE)}
 einval:
@@ -289,8 +304,9 @@ remove:
 """
 
 
-# Internal functions over the layout: header fields, elements, the probe, copies, the lock.
-_COMMON = f"""
+def _common(RUN_CPU: int) -> str:
+    """Internal functions over the layout: header fields, elements, the probe, copies, the lock."""
+    return f"""
 define internal i32 @field(ptr %h, i64 %off) alwaysinline {ATTRS} {{
   %p = getelementptr i8, ptr %h, i64 %off
   %v = load i32, ptr %p, align 4
@@ -315,11 +331,28 @@ define internal i64 @stride(ptr %h) alwaysinline {ATTRS} {{
   ret i64 %s64
 }}
 
-define internal ptr @array_value(ptr %h, i32 %idx) alwaysinline {ATTRS} {{
+; element idx of an array; of a per-CPU array, the run's CPU's copy (rs->cpu)
+define internal ptr @array_value(ptr %h, i32 %idx, i64 %rs) alwaysinline {ATTRS} {{
   %data = call ptr @data(ptr %h)
   %stride = call i64 @stride(ptr %h)
   %idx64 = zext i32 %idx to i64
-  %off = mul i64 %idx64, %stride
+  %type = call i32 @field(ptr %h, i64 {H_TYPE})
+  %percpu = icmp eq i32 %type, {PERCPU_ARRAY}
+  br i1 %percpu, label %cpu, label %plain
+
+cpu:
+  %ncpus32 = call i32 @field(ptr %h, i64 {H_NCPUS})
+  %ncpus = zext i32 %ncpus32 to i64
+  %rsp = inttoptr i64 %rs to ptr
+  %cpup = getelementptr i8, ptr %rsp, i64 {RUN_CPU}
+  %c = load i64, ptr %cpup, align 8
+  %row = mul i64 %idx64, %ncpus
+  %at = add i64 %row, %c
+  br label %plain
+
+plain:
+  %n = phi i64 [ %idx64, %0 ], [ %at, %cpu ]
+  %off = mul i64 %n, %stride
   %p = getelementptr i8, ptr %data, i64 %off
   ret ptr %p
 }}

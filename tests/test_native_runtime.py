@@ -11,6 +11,8 @@ import jitbpf
 from jitbpf.runtime import maps as M
 from jitbpf.runtime import native
 
+from conftest import in_threads
+
 MISS = 0xFFFF_FFFF_FFFF_FFFF
 # r0 = *(u64 *)lookup(map 0, key = the memory), or -1 when the key is absent.
 LOOKUP = """
@@ -255,34 +257,25 @@ def test_threads_update_and_delete_one_hash_map(engine, guarded):
     one of the Python API inserting and deleting their own keys at once (no GIL in
     native code) leave exactly their survivors, and the counts agree. (The fault guard
     runs one native call at a time; without it, native runs overlap too.)"""
-    import threading
     m, fn = map_ops("hash", 4, 128, engine)
     if not guarded:
         fn.executable.guard = None
-    errors, rounds = [], 40
+    rounds = 40
 
     def work(t: int) -> None:
         keys = [t * 1000 + i for i in range(32)]
-        try:
-            for r in range(rounds):
-                last = r == rounds - 1
-                if t == 3:
-                    for k in keys:
-                        m.update(k, k)
-                    for k in keys[::2] if last else keys:
-                        m.delete(k)
-                    continue
-                inputs = [op_input(OP_UPDATE, k, k) for k in keys] + [op_input(OP_DELETE, k) for k in keys[::2]]
-                got = fn.run_many(inputs if last else inputs + [op_input(OP_DELETE, k) for k in keys[1::2]])
-                assert set(got) == {0}
-        except BaseException as e:          # noqa: BLE001 - reported by the test
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+        for r in range(rounds):
+            last = r == rounds - 1
+            if t == 3:
+                for k in keys:
+                    m.update(k, k)
+                for k in keys[::2] if last else keys:
+                    m.delete(k)
+                continue
+            inputs = [op_input(OP_UPDATE, k, k) for k in keys] + [op_input(OP_DELETE, k) for k in keys[::2]]
+            got = fn.run_many(inputs if last else inputs + [op_input(OP_DELETE, k) for k in keys[1::2]])
+            assert set(got) == {0}
+    assert not in_threads(work)
     want = {t * 1000 + i for t in range(4) for i in range(1, 32, 2)}
     assert {int.from_bytes(k, "little") for k in m.keys()} == want
     assert len(m) == len(want) == 64

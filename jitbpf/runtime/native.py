@@ -61,16 +61,20 @@ def ir() -> str:
 
     def slow(symbol: str) -> str:
         return (f"slow:\n  %r = tail call i64 @{FALLBACKS[symbol]}({args})\n  ret i64 %r\n")
-    return declares + _common(RUN_CPU) + f"""
-define i64 @{LOOKUP}({args}) {ATTRS} {{
+
+    def dispatch(symbol: str, array: str) -> str:
+        """The entry of a helper by map type: arrays to ``array``, hash to hash, else slow."""
+        return f"""
+define i64 @{symbol}({args}) {ATTRS} {{
 entry:
   %h = inttoptr i64 %r1 to ptr
   %kp = inttoptr i64 %r2 to ptr
   %type = call i32 @field(ptr %h, i64 {H_TYPE})
-  switch i32 %type, label %slow [ i32 {ARRAY}, label %array
-                                  i32 {PERCPU_ARRAY}, label %array
+  switch i32 %type, label %slow [ i32 {ARRAY}, label %{array}
+                                  i32 {PERCPU_ARRAY}, label %{array}
                                   i32 {HASH}, label %hash ]
-{slow(LOOKUP)}
+{slow(symbol)}"""
+    return declares + _common(RUN_CPU) + dispatch(LOOKUP, "array") + f"""
 array:
   %idx = load i32, ptr %kp, align 1
   %max = call i32 @field(ptr %h, i64 {H_MAX_ENTRIES})
@@ -155,25 +159,16 @@ hash:
   br i1 %absent, label %insert, label %present
 
 present:
-  br i1 %noexist, label %unlock.eexist, label %overwrite
-
-unlock.eexist:
-  call void @unlock(ptr %lockp)
-  ret i64 {_errno(EEXIST)}
+  br i1 %noexist, label %leave, label %overwrite
 
 overwrite:
   %e = trunc i64 %f to i32
   %value = call ptr @hash_value(ptr %h, i32 %e)
   call void @copy(ptr %value, ptr %vp, i64 %vsize)
-  call void @unlock(ptr %lockp)
-  ret i64 0
+  br label %leave
 
 insert:
-  br i1 %exist, label %unlock.enoent, label %alloc
-
-unlock.enoent:
-  call void @unlock(ptr %lockp)
-  ret i64 {_errno(ENOENT)}
+  br i1 %exist, label %leave, label %alloc
 
 alloc:
   %free = call i32 @field(ptr %h, i64 {H_FREE})
@@ -182,11 +177,7 @@ alloc:
   %nofree = icmp eq i32 %free, 0
   %nofresh = icmp uge i32 %fresh, %hmax
   %full = and i1 %nofree, %nofresh
-  br i1 %full, label %unlock.e2big, label %room
-
-unlock.e2big:
-  call void @unlock(ptr %lockp)
-  ret i64 {_errno(E2BIG)}
+  br i1 %full, label %leave, label %room
 
 room:
   %tomb = call i32 @field(ptr %h, i64 {H_TOMBSTONES})
@@ -252,19 +243,15 @@ fill:
   %count2 = call i32 @field(ptr %h, i64 {H_COUNT})
   %count3 = add i32 %count2, 1
   call void @set(ptr %h, i64 {H_COUNT}, i32 %count3)
-  call void @unlock(ptr %lockp)
-  ret i64 0
-}}
+  br label %leave
 
-define i64 @{DELETE}({args}) {ATTRS} {{
-entry:
-  %h = inttoptr i64 %r1 to ptr
-  %kp = inttoptr i64 %r2 to ptr
-  %type = call i32 @field(ptr %h, i64 {H_TYPE})
-  switch i32 %type, label %slow [ i32 {ARRAY}, label %einval
-                                  i32 {PERCPU_ARRAY}, label %einval
-                                  i32 {HASH}, label %hash ]
-{slow(DELETE)}
+leave:                                             ; with the lock held
+  %rv = phi i64 [ {_errno(EEXIST)}, %present ], [ 0, %overwrite ], [ {_errno(ENOENT)}, %insert ],
+                [ {_errno(E2BIG)}, %alloc ], [ 0, %fill ]
+  call void @unlock(ptr %lockp)
+  ret i64 %rv
+}}
+{dispatch(DELETE, "einval")}
 einval:
   ret i64 {_errno(EINVAL)}
 
@@ -273,11 +260,7 @@ hash:
   call void @lock(ptr %lockp)
   %f = call i64 @find(ptr %h, ptr %kp)
   %absent = icmp slt i64 %f, 0
-  br i1 %absent, label %enoent, label %remove
-
-enoent:
-  call void @unlock(ptr %lockp)
-  ret i64 {_errno(ENOENT)}
+  br i1 %absent, label %leave, label %remove
 
 remove:
   %e = trunc i64 %f to i32
@@ -298,8 +281,12 @@ remove:
   %tomb = call i32 @field(ptr %h, i64 {H_TOMBSTONES})
   %tomb1 = add i32 %tomb, 1
   call void @set(ptr %h, i64 {H_TOMBSTONES}, i32 %tomb1)
+  br label %leave
+
+leave:                                             ; with the lock held
+  %rv = phi i64 [ {_errno(ENOENT)}, %hash ], [ 0, %remove ]
   call void @unlock(ptr %lockp)
-  ret i64 0
+  ret i64 %rv
 }}
 """
 

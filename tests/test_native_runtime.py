@@ -115,12 +115,37 @@ def test_native_lookup_is_linked_and_other_types_fall_back(engine):
     m, fn = compiled("hash", 4, 8, engine)
     code = fn.executable
     assert code._resolve("bpf_map_lookup_elem") == code.runtime_image.address_of(code.runtime_base, native.LOOKUP)
+    obj = jitbpf.assemble(LOOKUP)
+    lpm = M.create(obj.runtime, "m", "lpm_trie", 8, 8, 4, M.BPF_F_NO_PREALLOC)
+    obj.add_map(lpm)
+    lpm.update((16).to_bytes(4, "little") + bytes([10, 1, 0, 0]), 7)
+    fn = obj.program().compile(engine, bounds_check=False, verify=False)       # the Python helper
+    assert fn.run_many([(32).to_bytes(4, "little") + bytes([10, 1, 2, 3]), (8).to_bytes(4, "little") + bytes(4)]) \
+        == [7, MISS]
+
+
+@pytest.mark.parametrize("engine", NATIVE)
+def test_native_lru_lookup_makes_the_key_recent(engine, python_map_calls):
     lru, fn = compiled("lru_hash", 4, 2, engine)
     lru.update(1, 10)
     lru.update(2, 20)
-    assert fn.run_many([(1).to_bytes(4, "little")]) == [10]     # the Python helper: key 1 is now recent
+    python_map_calls.clear()
+    assert fn.run_many([(1).to_bytes(4, "little"), (5).to_bytes(4, "little")]) == [10, MISS]
+    assert python_map_calls == []                  # key 1 is now the most recent, natively
     lru.update(3, 30)
     assert sorted(int.from_bytes(k, "little") for k in lru.keys()) == [1, 3]
+
+
+@pytest.mark.parametrize("engine", NATIVE + ["interp"])
+@pytest.mark.parametrize("kind", ["percpu_hash", "lru_percpu_hash", "hash", "array"])
+def test_lookups_read_the_run_cpus_copy_of_per_cpu_maps(engine, kind, python_map_calls):
+    """Per-CPU maps: Runtime.cpu's copy; the others: the one value, whatever the CPU."""
+    m, fn = compiled(kind, 4, 4, engine)
+    m.update(1, [10, 11, 12, 13] if m.percpu else 10)
+    m.rt.cpu = 2
+    assert fn.run((1).to_bytes(4, "little")).r0 == (12 if m.percpu else 10)
+    if engine != "interp":
+        assert python_map_calls == ["_update"]
 
 
 @pytest.mark.parametrize("engine", NATIVE)

@@ -1,6 +1,6 @@
 """BPF maps with Linux semantics, stored in host memory at stable addresses.
 
-Every map owns one page-aligned :class:`HostBuffer`: a 64-byte read-only header
+Every map owns one page-aligned :class:`HostBuffer`: a 128-byte read-only header
 followed by its storage. The header's address is the map handle (what
 ``lddw map_fd`` loads and helpers receive in r1, ``Runtime.map_at`` maps it back)
 and describes the storage so backends can later inline the hot operations::
@@ -10,7 +10,7 @@ and describes the storage so backends can later inline the hot operations::
    32 u32 ncpus     36 u32 map_flags
    arrays: 56 the key bpf_for_each_map_elem passes
    hash maps: 40 u32 elements   44 u32 count   48 u32 tombstones   52 u32 free
-              56 u32 fresh      60 u32 lock
+              56 u32 fresh      60 u32 lock    64 u32 lru_head     68 u32 lru_tail
 
 - array / percpu_array: element i (cpu c) at ``data + (i * ncpus + c) * stride``,
   stride = value_size rounded up to 8. Global data sections are one-element arrays.
@@ -21,16 +21,19 @@ and describes the storage so backends can later inline the hot operations::
   linear probing from the home slot ``fnv1a32(key) & (capacity - 1)``. The pool
   starts at ``data + elements`` (header offset 40); element e is ``stride`` bytes
   at ``data + elements + e * stride``: ``u32 state`` (1 used, 0 free), ``u32 next``
-  (free elements: 1 + the next free element, 0 at the end), the key (rounded up to
-  8), then the value (per CPU: ncpus values of value_size rounded up to 8). An
+  (free elements: 1 + the next free element, 0 at the end), ``u32 prev, next`` (LRU
+  maps: the LRU list, least recent at ``lru_head``, most recent at ``lru_tail``; 1 +
+  element, 0 at the ends), the key (from byte 16, rounded up to 8), then the value
+  (per CPU: ncpus values of value_size rounded up to 8). An
   element never moves while its key lives, so a lookup's pointer stays valid
   (Linux's guarantee); when deleted markers (``tombstones``) and live elements
   (``count``) would fill 3/4 of the index, it is rebuilt (live elements re-placed in
   element order). A new element is the head of the free list (``free``: 1 + element,
   0 empty: deleted ones, last freed first), else element ``fresh`` (never used yet).
-  Updates and deletes hold ``lock`` (0 free, 1 held: a spin lock shared with native
-  code, see ``locked``); lookups take none, as in Linux (RCU), and may miss a key
-  while another thread rebuilds the index.
+  Updates, deletes and LRU lookups (which move the element to the tail) hold ``lock``
+  (0 free, 1 held: a spin lock shared with native code, see ``locked``); other
+  lookups take none, as in Linux (RCU), and may miss a key while another thread
+  rebuilds the index. A full LRU map evicts ``lru_head``.
 - lpm_trie, queue/stack: slabs of ``stride``-byte slots, indexed from Python.
 - ringbuf: ``max_entries`` data bytes plus a mirror of the same size, so a record
   that wraps is still contiguous for the program (copied back on submit); records
@@ -79,12 +82,14 @@ ENOENT, E2BIG, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, ER
 ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES",
                EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EINVAL: "EINVAL", ENOSPC: "ENOSPC",
                ERANGE: "ERANGE", EOPNOTSUPP: "EOPNOTSUPP"}
-HEADER_SIZE = 64
+HEADER_SIZE = 128
 ITER_KEY = 56            # header bytes holding the current key of bpf_for_each_map_elem on arrays
 FNV_OFFSET, FNV_PRIME = 0x811C9DC5, 0x01000193
 RB_BUSY, RB_DISCARD, RB_HEADER = 1 << 31, 1 << 30, 8
 HASH_EMPTY, HASH_DELETED = 0, 0xFFFF_FFFF      # hash index entries besides 1 + element number
-H_ELEMENTS, H_COUNT, H_TOMBSTONES, H_FREE, H_FRESH, H_LOCK = 40, 44, 48, 52, 56, 60    # hash header
+H_ELEMENTS, H_COUNT, H_TOMBSTONES, H_FREE, H_FRESH, H_LOCK, H_LRU_HEAD, H_LRU_TAIL = \
+    40, 44, 48, 52, 56, 60, 64, 68                                      # hash map header fields
+E_STATE, E_FREE_NEXT, E_PREV, E_NEXT, E_KEY = 0, 4, 8, 12, 16          # hash element fields
 
 
 def _atomics():
@@ -424,7 +429,7 @@ class ArrayMap(Map):
         i = int.from_bytes(key[:4], "little")
         if i >= self.max_entries:
             return 0
-        return self.data + (i * self.ncpus + (cpu or 0)) * self.stride
+        return self.data + (i * self.ncpus + (cpu or 0) * self.percpu) * self.stride
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
         if flags & ~BPF_F_LOCK > BPF_EXIST:
@@ -472,16 +477,16 @@ class PercpuArrayMap(ArrayMap):
 class HashMap(Map):
     """hash, percpu_hash, lru_hash and lru_percpu_hash (see the module docstring).
 
-    All state is in the map's memory (index, element pool, free list, counts in the
-    header), so native code (jitbpf.runtime.native) and this class update the same
-    bytes. Elements are preallocated, as in Linux: an element keeps its place from its
-    insertion to its deletion, so a pointer a lookup returned stays valid while the
-    element exists. Only the index is re-placed when deleted markers pile up. Updates
-    and deletes hold the header's lock word (``locked``); lookups take no lock."""
+    All state is in the map's memory (index, element pool, free list, LRU list, counts
+    in the header), so native code (jitbpf.runtime.native) and this class update the
+    same bytes. Elements are preallocated, as in Linux: an element keeps its place from
+    its insertion to its deletion, so a pointer a lookup returned stays valid while the
+    element exists. Only the index is re-placed when deleted markers pile up. Updates,
+    deletes and LRU lookups hold the header's lock word (``locked``); other lookups
+    take no lock."""
 
     map_type = MAP_TYPES["hash"]
     lru = False
-    _state = ("_recency",)
 
     def _setup(self) -> None:
         if self.key_size <= 0 or self.value_size <= 0:
@@ -489,15 +494,14 @@ class HashMap(Map):
         self.capacity = _pow2(max(8, 2 * self.max_entries))
         self.key_stride = round8(self.key_size)
         self.value_stride = self.stride
-        self.stride = 8 + self.key_stride + self.value_stride * self.ncpus
+        self.stride = E_KEY + self.key_stride + self.value_stride * self.ncpus
         self.elements = round8(4 * self.capacity)      # byte offset of the element pool
-        self._recency: OrderedDict[bytes, None] = OrderedDict()     # LRU order (Python only)
 
     def _data_size(self) -> int:
         return self.elements + self.max_entries * self.stride
 
     def _header_extra(self) -> bytes:
-        return self.elements.to_bytes(4, "little")      # count, tombstones, free, fresh, lock: 0
+        return self.elements.to_bytes(4, "little")      # the other fields start at 0
 
     def _field(self, offset: int) -> int:
         return int.from_bytes(self.buffer.view[offset:offset + 4], "little")
@@ -515,9 +519,21 @@ class HashMap(Map):
         """Byte offset of an element in the storage."""
         return self.elements + element * self.stride
 
+    def _word(self, element: int, field: int) -> int:
+        off = self._offset(element) + field
+        return int.from_bytes(self.view[off:off + 4], "little")
+
+    def _set_word(self, element: int, field: int, value: int) -> None:
+        off = self._offset(element) + field
+        self.view[off:off + 4] = value.to_bytes(4, "little")
+
     def _key_at(self, element: int) -> bytes:
-        off = self._offset(element) + 8
+        off = self._offset(element) + E_KEY
         return bytes(self.view[off:off + self.key_size])
+
+    def _value_offset(self, element: int, cpu: int | None = None) -> int:
+        """Per-CPU maps: ``cpu``'s copy (the others have one value, whatever the CPU)."""
+        return self._offset(element) + E_KEY + self.key_stride + (cpu or 0) * self.percpu * self.value_stride
 
     def _find(self, key: bytes) -> tuple[int, int] | None:
         """(index slot, element) of ``key``, or None."""
@@ -535,13 +551,42 @@ class HashMap(Map):
         """Byte offset of the (live) key's element in the storage."""
         return self._offset(self._find(key)[1])
 
+    # The LRU list (lru maps): elements from least to most recently used, doubly linked
+    # through E_PREV / E_NEXT (1 + element, 0 at the ends) from H_LRU_HEAD to H_LRU_TAIL.
+    def _lru_unlink(self, e: int) -> None:
+        prev, nxt = self._word(e, E_PREV), self._word(e, E_NEXT)
+        if prev:
+            self._set_word(prev - 1, E_NEXT, nxt)
+        else:
+            self._set_field(H_LRU_HEAD, nxt)
+        if nxt:
+            self._set_word(nxt - 1, E_PREV, prev)
+        else:
+            self._set_field(H_LRU_TAIL, prev)
+        self._set_word(e, E_PREV, 0)
+        self._set_word(e, E_NEXT, 0)
+
+    def _lru_push(self, e: int) -> None:
+        tail = self._field(H_LRU_TAIL)
+        self._set_word(e, E_PREV, tail)
+        self._set_word(e, E_NEXT, 0)
+        if tail:
+            self._set_word(tail - 1, E_NEXT, e + 1)
+        else:
+            self._set_field(H_LRU_HEAD, e + 1)
+        self._set_field(H_LRU_TAIL, e + 1)
+
     def _lookup(self, key: bytes, cpu: int | None = None) -> int:
-        found = self._find(key)
-        if found is None:
-            return 0
-        if self.lru:
-            self._recency.move_to_end(key)
-        return self.data + self._offset(found[1]) + 8 + self.key_stride + (cpu or 0) * self.value_stride
+        if not self.lru:
+            found = self._find(key)
+            return 0 if found is None else self.data + self._value_offset(found[1], cpu)
+        with locked(self.address + H_LOCK):
+            found = self._find(key)
+            if found is None:
+                return 0
+            self._lru_unlink(found[1])
+            self._lru_push(found[1])
+            return self.data + self._value_offset(found[1], cpu)
 
     def _free_slot(self, key: bytes) -> int:
         mask = self.capacity - 1
@@ -563,7 +608,7 @@ class HashMap(Map):
                 if not self._field(H_FREE) and self._field(H_FRESH) >= self.max_entries:
                     if not self.lru:
                         return -E2BIG
-                    self._remove(next(iter(self._recency)))
+                    self._remove(self._key_at(self._field(H_LRU_HEAD) - 1))     # the least recent
                 if self._field(H_TOMBSTONES) + self._field(H_COUNT) + 1 > self.capacity * 3 // 4:
                     self._rebuild()
                 slot = self._free_slot(key)
@@ -571,22 +616,22 @@ class HashMap(Map):
                     self._set_field(H_TOMBSTONES, self._field(H_TOMBSTONES) - 1)
                 element = self._field(H_FREE) - 1
                 if element >= 0:                          # the last freed, else a fresh one
-                    self._set_field(H_FREE, int.from_bytes(self.view[self._offset(element) + 4:
-                                                                     self._offset(element) + 8], "little"))
+                    self._set_field(H_FREE, self._word(element, E_FREE_NEXT))
                 else:
                     element = self._field(H_FRESH)
                     self._set_field(H_FRESH, element + 1)
                 off = self._offset(element)
                 self.view[off:off + self.stride] = bytes(self.stride)
                 self.view[off] = 1
-                self.view[off + 8:off + 8 + self.key_size] = key
+                self.view[off + E_KEY:off + E_KEY + self.key_size] = key
                 self._set_index(slot, element + 1)
                 self._set_field(H_COUNT, self._field(H_COUNT) + 1)
                 found = slot, element
+            elif self.lru:
+                self._lru_unlink(found[1])
             if self.lru:
-                self._recency[key] = None
-                self._recency.move_to_end(key)
-            base = self._offset(found[1]) + 8 + self.key_stride
+                self._lru_push(found[1])
+            base = self._value_offset(found[1])
             if cpu is not None or not self.percpu:
                 off = base + (cpu or 0) * self.value_stride
                 self.view[off:off + self.value_size] = value[:self.value_size]
@@ -604,10 +649,11 @@ class HashMap(Map):
         if found is None:
             return -ENOENT
         slot, element = found
-        self._recency.pop(key, None)
+        if self.lru:
+            self._lru_unlink(element)
         self._set_index(slot, HASH_DELETED)
-        off = self._offset(element)
-        self.view[off:off + 8] = (0 | self._field(H_FREE) << 32).to_bytes(8, "little")
+        self._set_word(element, E_STATE, 0)
+        self._set_word(element, E_FREE_NEXT, self._field(H_FREE))
         self._set_field(H_FREE, element + 1)
         self._set_field(H_COUNT, self._field(H_COUNT) - 1)
         self._set_field(H_TOMBSTONES, self._field(H_TOMBSTONES) + 1)
@@ -619,7 +665,7 @@ class HashMap(Map):
         self.view[:self.elements] = bytes(self.elements)
         self._set_field(H_TOMBSTONES, 0)
         for e in range(self._field(H_FRESH)):
-            if self.view[self._offset(e)] == 1:
+            if self._word(e, E_STATE) == 1:
                 self._set_index(self._free_slot(self._key_at(e)), e + 1)
 
     def _next_key(self, key: bytes | None) -> bytes | None:
@@ -639,10 +685,10 @@ class HashMap(Map):
         found = self._find(self.key(key))
         if found is None:
             return None
-        return self._read_value(self.data + self._offset(found[1]) + 8 + self.key_stride, None)
+        return self._read_value(self.data + self._value_offset(found[1]), None)
 
     def _key_address(self, key: bytes, value_address: int) -> int:
-        return self.data + self._element(key) + 8
+        return self.data + self._element(key) + E_KEY
 
     def __len__(self) -> int:
         return self._field(H_COUNT)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import threading
 
 from .maps import (BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT, FNV_OFFSET, FNV_PRIME,
-                   H_COUNT, H_ELEMENTS, H_FREE, H_FRESH, H_LOCK, H_TOMBSTONES, HASH_DELETED, MAP_TYPES)
+                   E_FREE_NEXT, E_KEY, E_NEXT, E_PREV, H_COUNT, H_ELEMENTS, H_FREE, H_FRESH, H_LOCK,
+                   H_LRU_HEAD, H_LRU_TAIL, H_TOMBSTONES, HASH_DELETED, MAP_TYPES)
 
 LOOKUP, UPDATE, DELETE = "jitbpf_rt_map_lookup_elem", "jitbpf_rt_map_update_elem", "jitbpf_rt_map_delete_elem"
 SYMBOLS = {"map_lookup_elem": LOOKUP, "map_update_elem": UPDATE, "map_delete_elem": DELETE}
@@ -44,6 +45,7 @@ TRIPLES = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux
 # Map header fields (see jitbpf.runtime.maps).
 H_TYPE, H_KEY_SIZE, H_VALUE_SIZE, H_MAX_ENTRIES, H_DATA, H_STRIDE, H_CAPACITY, H_NCPUS = 0, 4, 8, 12, 16, 24, 28, 32
 ARRAY, PERCPU_ARRAY, HASH = MAP_TYPES["array"], MAP_TYPES["percpu_array"], MAP_TYPES["hash"]
+PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH = MAP_TYPES["percpu_hash"], MAP_TYPES["lru_hash"], MAP_TYPES["lru_percpu_hash"]
 # "no-builtins": LLVM must not turn the byte loops into memcpy/memset calls (the
 # runtime links against nothing but its fallbacks).
 ATTRS = '"no-builtins" nounwind'
@@ -74,7 +76,13 @@ entry:
                                   i32 {PERCPU_ARRAY}, label %{array}
                                   i32 {HASH}, label %hash ]
 {slow(symbol)}"""
-    return declares + _common(RUN_CPU) + dispatch(LOOKUP, "array") + f"""
+    lookup = dispatch(LOOKUP, "array").replace(
+        f"                                  i32 {HASH}, label %hash ]",
+        f"                                  i32 {HASH}, label %hash\n"
+        f"                                  i32 {PERCPU_HASH}, label %hash\n"
+        f"                                  i32 {LRU_HASH}, label %lru\n"
+        f"                                  i32 {LRU_PERCPU_HASH}, label %lru ]")
+    return declares + _common(RUN_CPU) + lookup + f"""
 array:
   %idx = load i32, ptr %kp, align 1
   %max = call i32 @field(ptr %h, i64 {H_MAX_ENTRIES})
@@ -97,8 +105,29 @@ hash:
 found:
   %e = trunc i64 %f to i32
   %hvalue = call ptr @hash_value(ptr %h, i32 %e)
-  %v = ptrtoint ptr %hvalue to i64
+  %hcpu = call ptr @cpu_value(ptr %h, ptr %hvalue, i64 %rs)
+  %v = ptrtoint ptr %hcpu to i64
   ret i64 %v
+
+lru:                                               ; moves the element to the LRU tail
+  %lockp = getelementptr i8, ptr %h, i64 {H_LOCK}
+  call void @lock(ptr %lockp)
+  %lf = call i64 @find(ptr %h, ptr %kp)
+  %labsent = icmp slt i64 %lf, 0
+  br i1 %labsent, label %lru.leave, label %lru.found
+
+lru.found:
+  %le = trunc i64 %lf to i32
+  call void @touch(ptr %h, i32 %le)
+  %lvalue = call ptr @hash_value(ptr %h, i32 %le)
+  %lcpu = call ptr @cpu_value(ptr %h, ptr %lvalue, i64 %rs)
+  br label %lru.leave
+
+lru.leave:
+  %lv = phi ptr [ null, %lru ], [ %lcpu, %lru.found ]
+  call void @unlock(ptr %lockp)
+  %lr = ptrtoint ptr %lv to i64
+  ret i64 %lr
 }}
 
 define i64 @{UPDATE}({args}) {ATTRS} {{
@@ -215,7 +244,7 @@ pick:
 pick.free:
   %fe = sub i32 %free, 1
   %fel = call ptr @element(ptr %h, i32 %fe)
-  %nextp = getelementptr i8, ptr %fel, i64 4
+  %nextp = getelementptr i8, ptr %fel, i64 {E_FREE_NEXT}
   %next = load i32, ptr %nextp, align 4
   call void @set(ptr %h, i64 {H_FREE}, i32 %next)
   br label %fill
@@ -232,7 +261,7 @@ fill:
   %stride = zext i32 %stride32 to i64
   call void @zero(ptr %el, i64 %stride)
   store i32 1, ptr %el, align 4
-  %ekey = getelementptr i8, ptr %el, i64 8
+  %ekey = getelementptr i8, ptr %el, i64 {E_KEY}
   %ksize32 = call i32 @field(ptr %h, i64 {H_KEY_SIZE})
   %ksize = zext i32 %ksize32 to i64
   call void @copy(ptr %ekey, ptr %kp, i64 %ksize)
@@ -271,7 +300,7 @@ remove:
   %el = call ptr @element(ptr %h, i32 %e)
   store i32 0, ptr %el, align 4
   %free = call i32 @field(ptr %h, i64 {H_FREE})
-  %nextp = getelementptr i8, ptr %el, i64 4
+  %nextp = getelementptr i8, ptr %el, i64 {E_FREE_NEXT}
   store i32 %free, ptr %nextp, align 4
   %e1 = add i32 %e, 1
   call void @set(ptr %h, i64 {H_FREE}, i32 %e1)
@@ -360,11 +389,83 @@ define internal ptr @element(ptr %h, i32 %e) alwaysinline {ATTRS} {{
 define internal ptr @hash_value(ptr %h, i32 %e) alwaysinline {ATTRS} {{
   %el = call ptr @element(ptr %h, i32 %e)
   %ksize = call i32 @field(ptr %h, i64 {H_KEY_SIZE})
-  %k7 = add i32 %ksize, 15
-  %k8 = and i32 %k7, -8                 ; 8 (state, next) + the key rounded up to 8
+  %k7 = add i32 %ksize, {E_KEY + 7}
+  %k8 = and i32 %k7, -8                 ; the element's fields + the key rounded up to 8
   %k64 = zext i32 %k8 to i64
   %p = getelementptr i8, ptr %el, i64 %k64
   ret ptr %p
+}}
+
+; a hash value's copy for the run's CPU (per-CPU maps: cpu * round8(value_size) further)
+define internal ptr @cpu_value(ptr %h, ptr %v, i64 %rs) alwaysinline {ATTRS} {{
+entry:
+  %type = call i32 @field(ptr %h, i64 {H_TYPE})
+  %a = icmp eq i32 %type, {PERCPU_HASH}
+  %b = icmp eq i32 %type, {LRU_PERCPU_HASH}
+  %percpu = or i1 %a, %b
+  br i1 %percpu, label %cpu, label %done
+
+cpu:
+  %vsize = call i32 @field(ptr %h, i64 {H_VALUE_SIZE})
+  %v7 = add i32 %vsize, 7
+  %v8 = and i32 %v7, -8
+  %vstride = zext i32 %v8 to i64
+  %rsp = inttoptr i64 %rs to ptr
+  %cpup = getelementptr i8, ptr %rsp, i64 {RUN_CPU}
+  %c = load i64, ptr %cpup, align 8
+  %off = mul i64 %c, %vstride
+  %p = getelementptr i8, ptr %v, i64 %off
+  br label %done
+
+done:
+  %r = phi ptr [ %v, %entry ], [ %p, %cpu ]
+  ret ptr %r
+}}
+
+; element e to the tail of the LRU list (the most recent), with the lock held
+define internal void @touch(ptr %h, i32 %e) alwaysinline {ATTRS} {{
+entry:
+  %e1 = add i32 %e, 1
+  %tail = call i32 @field(ptr %h, i64 {H_LRU_TAIL})
+  %last = icmp eq i32 %tail, %e1
+  br i1 %last, label %done, label %unlink
+
+unlink:
+  %el = call ptr @element(ptr %h, i32 %e)
+  %pp = getelementptr i8, ptr %el, i64 {E_PREV}
+  %np = getelementptr i8, ptr %el, i64 {E_NEXT}
+  %p = load i32, ptr %pp, align 4
+  %n = load i32, ptr %np, align 4                  ; not 0: e is not the tail
+  %hasp = icmp ne i32 %p, 0
+  br i1 %hasp, label %middle, label %first
+
+middle:
+  %p0 = sub i32 %p, 1
+  %pel = call ptr @element(ptr %h, i32 %p0)
+  %pnp = getelementptr i8, ptr %pel, i64 {E_NEXT}
+  store i32 %n, ptr %pnp, align 4
+  br label %relink
+
+first:
+  call void @set(ptr %h, i64 {H_LRU_HEAD}, i32 %n)
+  br label %relink
+
+relink:
+  %n0 = sub i32 %n, 1
+  %nel = call ptr @element(ptr %h, i32 %n0)
+  %npp = getelementptr i8, ptr %nel, i64 {E_PREV}
+  store i32 %p, ptr %npp, align 4
+  store i32 %tail, ptr %pp, align 4
+  store i32 0, ptr %np, align 4
+  %t0 = sub i32 %tail, 1
+  %tel = call ptr @element(ptr %h, i32 %t0)
+  %tnp = getelementptr i8, ptr %tel, i64 {E_NEXT}
+  store i32 %e1, ptr %tnp, align 4
+  call void @set(ptr %h, i64 {H_LRU_TAIL}, i32 %e1)
+  br label %done
+
+done:
+  ret void
 }}
 
 ; the home slot: fnv1a32(key) & (capacity - 1)
@@ -422,7 +523,7 @@ used:
 compare.start:
   %n = sub i32 %e, 1
   %el = call ptr @element(ptr %h, i32 %n)
-  %ekp = getelementptr i8, ptr %el, i64 8
+  %ekp = getelementptr i8, ptr %el, i64 {E_KEY}
   br label %compare
 
 compare:
@@ -499,7 +600,7 @@ loop:
   br i1 %live, label %put, label %next
 
 put:
-  %kp = getelementptr i8, ptr %el, i64 8
+  %kp = getelementptr i8, ptr %el, i64 {E_KEY}
   %slotp = call ptr @free_slot(ptr %h, ptr %kp)
   %entry1 = add i32 %e, 1
   store atomic i32 %entry1, ptr %slotp release, align 4

@@ -55,7 +55,6 @@ import itertools
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 

@@ -377,3 +377,35 @@ def test_native_percpu_array_uses_the_runtime_cpu(engine, python_map_calls):
     assert got == [12, 0, 99, -17, -7, -22, 10]
     assert python_map_calls == []
     assert [int.from_bytes(v, "little") for v in m.lookup_percpu(1)] == [10, 11, 99, 13]
+
+
+GUARDED = [e for e in NATIVE if __import__("jitbpf.backends.exec.faultguard", fromlist=["x"]).available()]
+BAD_POINTER = """
+stdw [%r10-8], 1
+lddw %r1, map_fd(0)
+{r2}
+{r3}
+mov %r4, 0
+call {helper}
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", GUARDED)
+@pytest.mark.parametrize("helper, bad", [(2, "key"), (2, "value"), (3, "key"), (1, "key")])
+def test_a_bad_pointer_in_unchecked_code_faults_before_the_map_lock(engine, helper, bad):
+    """Unchecked code passing a wild key or value pointer faults (the guard's error), and
+    the map's lock word is free afterwards: the native helpers read key and value before
+    they take it, so the map still works."""
+    stack = "mov %r{n}, %r10\nadd %r{n}, -8"
+    text = BAD_POINTER.format(helper=helper, r2="mov %r2, 16" if bad == "key" else stack.format(n=2),
+                              r3="mov %r3, 16" if bad == "value" else stack.format(n=3))
+    obj = jitbpf.assemble(text)
+    m = M.create(obj.runtime, "m", "lru_hash" if helper == 1 else "hash", 8, 8, 4)
+    obj.add_map(m)
+    fn = obj.program().compile(engine, bounds_check=False, verify=False)
+    with pytest.raises(jitbpf.BpfRuntimeError, match="faulted"):
+        fn.run()
+    assert bytes(m.buffer.view[M.H_LOCK:M.H_LOCK + 4]) == bytes(4)
+    m.update(1, 5)
+    assert m[1] == (5).to_bytes(8, "little")

@@ -98,7 +98,8 @@ miss:
   ret i64 0
 
 hash:
-  %f = call i64 @find(ptr %h, ptr %kp)
+  %home = call i32 @home(ptr %h, ptr %kp)
+  %f = call i64 @find(ptr %h, ptr %kp, i32 %home)
   %absent = icmp slt i64 %f, 0
   br i1 %absent, label %miss, label %found
 
@@ -110,9 +111,10 @@ found:
   ret i64 %v
 
 lru:                                               ; moves the element to the LRU tail
+  %lhome = call i32 @home(ptr %h, ptr %kp)         ; reads the whole key before the lock
   %lockp = getelementptr i8, ptr %h, i64 {H_LOCK}
   call void @lock(ptr %lockp)
-  %lf = call i64 @find(ptr %h, ptr %kp)
+  %lf = call i64 @find(ptr %h, ptr %kp, i32 %lhome)
   %labsent = icmp slt i64 %lf, 0
   br i1 %labsent, label %lru.leave, label %lru.found
 
@@ -181,9 +183,11 @@ array.write:
   ret i64 0
 
 hash:
+  %home = call i32 @home(ptr %h, ptr %kp)          ; a bad key or value pointer faults
+  call void @touch_bytes(ptr %vp, i64 %vsize)     ; here, before the lock is taken
   %lockp = getelementptr i8, ptr %h, i64 {H_LOCK}
   call void @lock(ptr %lockp)
-  %f = call i64 @find(ptr %h, ptr %kp)
+  %f = call i64 @find(ptr %h, ptr %kp, i32 %home)
   %absent = icmp slt i64 %f, 0
   br i1 %absent, label %insert, label %present
 
@@ -227,7 +231,7 @@ rebuild:
   br label %place
 
 place:
-  %slotp = call ptr @free_slot(ptr %h, ptr %kp)
+  %slotp = call ptr @free_slot(ptr %h, i32 %home)
   %old = load i32, ptr %slotp, align 4
   %wasdeleted = icmp eq i32 %old, {HASH_DELETED}
   br i1 %wasdeleted, label %untomb, label %pick
@@ -285,9 +289,10 @@ einval:
   ret i64 {_errno(EINVAL)}
 
 hash:
+  %home = call i32 @home(ptr %h, ptr %kp)          ; reads the whole key before the lock
   %lockp = getelementptr i8, ptr %h, i64 {H_LOCK}
   call void @lock(ptr %lockp)
-  %f = call i64 @find(ptr %h, ptr %kp)
+  %f = call i64 @find(ptr %h, ptr %kp, i32 %home)
   %absent = icmp slt i64 %f, 0
   br i1 %absent, label %leave, label %remove
 
@@ -494,10 +499,9 @@ done:
   ret i32 %slot
 }}
 
-; the key's slot << 32 | element number, or -1 (linear probing over the index)
-define internal i64 @find(ptr %h, ptr %kp) alwaysinline {ATTRS} {{
+; the key's slot << 32 | element number, or -1 (linear probing over the index from home)
+define internal i64 @find(ptr %h, ptr %kp, i32 %home) alwaysinline {ATTRS} {{
 entry:
-  %home = call i32 @home(ptr %h, ptr %kp)
   %cap = call i32 @field(ptr %h, i64 {H_CAPACITY})
   %mask = sub i32 %cap, 1
   %index = call ptr @data(ptr %h)
@@ -552,10 +556,9 @@ next:
   br label %probe
 }}
 
-; the first empty or deleted index entry from the key's home slot
-define internal ptr @free_slot(ptr %h, ptr %kp) alwaysinline {ATTRS} {{
+; the first empty or deleted index entry from a home slot
+define internal ptr @free_slot(ptr %h, i32 %home) alwaysinline {ATTRS} {{
 entry:
-  %home = call i32 @home(ptr %h, ptr %kp)
   %cap = call i32 @field(ptr %h, i64 {H_CAPACITY})
   %mask = sub i32 %cap, 1
   %index = call ptr @data(ptr %h)
@@ -601,7 +604,8 @@ loop:
 
 put:
   %kp = getelementptr i8, ptr %el, i64 {E_KEY}
-  %slotp = call ptr @free_slot(ptr %h, ptr %kp)
+  %ehome = call i32 @home(ptr %h, ptr %kp)
+  %slotp = call ptr @free_slot(ptr %h, i32 %ehome)
   %entry1 = add i32 %e, 1
   store atomic i32 %entry1, ptr %slotp release, align 4
   br label %next
@@ -610,6 +614,31 @@ next:
   %e1 = add i32 %e, 1
   %more = icmp ult i32 %e1, %fresh
   br i1 %more, label %loop, label %done
+
+done:
+  ret void
+}}
+
+; a volatile read of one byte per page of [p, p + n) and of its last byte: a fault on a
+; bad pointer happens before a lock is taken (the fault guard unwinds; a held lock would stay)
+define internal void @touch_bytes(ptr %p, i64 %n) alwaysinline {ATTRS} {{
+entry:
+  %none = icmp eq i64 %n, 0
+  br i1 %none, label %done, label %loop
+
+loop:
+  %i = phi i64 [ 0, %entry ], [ %i1, %loop ]
+  %pi = getelementptr i8, ptr %p, i64 %i
+  %b = load volatile i8, ptr %pi, align 1
+  %i1 = add i64 %i, 4096
+  %more = icmp ult i64 %i1, %n
+  br i1 %more, label %loop, label %last
+
+last:
+  %n1 = sub i64 %n, 1
+  %pl = getelementptr i8, ptr %p, i64 %n1
+  %bl = load volatile i8, ptr %pl, align 1
+  br label %done
 
 done:
   ret void

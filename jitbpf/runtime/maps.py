@@ -92,6 +92,8 @@ E_STATE, E_FREE_NEXT, E_PREV, E_NEXT, E_KEY = 0, 4, 8, 12, 16          # hash el
 
 
 def _atomics():
+    """libatomic's compare-exchange and store (Python has no atomic memory operations of
+    its own), for the lock word native code takes with cmpxchg; None without libatomic."""
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("atomic") or "libatomic.so.1")
     except OSError:

@@ -48,6 +48,7 @@ RUN_SP = 32           # u64: the floor of the live BPF stack: r10 - 512 of the d
 RUN_STOP = 40         # u64: why the budget was cut short (STOP_*)
 RUN_SPENT = 48        # u64: 1 + the slot of the tick that found the budget spent (0: none); the
                       #   code then unwinds without calling Python (see backends/exec/watchdog.py)
+RUN_CPU = 56          # u64: the CPU the run is on (Runtime.cpu, for the native runtime's per-CPU maps)
 RUN_REGS = 64         # u64[11]: registers passed between a caller and its callee (LLVM)
 RUN_COUNT = 160       # u64: entries in the region table (bounds checks)
 RUN_TABLE = 168       # (u64 start, u64 end, u64 writable)[]: the regions of the run but the stack

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from . import isa
 from .errors import BpfEngineError, BpfError
-from .passes import PassOptions, run_passes
+from .passes import PassOptions, needs_checks, run_passes
 from .targets import EngineSpec, parse_engine
 
 DEFAULT_BUDGET = 1_000_000
@@ -301,6 +301,12 @@ def prepare_compilation(c: Compilation):
     pass_options = c.backend.passes(c.spec, c.options)
     if pass_options is not None and verdict is not None:
         pass_options = replace(pass_options, proven=verdict.facts.proven_slots)
+        if pass_options.bounds_check and not needs_checks(c.program, pass_options.proven):
+            # The verifier proved every access (helper arguments too): the code is as safe
+            # as unchecked code, so it is compiled and run as such (no region table, the
+            # native runtime, inlined array lookups). The one place this is decided.
+            pass_options = replace(pass_options, bounds_check=False)
+            c.options = replace(c.options, bounds_check=False)
     c.prepared = c.program if pass_options is None else run_passes(c.program, pass_options)
     return c.prepared
 

@@ -80,6 +80,24 @@ def build(text: str, engine: str, setup=None, **options):
     return jitbpf.assemble(text, runtime=rt).program().compile(engine, **options)
 
 
+def in_threads(work, n: int = 4, timeout: float = 120) -> list[BaseException]:
+    """Run ``work(t)`` for t in range(n) in n threads at once; the errors they raised."""
+    import threading
+    errors: list[BaseException] = []
+
+    def guarded(t: int) -> None:
+        try:
+            work(t)
+        except BaseException as e:          # noqa: BLE001 - returned to the test
+            errors.append(e)
+    threads = [threading.Thread(target=guarded, args=(t,)) for t in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return errors
+
+
 def load_fixture(name: str) -> jitbpf.Object:
     """tests/fixtures/NAME.bpf.o (the committed clang object)."""
     return jitbpf.load(str(FIXTURES / f"{name}.bpf.o"))

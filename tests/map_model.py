@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 ENOENT, E2BIG, EEXIST, EINVAL = 2, 7, 17, 22
-ANY, NOEXIST, EXIST = 0, 1, 2
+ANY, NOEXIST, EXIST, F_LOCK = 0, 1, 2, 4      # F_LOCK: these maps' values hold no bpf_spin_lock
 
 
 class ArrayModel:
@@ -19,12 +19,14 @@ class ArrayModel:
         self.values = [0] * max_entries
 
     def update(self, key: int, value: int, flags: int) -> int:
-        if flags > EXIST:
+        if flags & ~F_LOCK > EXIST:
             return -EINVAL
         if key >= len(self.values):
             return -E2BIG
-        if flags == NOEXIST:
+        if flags & NOEXIST:
             return -EEXIST                      # every element of an array exists
+        if flags & F_LOCK:
+            return -EINVAL                      # (checked after the index, as arraymap.c does)
         self.values[key] = value
         return 0
 
@@ -52,7 +54,7 @@ class HashModel:
         self.items: OrderedDict[int, int] = OrderedDict()    # least recent first
 
     def update(self, key: int, value: int, flags: int) -> int:
-        if flags > EXIST:
+        if flags > EXIST:                       # F_LOCK too: no spin lock in the value
             return -EINVAL
         if flags == NOEXIST and key in self.items:
             return -EEXIST

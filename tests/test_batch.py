@@ -15,7 +15,7 @@ import pytest
 import jitbpf
 from jitbpf.runtime import Runtime
 
-from conftest import ROOT
+from conftest import ROOT, in_threads
 
 ENGINES = [e for e in jitbpf.available_engines() if e != "kernel"]
 KERNEL = ["kernel"] if "kernel" in jitbpf.available_engines() else []
@@ -235,7 +235,6 @@ exit
 
 @pytest.mark.parametrize("engine", ["llvm", "direct", "llvm-arm64"])
 def test_four_threads_share_maps_and_atomics_add_up(engine):
-    import threading
     from jitbpf.runtime import maps as M
     obj = jitbpf.assemble(THREADED)
     arr, table = M.create(obj.runtime, "arr", "array", 4, 8, 1), M.create(obj.runtime, "h", "hash", 4, 8, 4)
@@ -244,19 +243,11 @@ def test_four_threads_share_maps_and_atomics_add_up(engine):
     table.update(0, 0)
     fn = obj.program().compile(engine, bounds_check=False, verify=False)
     runs = 20 if engine == "llvm-arm64" else 2000
-    out, errors = {}, []
+    out = {}
 
     def work(t: int) -> None:
-        try:
-            out[t] = fn.run_many([bytes(8)] * 4, repeat=runs // 4)
-        except BaseException as e:          # noqa: BLE001 - reported by the test
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+        out[t] = fn.run_many([bytes(8)] * 4, repeat=runs // 4)
+    assert not in_threads(work)
     assert out == {t: [runs // 4] * 4 for t in range(4)}        # each thread's own memory
     assert int.from_bytes(arr[0], "little") == 4 * runs
     assert int.from_bytes(table[0], "little") == 4 * runs

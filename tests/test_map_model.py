@@ -1,6 +1,8 @@
 """The runtime's maps against the plain-Python reference model (tests/map_model.py): a
-hypothesis state machine of updates, deletes and lookups, the lookups made by a compiled
-program (so native code, the native runtime and the inline pass are what is compared)."""
+hypothesis state machine of updates, deletes and lookups. Lookups are made by a compiled
+program, updates and deletes by the program or by the Python API (drawn), so native
+code, the native runtime, the inline pass and the Python map code all meet the same
+bytes and are compared with the model."""
 
 from __future__ import annotations
 
@@ -10,40 +12,46 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import jitbpf
-from jitbpf.runtime import maps as M
 
 from map_model import ArrayModel, HashModel
-from test_native_runtime import LOOKUP, MISS
+from test_native_runtime import OP_DELETE, OP_LOOKUP, OP_UPDATE, map_ops_program, op_input
 
 KEYS = st.integers(0, 9)
 VALUES = st.integers(0, 2**63 - 1)
-FLAGS = st.sampled_from([0, 1, 2, 3])
+FLAGS = st.sampled_from([0, 1, 2, 3, 4, 1 << 32])
+BY_PROGRAM = st.booleans()
 MAX_ENTRIES = 6
 
 
-def machine(kind: str, engine: str):
+def machine(kind: str, engine: str, options: dict):
     class MapMachine(RuleBasedStateMachine):
         @initialize()
         def create(self):
-            obj = jitbpf.assemble(LOOKUP)
-            self.map = M.create(obj.runtime, "m", kind, 4, 8, MAX_ENTRIES)
-            obj.add_map(self.map)
-            self.fn = obj.program().compile(engine, bounds_check=False, verify=False)
+            self.map, prog = map_ops_program(kind, 4, MAX_ENTRIES)
+            self.fn = prog.compile(engine, **options)
             self.model = ArrayModel(MAX_ENTRIES) if kind == "array" else HashModel(MAX_ENTRIES, kind == "lru_hash")
 
-        @rule(key=KEYS, value=VALUES, flags=FLAGS)
-        def update(self, key, value, flags):
-            got = self.map._update(key.to_bytes(4, "little"), value.to_bytes(8, "little"), flags)
+        def program(self, *args) -> int:
+            r0 = self.fn.run(packet=op_input(*args)).r0
+            return r0 - (1 << 64) if r0 >> 63 else r0
+
+        @rule(key=KEYS, value=VALUES, flags=FLAGS, by_program=BY_PROGRAM)
+        def update(self, key, value, flags, by_program):
+            if by_program:
+                got = self.program(OP_UPDATE, key, value, flags)
+            else:
+                got = self.map._update(key.to_bytes(4, "little"), value.to_bytes(8, "little"), flags)
             assert got == self.model.update(key, value, flags)
 
-        @rule(key=KEYS)
-        def delete(self, key):
-            assert self.map._delete(key.to_bytes(4, "little")) == self.model.delete(key)
+        @rule(key=KEYS, by_program=BY_PROGRAM)
+        def delete(self, key, by_program):
+            got = self.program(OP_DELETE, key) if by_program else self.map._delete(key.to_bytes(4, "little"))
+            assert got == self.model.delete(key)
 
         @rule(key=KEYS)
         def lookup(self, key):
             want = self.model.lookup(key)
-            assert self.fn.run(key.to_bytes(4, "little")).r0 == (MISS if want is None else want)
+            assert self.program(OP_LOOKUP, key) == (-1 if want is None else want)
 
         @rule(key=st.one_of(st.none(), KEYS))
         def next_key(self, key):
@@ -74,9 +82,15 @@ def machine(kind: str, engine: str):
 ENGINES = [e for e in ("llvm", "direct", "interp") if e in jitbpf.available_engines()]
 
 
+#: default options (verified; every access proven, so unchecked native code and the
+#: native runtime) and code compiled unchecked without the verifier
+OPTIONS = {"default": {}, "unchecked": {"bounds_check": False, "verify": False}}
+
+
+@pytest.mark.parametrize("options", list(OPTIONS))
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kind", ["array", "hash", "lru_hash"])
-def test_maps_follow_the_reference_model(kind, engine):
-    test = machine(kind, engine).TestCase
+def test_maps_follow_the_reference_model(kind, engine, options):
+    test = machine(kind, engine, OPTIONS[options]).TestCase
     test.settings = settings(max_examples=15, stateful_step_count=25, deadline=None)
     test("runTest").runTest()

@@ -105,14 +105,15 @@ def test_hash_flags_and_errors():
 def test_hash_layout_is_an_fnv1a_index_over_preallocated_elements():
     """The contract for native code: the index (u32 at data) has, at the first slot at or
     after fnv1a32(k) & (capacity - 1) whose element's key matches, 1 + the element
-    number; the element (state 1, key, value) is at data + elements + e * stride."""
+    number; the element (state 1, free link, LRU links, key from byte 16, value) is at
+    data + elements + e * stride."""
     h = new("hash", key_size=6, value_size=4, max_entries=16)
     keys = [bytes([i, 0, 0, 0, 0, 7]) for i in range(16)]
     for i, k in enumerate(keys):
         h.update(k, i)
     cap, stride = h.capacity, h.stride
     elements = int.from_bytes(h.buffer.view[40:44], "little")
-    assert cap & (cap - 1) == 0 and cap >= 32 and stride == 8 + 8 + 8 and elements == 4 * cap
+    assert cap & (cap - 1) == 0 and cap >= 32 and stride == 16 + 8 + 8 and elements == 4 * cap
     element = lambda slot: int.from_bytes(h.view[4 * slot:4 * slot + 4], "little")
     for i, k in enumerate(keys):
         slot = fnv1a32(k) & (cap - 1)
@@ -120,12 +121,12 @@ def test_hash_layout_is_an_fnv1a_index_over_preallocated_elements():
             e = element(slot)
             assert e != 0, "probe reached an empty slot"
             off = elements + (e - 1) * stride
-            if e != 0xFFFFFFFF and bytes(h.view[off + 8:off + 14]) == k:
+            if e != 0xFFFFFFFF and bytes(h.view[off + 16:off + 22]) == k:
                 break
             slot = (slot + 1) % cap
         assert h.view[off] == 1
-        assert int.from_bytes(h.view[off + 16:off + 20], "little") == i
-        assert h._lookup(k) == h.data + off + 16
+        assert int.from_bytes(h.view[off + 24:off + 28], "little") == i
+        assert h._lookup(k) == h.data + off + 24
 
 
 def test_hash_values_never_move_while_their_element_exists():

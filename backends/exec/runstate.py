@@ -44,8 +44,8 @@ class RunState:
         saved = bytes(self.view[:_HEADER]) if self.active else None
         if not self.active:
             top = self.stack.address + STACK_BYTES
-            struct.pack_into("<QQqQQQQ", self.view, 0, 0, 0, abi.UNLIMITED if self.budget is None else self.budget,
-                             top, top, abi.STOP_NONE, 0)
+            struct.pack_into("<QQqQQQQQ", self.view, 0, 0, 0, abi.UNLIMITED if self.budget is None else self.budget,
+                             top, top, abi.STOP_NONE, 0, rt.cpu)
             ctypes.memset(self.stack.address, self.stack_fill, STACK_BYTES)
         self.active += 1
         if self.bounds_check:

@@ -4,7 +4,8 @@ Like the kernel's fixups before its JITs, each pass takes a Program and returns 
 (``Program.derive``: new slots, each knowing the slot it came from), and each is tested
 alone. The order is fixed:
 
-0. ``inline_maps``: array-map lookups inlined (code without bounds checks only);
+0. ``inline_maps``: array-map lookups inlined (code without bounds checks only, which
+   includes verified code whose every access is proven: see pipeline.prepare_compilation);
 1. ``bounds_check``: a ``check`` before each access not safe by construction;
 2. ``budget``: a ``tick`` at every loop head and function entry;
 3. ``blind``: constant blinding through the scratch register AX (last, so the
@@ -17,14 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .blind import blind
-from .bounds import bounds_check
+from .bounds import bounds_check, needs_checks
 from .budget import budget_ticks
 from .inline_maps import inline_array_lookups
 from .resolve import resolve_calls
 from .rewrite import rewrite
 
-__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "budget_ticks", "resolve_calls",
-           "inline_array_lookups"]
+__all__ = ["PassOptions", "run_passes", "rewrite", "blind", "bounds_check", "needs_checks", "budget_ticks",
+           "resolve_calls", "inline_array_lookups"]
 
 
 @dataclass(frozen=True)

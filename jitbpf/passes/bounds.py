@@ -43,3 +43,9 @@ def bounds_check(program, proven: frozenset[int] = frozenset()):
         return [Insn(isa.OP_CHECK | insn.size, base, 0, insn.off, int(write)), insn]
 
     return rewrite(program, expand)
+
+
+def needs_checks(program, proven: frozenset[int] = frozenset()) -> bool:
+    """Whether ``bounds_check`` would leave any check in ``program``: False when the
+    verifier's proofs and the frame analysis cover every access."""
+    return any(spec is not None and spec.kind == "check" for spec in bounds_check(program, proven).specs)

@@ -135,14 +135,15 @@ def map_lookup_elem(rt, map_, key, *_):
     return m._lookup(rt.memory.read(key, m.key_size), rt.cpu)
 
 
-@helper(2, "map_update_elem", ("const_map_ptr", "ptr_to_map_key", "ptr_to_map_value", "anything"))
+@helper(2, "map_update_elem", ("const_map_ptr", "ptr_to_map_key", "ptr_to_map_value", "anything"),
+        native="jitbpf_rt_map_update_elem")
 def map_update_elem(rt, map_, key, value, flags, _):
     m = rt.map_at(map_)
     k = rt.memory.read(key, m.key_size)              # b"" for keyless maps, whatever the pointer
     return m._update(k, rt.memory.read(value, m.value_size), flags, rt.cpu if m.percpu else None) & MASK64
 
 
-@helper(3, "map_delete_elem", ("const_map_ptr", "ptr_to_map_key"))
+@helper(3, "map_delete_elem", ("const_map_ptr", "ptr_to_map_key"), native="jitbpf_rt_map_delete_elem")
 def map_delete_elem(rt, map_, key, *_):
     m = rt.map_at(map_)
     return m._delete(rt.memory.read(key, m.key_size)) & MASK64

@@ -1,14 +1,16 @@
 """BPF maps with Linux semantics, stored in host memory at stable addresses.
 
-Every map owns one page-aligned :class:`HostBuffer`: a 64-byte read-only header
+Every map owns one page-aligned :class:`HostBuffer`: a 128-byte read-only header
 followed by its storage. The header's address is the map handle (what
 ``lddw map_fd`` loads and helpers receive in r1, ``Runtime.map_at`` maps it back)
 and describes the storage so backends can later inline the hot operations::
 
     0 u32 map_type   4 u32 key_size   8 u32 value_size  12 u32 max_entries
    16 u64 data (address of the storage)  24 u32 stride  28 u32 capacity
-   32 u32 ncpus     36 u32 map_flags     40 u32 elements (hash maps)
-   56: the key bpf_for_each_map_elem passes (arrays)
+   32 u32 ncpus     36 u32 map_flags
+   arrays: 56 the key bpf_for_each_map_elem passes
+   hash maps: 40 u32 elements   44 u32 count   48 u32 tombstones   52 u32 free
+              56 u32 fresh      60 u32 lock    64 u32 lru_head     68 u32 lru_tail
 
 - array / percpu_array: element i (cpu c) at ``data + (i * ncpus + c) * stride``,
   stride = value_size rounded up to 8. Global data sections are one-element arrays.
@@ -18,11 +20,20 @@ and describes the storage so backends can later inline the hot operations::
   0 empty, 0xFFFFFFFF deleted, else 1 + an element number; open addressing with
   linear probing from the home slot ``fnv1a32(key) & (capacity - 1)``. The pool
   starts at ``data + elements`` (header offset 40); element e is ``stride`` bytes
-  at ``data + elements + e * stride``: ``u64 state`` (1 used, 0 free), the key
-  (rounded up to 8), then the value (per CPU: ncpus values of value_size rounded
-  up to 8). An element never moves while its key lives, so a lookup's pointer
-  stays valid (Linux's guarantee); when deleted markers pile up, only the index is
-  re-placed. Free elements are reused last-freed first.
+  at ``data + elements + e * stride``: ``u32 state`` (1 used, 0 free), ``u32 next``
+  (free elements: 1 + the next free element, 0 at the end), ``u32 prev, next`` (LRU
+  maps: the LRU list, least recent at ``lru_head``, most recent at ``lru_tail``; 1 +
+  element, 0 at the ends), the key (from byte 16, rounded up to 8), then the value
+  (per CPU: ncpus values of value_size rounded up to 8). An
+  element never moves while its key lives, so a lookup's pointer stays valid
+  (Linux's guarantee); when deleted markers (``tombstones``) and live elements
+  (``count``) would fill 3/4 of the index, it is rebuilt (live elements re-placed in
+  element order). A new element is the head of the free list (``free``: 1 + element,
+  0 empty: deleted ones, last freed first), else element ``fresh`` (never used yet).
+  Updates, deletes and LRU lookups (which move the element to the tail) hold ``lock``
+  (0 free, 1 held: a spin lock shared with native code, see ``locked``); other
+  lookups take none, as in Linux (RCU), and may miss a key while another thread
+  rebuilds the index. A full LRU map evicts ``lru_head``.
 - lpm_trie, queue/stack: slabs of ``stride``-byte slots, indexed from Python.
 - ringbuf: ``max_entries`` data bytes plus a mirror of the same size, so a record
   that wraps is still contiguous for the program (copied back on submit); records
@@ -38,9 +49,13 @@ the Python API (``lookup``, ``update``, ``items`` ...) raises :class:`BpfMapErro
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
 import itertools
+import threading
+import time
 import weakref
-from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..errors import BpfRuntimeError
@@ -66,11 +81,54 @@ ENOENT, E2BIG, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, ER
 ERRNO_NAMES = {ENOENT: "ENOENT", E2BIG: "E2BIG", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES",
                EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EINVAL: "EINVAL", ENOSPC: "ENOSPC",
                ERANGE: "ERANGE", EOPNOTSUPP: "EOPNOTSUPP"}
-HEADER_SIZE = 64
+HEADER_SIZE = 128
 ITER_KEY = 56            # header bytes holding the current key of bpf_for_each_map_elem on arrays
 FNV_OFFSET, FNV_PRIME = 0x811C9DC5, 0x01000193
 RB_BUSY, RB_DISCARD, RB_HEADER = 1 << 31, 1 << 30, 8
 HASH_EMPTY, HASH_DELETED = 0, 0xFFFF_FFFF      # hash index entries besides 1 + element number
+H_ELEMENTS, H_COUNT, H_TOMBSTONES, H_FREE, H_FRESH, H_LOCK, H_LRU_HEAD, H_LRU_TAIL = \
+    40, 44, 48, 52, 56, 60, 64, 68                                      # hash map header fields
+E_STATE, E_FREE_NEXT, E_PREV, E_NEXT, E_KEY = 0, 4, 8, 12, 16          # hash element fields
+
+
+def _atomics():
+    """libatomic's compare-exchange and store (Python has no atomic memory operations of
+    its own), for the lock word native code takes with cmpxchg; None without libatomic."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("atomic") or "libatomic.so.1")
+    except OSError:
+        return None
+    cas = lib.__atomic_compare_exchange_4
+    cas.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_int]
+    cas.restype = ctypes.c_bool
+    store = lib.__atomic_store_4
+    store.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int]
+    return cas, store
+
+
+_ATOMICS = _atomics()
+_ACQUIRE, _RELEASE = 2, 3            # __ATOMIC_ACQUIRE, __ATOMIC_RELEASE
+_fallback_lock = threading.Lock()
+
+
+@contextmanager
+def locked(address: int) -> Iterator[None]:
+    """Hold the spin lock word at ``address`` (a u32: 0 free, 1 held), the one native
+    map updates take (jitbpf.runtime.native), so Python and native writers exclude each
+    other. Without libatomic, only Python writers exclude each other."""
+    if _ATOMICS is None:
+        with _fallback_lock:
+            yield
+        return
+    cas, store = _ATOMICS
+    expected = ctypes.c_uint32(0)
+    while not cas(address, ctypes.addressof(expected), 1, _ACQUIRE, _ACQUIRE):
+        expected.value = 0
+        time.sleep(0)                    # the holder may be a Python thread waiting for the GIL
+    try:
+        yield
+    finally:
+        store(address, 0, _RELEASE)
 
 
 class BpfMapError(BpfRuntimeError):
@@ -346,11 +404,12 @@ class Map:
         return dict(self.items())
 
     def snapshot(self) -> tuple[bytes, dict]:
-        return self.buffer.bytes()[HEADER_SIZE:], {a: copy.copy(getattr(self, a)) for a in self._state}
+        """The header (hash maps keep counts there) and storage, and the Python-side state."""
+        return self.buffer.bytes(), {a: copy.copy(getattr(self, a)) for a in self._state}
 
     def restore(self, state: tuple[bytes, dict]) -> None:
         data, attrs = state
-        self.view[:] = data
+        self.buffer.view[:] = data
         for a, v in attrs.items():
             setattr(self, a, copy.copy(v))
 
@@ -371,7 +430,7 @@ class ArrayMap(Map):
         i = int.from_bytes(key[:4], "little")
         if i >= self.max_entries:
             return 0
-        return self.data + (i * self.ncpus + (cpu or 0)) * self.stride
+        return self.data + (i * self.ncpus + (cpu or 0) * self.percpu) * self.stride
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
         if flags & ~BPF_F_LOCK > BPF_EXIST:
@@ -419,13 +478,16 @@ class PercpuArrayMap(ArrayMap):
 class HashMap(Map):
     """hash, percpu_hash, lru_hash and lru_percpu_hash (see the module docstring).
 
-    Elements are preallocated, as in Linux: an element keeps its place from its insertion
-    to its deletion, so a pointer a lookup returned stays valid while the element exists.
-    Only the index (u32 element numbers) is re-placed when deleted markers pile up."""
+    All state is in the map's memory (index, element pool, free list, LRU list, counts
+    in the header), so native code (jitbpf.runtime.native) and this class update the
+    same bytes. Elements are preallocated, as in Linux: an element keeps its place from
+    its insertion to its deletion, so a pointer a lookup returned stays valid while the
+    element exists. Only the index is re-placed when deleted markers pile up. Updates,
+    deletes and LRU lookups hold the header's lock word (``locked``); other lookups
+    take no lock."""
 
     map_type = MAP_TYPES["hash"]
     lru = False
-    _state = ("_slots", "_elems", "_free", "_tombstones", "_recency")
 
     def _setup(self) -> None:
         if self.key_size <= 0 or self.value_size <= 0:
@@ -433,19 +495,20 @@ class HashMap(Map):
         self.capacity = _pow2(max(8, 2 * self.max_entries))
         self.key_stride = round8(self.key_size)
         self.value_stride = self.stride
-        self.stride = 8 + self.key_stride + self.value_stride * self.ncpus
+        self.stride = E_KEY + self.key_stride + self.value_stride * self.ncpus
         self.elements = round8(4 * self.capacity)      # byte offset of the element pool
-        self._slots: dict[bytes, int] = {}          # key -> index slot, in insertion order
-        self._elems: dict[bytes, int] = {}          # key -> element number
-        self._free = list(range(self.max_entries - 1, -1, -1))     # popped from the end
-        self._tombstones = 0
-        self._recency: OrderedDict[bytes, None] = OrderedDict()
 
     def _data_size(self) -> int:
         return self.elements + self.max_entries * self.stride
 
     def _header_extra(self) -> bytes:
-        return self.elements.to_bytes(4, "little")
+        return self.elements.to_bytes(4, "little")      # the other fields start at 0
+
+    def _field(self, offset: int) -> int:
+        return int.from_bytes(self.buffer.view[offset:offset + 4], "little")
+
+    def _set_field(self, offset: int, value: int) -> None:
+        self.buffer.view[offset:offset + 4] = value.to_bytes(4, "little")
 
     def _index(self, slot: int) -> int:
         return int.from_bytes(self.view[4 * slot:4 * slot + 4], "little")
@@ -453,16 +516,78 @@ class HashMap(Map):
     def _set_index(self, slot: int, value: int) -> None:
         self.view[4 * slot:4 * slot + 4] = value.to_bytes(4, "little")
 
+    def _offset(self, element: int) -> int:
+        """Byte offset of an element in the storage."""
+        return self.elements + element * self.stride
+
+    def _word(self, element: int, field: int) -> int:
+        off = self._offset(element) + field
+        return int.from_bytes(self.view[off:off + 4], "little")
+
+    def _set_word(self, element: int, field: int, value: int) -> None:
+        off = self._offset(element) + field
+        self.view[off:off + 4] = value.to_bytes(4, "little")
+
+    def _key_at(self, element: int) -> bytes:
+        off = self._offset(element) + E_KEY
+        return bytes(self.view[off:off + self.key_size])
+
+    def _value_offset(self, element: int, cpu: int | None = None) -> int:
+        """Per-CPU maps: ``cpu``'s copy (the others have one value, whatever the CPU)."""
+        return self._offset(element) + E_KEY + self.key_stride + (cpu or 0) * self.percpu * self.value_stride
+
+    def _find(self, key: bytes) -> tuple[int, int] | None:
+        """(index slot, element) of ``key``, or None."""
+        mask = self.capacity - 1
+        slot = fnv1a32(key) & mask
+        while True:
+            e = self._index(slot)
+            if e == HASH_EMPTY:
+                return None
+            if e != HASH_DELETED and self._key_at(e - 1) == key:
+                return slot, e - 1
+            slot = (slot + 1) & mask
+
     def _element(self, key: bytes) -> int:
-        """Byte offset of the key's element in the storage."""
-        return self.elements + self._elems[key] * self.stride
+        """Byte offset of the (live) key's element in the storage."""
+        return self._offset(self._find(key)[1])
+
+    # The LRU list (lru maps): elements from least to most recently used, doubly linked
+    # through E_PREV / E_NEXT (1 + element, 0 at the ends) from H_LRU_HEAD to H_LRU_TAIL.
+    def _lru_unlink(self, e: int) -> None:
+        prev, nxt = self._word(e, E_PREV), self._word(e, E_NEXT)
+        if prev:
+            self._set_word(prev - 1, E_NEXT, nxt)
+        else:
+            self._set_field(H_LRU_HEAD, nxt)
+        if nxt:
+            self._set_word(nxt - 1, E_PREV, prev)
+        else:
+            self._set_field(H_LRU_TAIL, prev)
+        self._set_word(e, E_PREV, 0)
+        self._set_word(e, E_NEXT, 0)
+
+    def _lru_push(self, e: int) -> None:
+        tail = self._field(H_LRU_TAIL)
+        self._set_word(e, E_PREV, tail)
+        self._set_word(e, E_NEXT, 0)
+        if tail:
+            self._set_word(tail - 1, E_NEXT, e + 1)
+        else:
+            self._set_field(H_LRU_HEAD, e + 1)
+        self._set_field(H_LRU_TAIL, e + 1)
 
     def _lookup(self, key: bytes, cpu: int | None = None) -> int:
-        if key not in self._elems:
-            return 0
-        if self.lru:
-            self._recency.move_to_end(key)
-        return self.data + self._element(key) + 8 + self.key_stride + (cpu or 0) * self.value_stride
+        if not self.lru:
+            found = self._find(key)
+            return 0 if found is None else self.data + self._value_offset(found[1], cpu)
+        with locked(self.address + H_LOCK):
+            found = self._find(key)
+            if found is None:
+                return 0
+            self._lru_unlink(found[1])
+            self._lru_push(found[1])
+            return self.data + self._value_offset(found[1], cpu)
 
     def _free_slot(self, key: bytes) -> int:
         mask = self.capacity - 1
@@ -474,84 +599,100 @@ class HashMap(Map):
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None = None) -> int:
         if flags & ~BPF_F_LOCK > BPF_EXIST or (flags & BPF_F_LOCK and not self.has_spin_lock):
             return -EINVAL                  # Linux: BPF_F_LOCK needs a bpf_spin_lock in the value
-        exists = key in self._elems
-        if flags & 3 == BPF_NOEXIST and exists:
-            return -EEXIST
-        if flags & 3 == BPF_EXIST and not exists:
-            return -ENOENT
-        if not exists:
-            if not self._free:
-                if not self.lru:
-                    return -E2BIG
-                self._delete(next(iter(self._recency)))
-            if self._tombstones + len(self._slots) + 1 > self.capacity * 3 // 4:
-                self._rebuild()
-            slot = self._free_slot(key)
-            if self._index(slot) == HASH_DELETED:
-                self._tombstones -= 1
-            element = self._free.pop()
-            off = self.elements + element * self.stride
-            self.view[off:off + self.stride] = bytes(self.stride)
-            self.view[off] = 1
-            self.view[off + 8:off + 8 + self.key_size] = key
-            self._set_index(slot, element + 1)
-            self._slots[key], self._elems[key] = slot, element
-        if self.lru:
-            self._recency[key] = None
-            self._recency.move_to_end(key)
-        base = self._element(key) + 8 + self.key_stride
-        if cpu is not None or not self.percpu:
-            off = base + (cpu or 0) * self.value_stride
-            self.view[off:off + self.value_size] = value[:self.value_size]
-        else:
-            self.view[base:base + len(value)] = value
-        return 0
+        with locked(self.address + H_LOCK):
+            found = self._find(key)
+            if flags & 3 == BPF_NOEXIST and found is not None:
+                return -EEXIST
+            if flags & 3 == BPF_EXIST and found is None:
+                return -ENOENT
+            if found is None:
+                if not self._field(H_FREE) and self._field(H_FRESH) >= self.max_entries:
+                    if not self.lru:
+                        return -E2BIG
+                    self._remove(self._key_at(self._field(H_LRU_HEAD) - 1))     # the least recent
+                if self._field(H_TOMBSTONES) + self._field(H_COUNT) + 1 > self.capacity * 3 // 4:
+                    self._rebuild()
+                slot = self._free_slot(key)
+                if self._index(slot) == HASH_DELETED:
+                    self._set_field(H_TOMBSTONES, self._field(H_TOMBSTONES) - 1)
+                element = self._field(H_FREE) - 1
+                if element >= 0:                          # the last freed, else a fresh one
+                    self._set_field(H_FREE, self._word(element, E_FREE_NEXT))
+                else:
+                    element = self._field(H_FRESH)
+                    self._set_field(H_FRESH, element + 1)
+                off = self._offset(element)
+                self.view[off:off + self.stride] = bytes(self.stride)
+                self.view[off] = 1
+                self.view[off + E_KEY:off + E_KEY + self.key_size] = key
+                self._set_index(slot, element + 1)
+                self._set_field(H_COUNT, self._field(H_COUNT) + 1)
+                found = slot, element
+            elif self.lru:
+                self._lru_unlink(found[1])
+            if self.lru:
+                self._lru_push(found[1])
+            base = self._value_offset(found[1])
+            if cpu is not None or not self.percpu:
+                off = base + (cpu or 0) * self.value_stride
+                self.view[off:off + self.value_size] = value[:self.value_size]
+            else:
+                self.view[base:base + len(value)] = value
+            return 0
 
     def _delete(self, key: bytes) -> int:
-        slot = self._slots.pop(key, None)
-        if slot is None:
+        with locked(self.address + H_LOCK):
+            return self._remove(key)
+
+    def _remove(self, key: bytes) -> int:
+        """Delete with the lock held: mark the slot deleted, push the element on the free list."""
+        found = self._find(key)
+        if found is None:
             return -ENOENT
-        element = self._elems.pop(key)
-        self._recency.pop(key, None)
+        slot, element = found
+        if self.lru:
+            self._lru_unlink(element)
         self._set_index(slot, HASH_DELETED)
-        self.view[self.elements + element * self.stride] = 0
-        self._free.append(element)
-        self._tombstones += 1
+        self._set_word(element, E_STATE, 0)
+        self._set_word(element, E_FREE_NEXT, self._field(H_FREE))
+        self._set_field(H_FREE, element + 1)
+        self._set_field(H_COUNT, self._field(H_COUNT) - 1)
+        self._set_field(H_TOMBSTONES, self._field(H_TOMBSTONES) + 1)
         return 0
 
     def _rebuild(self) -> None:
-        """Re-place every live key in the index (drops the deleted markers that lengthen
-        probes); the elements stay where they are."""
+        """Re-place every live element in the index, in element order (drops the deleted
+        markers that lengthen probes); the elements stay where they are."""
         self.view[:self.elements] = bytes(self.elements)
-        self._tombstones = 0
-        for k in self._slots:
-            slot = self._free_slot(k)
-            self._set_index(slot, self._elems[k] + 1)
-            self._slots[k] = slot
+        self._set_field(H_TOMBSTONES, 0)
+        for e in range(self._field(H_FRESH)):
+            if self._word(e, E_STATE) == 1:
+                self._set_index(self._free_slot(self._key_at(e)), e + 1)
 
     def _next_key(self, key: bytes | None) -> bytes | None:
         """Index order; the first key when ``key`` is None or absent (as Linux does)."""
         order = self._keys()
-        if key is None or key not in self._slots:
+        if key is None or self._find(key) is None:
             return order[0] if order else None
         i = order.index(key) + 1
         return order[i] if i < len(order) else None
 
     def _keys(self) -> list[bytes]:
-        return sorted(self._slots, key=self._slots.__getitem__)
+        index = self.view[:4 * self.capacity].cast("I")
+        return [self._key_at(e - 1) for e in index if e not in (HASH_EMPTY, HASH_DELETED)]
 
     def lookup(self, key: Any = None) -> bytes | None:
         """As Map.lookup, without touching the LRU order (only programs' accesses do)."""
-        k = self.key(key)
-        if k not in self._elems:
+        found = self._find(self.key(key))
+        if found is None:
             return None
-        return self._read_value(self.data + self._element(k) + 8 + self.key_stride, None)
+        return self._read_value(self.data + self._value_offset(found[1]), None)
 
     def _key_address(self, key: bytes, value_address: int) -> int:
-        return self.data + self._element(key) + 8
+        return self.data + self._element(key) + E_KEY
 
     def __len__(self) -> int:
-        return len(self._slots)
+        return self._field(H_COUNT)
 
 
 class PercpuHashMap(HashMap):

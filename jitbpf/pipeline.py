@@ -265,7 +265,8 @@ def start(program, engine: str, options: dict[str, Any]) -> Compilation:
 def verify(c: Compilation):
     """The verify stage (jitbpf.verifier, without the kernel's refusals that are not about
     safety): a rejected program is an error; an accepted one's facts go to the passes.
-    A program's verdict is kept with it: every engine asks the same question."""
+    A program's verdict (acceptance or refusal) is kept with it: every engine asks the
+    same question."""
     if not c.options.verify:
         return None
     program = c.program
@@ -279,8 +280,10 @@ def verify(c: Compilation):
             if not e.message.endswith(VERIFY_HINT):
                 e.message += VERIFY_HINT
                 e.args = (e._render(),)
-            raise
+            verdict = e
         cached = program.__dict__["_verdict"] = (code, verdict)
+    if isinstance(cached[1], BpfError):
+        raise cached[1].with_traceback(None)   # a refusal, as final as an acceptance
     return cached[1]
 
 

@@ -227,3 +227,19 @@ def test_saved_images_refuse_what_they_cannot_run():
     for damaged in (saved[:40], b"nonsense", saved[:-1], saved.replace(b'"arch": "arm64"', b'"arch": "mips!"')):
         with pytest.raises(BpfEngineError, match="cannot read the image"):
             pipeline.load_saved(damaged, prog)
+
+
+def test_a_refusal_is_kept_with_the_program_like_an_acceptance(monkeypatch):
+    """Every engine asks the verifier the same question: a refused program is verified
+    once, and an edit to its instructions asks again."""
+    import jitbpf.verifier as verifier_package
+    calls = []
+    real = verifier_package.verify
+    monkeypatch.setattr(verifier_package, "verify", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prog = jitbpf.assemble("ldxdw r0, [r10-8]\nexit").program()
+    for engine in ("llvm", "direct", "llvm"):
+        with pytest.raises(jitbpf.BpfVerifierError, match="invalid read from stack"):
+            prog.compile(engine)
+    assert len(calls) == 1
+    prog.insns[:] = jitbpf.assemble("mov r0, 5\nexit").program().insns
+    assert prog.compile("direct").run(b"").r0 == 5 and len(calls) == 2

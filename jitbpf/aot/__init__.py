@@ -13,24 +13,26 @@ helpers become ``bpf_<name>`` (``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .. import pipeline
 from ..errors import BpfEngineError
 from ..runtime.maps import BPF_F_RDONLY_PROG, MAP_TYPES
 from . import objfile, runtime_ir
-from .runtime_ir import ARRAY, HASH, EntrySpec, MapSpec
+from .runtime_ir import ARRAY, BLOOM, HASH, LPM, PROG_ARRAY, QUEUE, STACK, EntrySpec, MapSpec
 
 BACKENDS = ("llvm", "direct")
 ARCHS = ("x86_64", "arm64")
 ABIS = ("jitbpf", "bpftime")
 FORMAT = "jitbpf-aot-1"
-CONTEXTS = {"raw": "raw", "xdp": "xdp", "syscall": "syscall"}
-NATIVE_HELPERS = {"bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem"}
-CONTEXT_HELPERS = ("bpf_xdp_adjust", "bpf_skb_", "bpf_tail_call")
+#: helpers the runtime implements (the rest are the host's: undefined symbols)
+NATIVE_HELPERS = frozenset(runtime_ir.NATIVE_HELPERS)
+CONTEXT_HELPERS = ("bpf_xdp_", "bpf_skb_", "bpf_tail_call", "bpf_l3_", "bpf_l4_", "bpf_clone_redirect")
 MAP_HELPERS = ("bpf_map_", "bpf_for_each_map_elem", "bpf_ringbuf_", "bpf_redirect_map", "bpf_sk_storage")
-RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access"}
-C_API = ["jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key", "jitbpf_last_error"]
+RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access", "jitbpf_load_packet"}
+C_API = ["jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key", "jitbpf_map_push",
+         "jitbpf_map_pop", "jitbpf_map_peek", "jitbpf_ringbuf_consume", "jitbpf_last_error"]
 
 
 @dataclass
@@ -53,35 +55,90 @@ class Compiled:
 
 
 def _context(program) -> str:
+    """raw, xdp, syscall, struct (tracing), tc or skb (other __sk_buff programs: data after Ethernet)."""
     from ..runtime.context import context_kind
     kind = context_kind(program.prog_type)
     if kind == "skb":
-        raise BpfEngineError(f"program '{program.name}': {program.prog_type} programs (__sk_buff) cannot be "
-                             "compiled ahead of time yet (raw, xdp, syscall and tracing programs can)")
+        return "tc" if program.prog_type == "tc" else "skb"
     return kind
 
 
 def _map_specs(obj) -> list[MapSpec]:
     specs = []
     for m in obj.map_list:
-        if m.map_type == MAP_TYPES["array"]:
-            initial = bytes(m.view[:m.max_entries * m.stride])
-            specs.append(MapSpec(m.name, ARRAY, m.key_size, m.value_size, m.max_entries,
-                                 bool(m.map_flags & BPF_F_RDONLY_PROG), initial))
-        elif m.map_type == MAP_TYPES["hash"]:
-            if len(m):
-                raise BpfEngineError(f"map '{m.name}': a hash map with elements cannot be compiled yet")
-            specs.append(MapSpec(m.name, HASH, m.key_size, m.value_size, m.max_entries, False))
-        else:
+        kind = runtime_ir.KINDS.get(m.type_name)
+        if kind is None:
             raise BpfEngineError(f"map '{m.name}': {m.type_name} maps are not in the ahead-of-time runtime "
-                                 "(array and hash maps are)")
+                                 f"(these are: {', '.join(runtime_ir.KINDS)})")
+        spec = MapSpec(m.name, m.type_name, m.key_size, m.value_size, m.max_entries,
+                       bool(m.map_flags & BPF_F_RDONLY_PROG), percpu=m.percpu, lru=bool(getattr(m, "lru", False)),
+                       cpus=m.ncpus)
+        if kind == ARRAY:
+            spec.initial = bytes(m.view[:spec.storage_size])
+        elif kind == PROG_ARRAY:
+            spec.programs = {i: f"jitbpf_entry${_c_name(p.name)}" for i, p in sorted(m.programs.items())}
+        elif len(m.items()) if kind in (HASH, LPM, QUEUE, STACK) else False:
+            raise BpfEngineError(f"map '{m.name}': a {m.type_name} map with elements cannot be compiled yet")
+        if kind == BLOOM:
+            spec.aux = m.nr_hashes
+        elif kind == LPM:
+            spec.aux = m.bits
+        specs.append(spec)
     return specs
+
+
+def _with_tail_call_targets(obj, programs: list) -> list:
+    """The programs and every program a prog_array of the object holds (one object has them all)."""
+    out = list(programs)
+    for m in obj.map_list:
+        for p in getattr(m, "programs", {}).values() if m.type_name == "prog_array" else ():
+            if all(p is not q for q in out):
+                out.append(p)
+    return out
+
+
+@contextmanager
+def _host_kfuncs(obj, programs):
+    """kfuncs the object's runtime does not know, resolved for the compile as host symbols
+    (``bpf_<name>``, which the host defines); the runtime is left as it was."""
+    registry = obj.runtime.helpers
+    missing = sorted({n for p in programs for n in getattr(p, "kfuncs", {}).values()
+                      if n.removeprefix("bpf_") not in registry.by_name})
+    if not missing:
+        yield
+        return
+    scratch = registry.copy()
+    for name in missing:
+        scratch.register_kfunc(name, _host_defined)
+    obj.runtime.helpers = scratch
+    try:
+        yield
+    finally:
+        obj.runtime.helpers = registry
+
+
+def _host_defined(rt, *args):
+    raise BpfEngineError("a kfunc the host defines was called in the compiler")
 
 
 def _c_name(name: str) -> str:
     if not name.isidentifier() or not name.isascii():
         raise BpfEngineError(f"program '{name}' is not a C identifier")
     return name
+
+
+def _refuse_helpers(name: str, context: str, externals) -> None:
+    """One line for what a program calls that the runtime cannot give it."""
+    for h in externals:
+        if h in NATIVE_HELPERS:
+            continue
+        if h.startswith(MAP_HELPERS):
+            raise BpfEngineError(f"program '{name}': {h} is not in the ahead-of-time runtime")
+        if h.startswith(CONTEXT_HELPERS):
+            raise BpfEngineError(f"program '{name}': {h} changes the context, which the ahead-of-time "
+                                 "runtime does not support yet")
+        if h == "jitbpf_load_packet" and context not in runtime_ir.SKB_CONTEXTS:
+            raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND need a socket-buffer context")
 
 
 def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool):
@@ -114,6 +171,7 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
     programs = [obj.program(n) for n in names] if names else list(obj.programs.values())
     if not programs:
         raise BpfEngineError("the object has no programs")
+    programs = _with_tail_call_targets(obj, programs)
     bpftime = abi == "bpftime"
     if bpftime and len(programs) != 1:
         raise BpfEngineError("--abi bpftime exports one program (bpf_main): choose it with --program")
@@ -129,17 +187,9 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
     for i, prog in enumerate(programs):
         context = _context(prog)
         name = _c_name(prog.name)
-        image, prepared = pipeline.image(prog, engine, **options)
-        map_helpers = [h for h in image.externals if h.startswith(MAP_HELPERS) and h not in NATIVE_HELPERS]
-        if map_helpers:
-            raise BpfEngineError(f"program '{name}': {map_helpers[0]} is not in the ahead-of-time runtime "
-                                 "(the map helpers there are lookup, update and delete)")
-        context_helpers = [h for h in image.externals if h.startswith(CONTEXT_HELPERS)]
-        if context_helpers:
-            raise BpfEngineError(f"program '{name}': {context_helpers[0]} changes the context, which the "
-                                 "ahead-of-time runtime does not support yet")
-        if "jitbpf_load_packet" in image.externals:
-            raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND are not in the ahead-of-time runtime")
+        with _host_kfuncs(obj, [prog]):
+            image, prepared = pipeline.image(prog, engine, **options)
+        _refuse_helpers(name, context, image.externals)
         entry = f"jitbpf_entry${name}"
         parts.append((image, f"p{i}$", {"bpf_entry": entry}))
         entries.append(EntrySpec(name, entry, context, runtime_ir.abi.UNLIMITED if budget is None else budget))
@@ -175,10 +225,12 @@ def _bpftime_names(obj, image):
     return image
 
 
-def load_compiled(path_or_data, manifest: bytes | None = None, executor: str | None = None):
-    """A compiled object (ELF bytes, or a raw blob with its manifest) ready to run."""
+def load_compiled(path_or_data, manifest: bytes | None = None, executor: str | None = None, helpers=None):
+    """A compiled object (ELF bytes, or a raw blob with its manifest) ready to run; the
+    helpers it leaves undefined (and kfuncs) come from ``helpers`` (a HelperRegistry; default:
+    the built-in ones)."""
     from .loader import CompiledObject
-    return CompiledObject.from_data(path_or_data, manifest, executor)
+    return CompiledObject.from_data(path_or_data, manifest, executor, helpers)
 
 
 __all__ = ["compile_programs", "load_compiled", "Compiled", "BACKENDS", "ARCHS", "ABIS"]

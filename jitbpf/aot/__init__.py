@@ -12,6 +12,7 @@ helpers become ``bpf_<name>`` (``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``).
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -141,12 +142,13 @@ def _refuse_helpers(name: str, context: str, externals) -> None:
             raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND need a socket-buffer context")
 
 
-def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool):
+def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool,
+                  helpers: set[str] | None = None):
     """The runtime module compiled for ``arch`` and linked into an Image."""
     from ..backends.link import link_elf
     from ..backends.llvm.compile import _llvm, optimise, target_machine
     llvm = _llvm()
-    text = runtime_ir.module_text(entries, maps, bpftime)
+    text = runtime_ir.module_text(entries, maps, bpftime, helpers)
     try:
         module = llvm.parse_assembly(text)
         module.verify()
@@ -155,7 +157,21 @@ def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpft
     module.triple = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[arch]
     tm = target_machine(arch, 2, "generic")
     optimise(module, tm, 2)
+    _dead_code(llvm).run(module, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2)))
     return link_elf(tm.emit_object(module))
+
+
+_managers = threading.local()
+
+
+def _dead_code(llvm):
+    """A pass manager (one per thread, see backends.llvm.compile.optimise) dropping what the
+    object does not use: the helpers its programs do not call, the map types it lacks."""
+    mpm = getattr(_managers, "dce", None)
+    if mpm is None:
+        mpm = _managers.dce = llvm.create_new_module_pass_manager()
+        mpm.add_global_dead_code_eliminate_pass()
+    return mpm
 
 
 def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "llvm", opt: int = 2,
@@ -196,7 +212,8 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
         listed.append({"name": name, "section": prog.section, "prog_type": prog.prog_type, "context": context,
                        "symbol": "bpf_main" if bpftime else name, "core": f"jitbpf_core${name}",
                        "origin": list(prepared.origin or [])})
-    rt = runtime_image(arch, entries, maps, bpftime)
+    called = {h for image, _, _ in parts for h in image.externals}
+    rt = runtime_image(arch, entries, maps, bpftime, called)
     rt_exports = {n: n for n in rt.symbols if not n.startswith((".", "__stub$", "__got$"))}
     merged = objfile.merge(arch, [*parts, (rt, "rt$", rt_exports)])
     undefined = sorted(merged.externals)

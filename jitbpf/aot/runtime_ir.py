@@ -89,9 +89,23 @@ SUBST = {**{f: str(i) for i, f in enumerate(HEADER_FIELDS)},
                                                "RUN_STOP", "RUN_SPENT", "RUN_COUNT", "RUN_TABLE", "TABLE_ENTRY")}}
 
 
-def library() -> str:
-    """The IR library with its ``$names`` filled in."""
-    return re.sub(r"\$([A-Za-z_]+)", lambda m: SUBST[m.group(1)], runtime_lib.LIBRARY)
+KIND_NAMES = {ARRAY: "ARRAY", HASH: "HASH", QUEUE: "QUEUE", STACK: "STACK", BLOOM: "BLOOM", LPM: "LPM",
+              RINGBUF: "RINGBUF", PROG_ARRAY: "PROG_ARRAY"}
+
+
+def library(kinds: set[int] | None = None, helpers: set[str] | None = None) -> str:
+    """The IR library with its ``$names`` filled in. Only what an object uses is kept: the
+    map operations of its ``kinds`` (the other switch cases go, so LLVM drops their code) and
+    the BPF helpers its programs call (the others become internal, hence dead)."""
+    text = runtime_lib.LIBRARY
+    if kinds is not None:
+        absent = "|".join(KIND_NAMES[k] for k in KIND_NAMES if k not in kinds)
+        if absent:
+            text = re.sub(rf"i64 \$({absent}), label %\w+\s*", "", text)
+    if helpers is not None:
+        text = re.sub(r"define dso_local i64 @(bpf_\w+)\(",
+                      lambda m: m.group(0) if m.group(1) in helpers else f"define internal i64 @{m.group(1)}(", text)
+    return re.sub(r"\$([A-Za-z_]+)", lambda m: SUBST[m.group(1)], text)
 
 
 #: the helpers the library defines (a program's other helpers are the host's)
@@ -285,9 +299,11 @@ def _core_ir(e: EntrySpec, index: int) -> list[str]:
     return lines
 
 
-def module_text(entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool = False) -> str:
-    """The runtime module for these programs and maps."""
-    lines = [library(), *_maps_ir(maps)]
+def module_text(entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool = False,
+                helpers: set[str] | None = None) -> str:
+    """The runtime module for these programs and maps (``helpers``: the ones they call;
+    None: every helper of the library)."""
+    lines = [library({m.kind for m in maps}, helpers), *_maps_ir(maps)]
     declared = {s for m in maps for s in m.programs.values()}
     for i, e in enumerate(entries):
         if e.entry not in declared:

@@ -18,10 +18,11 @@ import pytest
 
 import jitbpf
 from jitbpf import aot
-from jitbpf.errors import BpfEngineError, BpfError, BpfLoadError, BpfRuntimeError
+from jitbpf.errors import BpfEngineError, BpfLoadError, BpfRuntimeError
+from jitbpf.runtime.maps import BpfMapError
 
 from conftest import FIXTURES, ROOT, cli
-from test_fixtures import eth, ipv4, tcp
+from test_fixtures import eth, ipv4, tcp, udp
 
 ARCHS = ["x86_64", "arm64"]
 BACKENDS = ["llvm", "direct"]
@@ -96,6 +97,136 @@ def test_fixture_equals_interp(path, name, arch, backend):
         assert got == expected
     for m in reference.map_list:
         assert _map_picture(loaded.maps[m.name]) == _map_picture(m), m.name
+
+
+def _equals_interp(path: Path, name: str, inputs: list[dict], arch: str, backend: str) -> list:
+    """Runs of every input, compiled and on interp (one object each, maps carrying over): equal."""
+    loaded = aot.load_compiled(aot.compile_programs(jitbpf.load(path), None, arch, backend).elf())
+    reference = jitbpf.load(path)
+    results = []
+    for kw in inputs:
+        got = _outcome(lambda: loaded.run(name, **kw))
+        assert got == _outcome(lambda: reference.program(name).compile("interp").run(**kw)), kw
+        results.append(got)
+    for m in reference.map_list:
+        assert _map_picture(loaded.maps[m.name]) == _map_picture(m), m.name
+    return results
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tail_calls_by_slot(arch, backend):
+    """slot 0: double_it ((5 + 1) * 2), 1: empty (entry goes on: (u32)-1), 2: self_loop until the
+    33-tail-call limit (1 + 33 runs), 9: past the array (-1)."""
+    runs = _equals_interp(FIXTURES / "tail_calls.bpf.o", "entry",
+                          [{"ctx": struct.pack("<II", slot, 5)} for slot in (0, 1, 2, 9, 0)], arch, backend)
+    assert [r[1] for r in runs] == [12, 2**32 - 1, 33, 2**32 - 1, 12]           # int -1: a 32-bit mov
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_packet_contexts_over_more_packets(arch, backend):
+    """tc: UDP to 53 (bpf_skb_load_bytes, TC_ACT_REDIRECT), other UDP, TTL 1 (shot), ARP;
+    socket filter: UDP to 53 (LD_IND), TCP, a packet too short for LD_ABS (r0 = 0);
+    xdp_adjust: a 10-byte frame (its tail cannot shrink: aborted)."""
+    udp53, udp80, ttl1 = eth(ipv4(17, udp(53))), eth(ipv4(17, udp(80))), eth(ipv4(17, udp(53), ttl=1))
+    arp = eth(bytes(28), 0x0806)
+    tc = _equals_interp(FIXTURES / "tc_skb.bpf.o", "tc_skb",
+                        [{"packet": p} for p in (udp53, udp80, ttl1, arp, PACKET)], arch, backend)
+    assert [r[1] for r in tc] == [7, 0, 2, 0, 0]
+    sock = _equals_interp(FIXTURES / "socket_filter.bpf.o", "socket_filter",
+                          [{"packet": p} for p in (udp53, PACKET, eth(b"\x45"))], arch, backend)
+    assert [r[1] for r in sock] == [len(udp53) - 14, 64, 0]
+    xdp = _equals_interp(FIXTURES / "xdp_adjust.bpf.o", "xdp_adjust", [{"packet": PACKET}, {"packet": bytes(10)},
+                                                                         {"packet": PACKET}], arch, backend)
+    assert [r[1] for r in xdp] == [3, 0, 3] and xdp[0][2][:4] == b"TAG!"
+
+
+def _errno(op) -> int:
+    """maps.py's answer as the C API gives it: 0 or -errno."""
+    try:
+        op()
+    except BpfMapError as e:
+        return -e.errno
+    return 0
+
+
+def _chain(next_key) -> list[bytes]:
+    keys, k = [], next_key(None)
+    while k is not None and len(keys) < 100:
+        keys.append(k)
+        k = next_key(k)
+    return keys
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_c_api_equals_maps_py(arch):
+    """The object's C API (called from Python: natively, or in unicorn) against maps.py on
+    the same operations: return codes, values, iteration order, LRU eviction, per-CPU values,
+    queue and stack order, bloom answers, LPM matches and order."""
+    u32 = lambda v: struct.pack("<I", v)                                 # noqa: E731
+    for fixture, name, ops in (
+            ("lru", "recent", [("update", u32(k), u32(k * 10), f) for k, f in
+                               ((1, 0), (2, 0), (3, 1), (1, 1), (4, 2), (4, 0), (2, 0), (5, 0), (6, 0))]
+             + [("delete", u32(2)), ("delete", u32(9)), ("lookup", u32(4)), ("lookup", u32(1)), ("update", u32(7), u32(0), 3)]),
+            ("percpu", "pcpu_arr", [("update", u32(1), bytes(range(32)), 0), ("lookup", u32(1)), ("update", u32(2), bytes(32), 0),
+                                    ("update", u32(0), bytes(32), 1)]),
+            ("percpu", "pcpu_hash", [("update", u32(3), bytes(range(32)), 0), ("update", u32(3), bytes(32), 1),
+                                     ("lookup", u32(3)), ("delete", u32(3)), ("lookup", u32(3))]),
+            ("lpm", "routes", [("update", struct.pack("<I4s", plen, bytes(a)), u32(i), 0) for i, (plen, a) in
+                               enumerate(((8, (10, 0, 0, 0)), (16, (10, 1, 0, 0)), (24, (10, 1, 2, 0)), (0, (0, 0, 0, 0)),
+                                          (12, (10, 16, 99, 99)), (33, (1, 2, 3, 4))))]
+             + [("lookup", struct.pack("<I4s", 32, bytes(a))) for a in ((10, 1, 2, 3), (10, 1, 9, 9), (10, 17, 0, 0), (11, 0, 0, 0))]
+             + [("delete", struct.pack("<I4s", 16, bytes((10, 1, 7, 7)))), ("delete", struct.pack("<I4s", 16, bytes(4))),
+                ("lookup", struct.pack("<I4s", 32, bytes((10, 1, 9, 9))))])):
+        loaded = aot.load_compiled(aot.compile_programs(jitbpf.load(FIXTURES / f"{fixture}.bpf.o"), None, arch,
+                                                        "direct").elf())
+        ours, theirs = loaded.maps[name], jitbpf.load(FIXTURES / f"{fixture}.bpf.o").maps[name]
+        for op, *args in ops:
+            if op == "update":
+                assert ours.update(*args) == _errno(lambda: theirs.update(*args)), (name, op, args)
+            elif op == "delete":
+                assert ours.delete(*args) == _errno(lambda: theirs.delete(*args)), (name, op, args)
+            else:
+                assert ours.lookup(*args) == theirs.lookup(*args), (name, op, args)
+            assert _map_picture(ours) == _map_picture(theirs), (name, op, args)
+        assert _chain(ours.next_key) == _chain(theirs.get_next_key), name
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_c_api_queues_bloom_ringbuf(arch):
+    def load(fixture):
+        return aot.load_compiled(aot.compile_programs(jitbpf.load(FIXTURES / f"{fixture}.bpf.o"), None, arch,
+                                                      "direct").elf()), jitbpf.load(FIXTURES / f"{fixture}.bpf.o")
+    loaded, reference = load("queue_stack")
+    for name in ("fifo", "lifo"):
+        ours, theirs = loaded.maps[name], reference.maps[name]
+        for v, flags in ((1, 0), (2, 0), (3, 0), (4, 0), (4, 2), (5, 1)):
+            assert ours.push(struct.pack("<I", v), flags) == _errno(lambda: theirs.push(struct.pack("<I", v), flags))
+        assert ours.items() == theirs.items()
+        assert ours.peek() == (0, theirs.peek())
+        for _ in range(4):
+            want = theirs.pop()
+            assert ours.pop() == ((0, want) if want is not None else (-2, bytes(4)))
+        assert ours.update(b"", struct.pack("<I", 8)) == 0 and ours.items() == [(b"", struct.pack("<I", 8))]
+        assert ours.lookup(b"") is None and ours.delete(b"") == -22
+    loaded, reference = load("bloom")
+    ours, theirs = loaded.maps["seen"], reference.maps["seen"]
+    for v in range(0, 100, 7):
+        assert ours.push(struct.pack("<I", v)) == 0
+        theirs.push(struct.pack("<I", v))
+    assert ours.push(struct.pack("<I", 1), 2) == -22
+    for v in range(200):
+        assert (ours.peek(struct.pack("<I", v))[0] == 0) == (struct.pack("<I", v) in theirs), v
+    loaded, reference = load("ringbuf")
+    ctx = struct.pack("<I", 5)
+    assert loaded.run(ctx=ctx).r0 == reference.program().compile("interp").run(ctx=ctx).r0
+    records = reference.maps["events"].drain()
+    assert len(records) == 4                                  # events 0, 2, 4 and the output one
+    with pytest.raises(BpfRuntimeError, match="-28"):
+        loaded.maps["events"].consume(8)                     # too small: -ENOSPC, left in place
+    assert [loaded.maps["events"].consume() for _ in range(5)] == [*records, None]
+    assert loaded.maps["events"].items() == []
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -156,8 +156,8 @@ def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpft
         raise BpfEngineError(f"internal error in the ahead-of-time runtime IR: {e}") from None
     module.triple = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[arch]
     tm = target_machine(arch, 2, "generic")
-    optimise(module, tm, 2)
     _dead_code(llvm).run(module, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2)))
+    optimise(module, tm, 2)
     return link_elf(tm.emit_object(module))
 
 
@@ -170,6 +170,7 @@ def _dead_code(llvm):
     mpm = getattr(_managers, "dce", None)
     if mpm is None:
         mpm = _managers.dce = llvm.create_new_module_pass_manager()
+        mpm.add_simplify_cfg_pass()                 # the switch cases of absent map types
         mpm.add_global_dead_code_eliminate_pass()
     return mpm
 

@@ -19,6 +19,7 @@ import pytest
 import jitbpf
 from jitbpf import aot
 from jitbpf.errors import BpfEngineError, BpfLoadError, BpfRuntimeError
+from jitbpf.aot.loader import map_picture
 from jitbpf.runtime.maps import BpfMapError
 
 from conftest import FIXTURES, ROOT, cli
@@ -48,14 +49,6 @@ def _host_helpers():
     for name, func in KFUNCS.items():
         registry.register_kfunc(name, func)
     return registry
-
-
-def _map_picture(m):
-    """What a map holds, comparable across maps.py and the object: prog_arrays by program
-    name, keyless maps in their order (queue, stack, ring buffer), the others sorted."""
-    if m.type_name == "prog_array":
-        return m.contents()
-    return list(m.items()) if m.key_size == 0 else sorted(m.items())
 
 
 def _programs():
@@ -96,7 +89,7 @@ def test_fixture_equals_interp(path, name, arch, backend):
         expected = _outcome(lambda: reference.program(name).compile("interp").run(**kw))
         assert got == expected
     for m in reference.map_list:
-        assert _map_picture(loaded.maps[m.name]) == _map_picture(m), m.name
+        assert map_picture(loaded.maps[m.name]) == map_picture(m), m.name
 
 
 def _equals_interp(path: Path, name: str, inputs: list[dict], arch: str, backend: str) -> list:
@@ -109,7 +102,7 @@ def _equals_interp(path: Path, name: str, inputs: list[dict], arch: str, backend
         assert got == _outcome(lambda: reference.program(name).compile("interp").run(**kw)), kw
         results.append(got)
     for m in reference.map_list:
-        assert _map_picture(loaded.maps[m.name]) == _map_picture(m), m.name
+        assert map_picture(loaded.maps[m.name]) == map_picture(m), m.name
     return results
 
 
@@ -189,7 +182,7 @@ def test_c_api_equals_maps_py(arch):
                 assert ours.delete(*args) == _errno(lambda: theirs.delete(*args)), (name, op, args)
             else:
                 assert ours.lookup(*args) == theirs.lookup(*args), (name, op, args)
-            assert _map_picture(ours) == _map_picture(theirs), (name, op, args)
+            assert map_picture(ours) == map_picture(theirs), (name, op, args)
         assert _chain(ours.next_key) == _chain(theirs.get_next_key), name
 
 

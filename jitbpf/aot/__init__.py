@@ -32,8 +32,7 @@ NATIVE_HELPERS = frozenset(runtime_ir.NATIVE_HELPERS)
 CONTEXT_HELPERS = ("bpf_xdp_", "bpf_skb_", "bpf_tail_call", "bpf_l3_", "bpf_l4_", "bpf_clone_redirect")
 MAP_HELPERS = ("bpf_map_", "bpf_for_each_map_elem", "bpf_ringbuf_", "bpf_redirect_map", "bpf_sk_storage")
 RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access", "jitbpf_load_packet"}
-C_API = ["jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key", "jitbpf_map_push",
-         "jitbpf_map_pop", "jitbpf_map_peek", "jitbpf_ringbuf_consume", "jitbpf_last_error"]
+C_API = [*runtime_ir.C_API_FUNCTIONS, "jitbpf_last_error"]
 
 
 @dataclass

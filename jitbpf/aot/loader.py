@@ -128,6 +128,14 @@ class AotMap:
         return out[:n] if n else None
 
 
+def map_picture(m):
+    """What a map holds, comparable between a maps.py map and an AotMap: prog_arrays by program
+    name, keyless maps in their order (queue, stack, ring buffer), the others sorted."""
+    if m.type_name == "prog_array":
+        return m.contents()
+    return list(m.items()) if m.key_size == 0 else sorted(m.items())
+
+
 _BPF_FUNCTION = re.compile(r"p\d+\$bpf_fn_\d+$")
 
 

@@ -299,11 +299,41 @@ def _core_ir(e: EntrySpec, index: int) -> list[str]:
     return lines
 
 
+#: the C API functions that find a map by name (-EINVAL if there is none): name -> (their
+#: parameters after the name, the runtime call that does the work, their result type)
+C_API_FUNCTIONS = {
+    "jitbpf_map_lookup": ("ptr %key, ptr %value", "rt_c_lookup(ptr %h, ptr %key, ptr %value)", "i32"),
+    "jitbpf_map_update": ("ptr %key, ptr %value, i64 %flags", "rt_c_update(ptr %h, ptr %key, ptr %value, i64 %flags)",
+                          "i32"),
+    "jitbpf_map_delete": ("ptr %key", "rt_delete(ptr %h, ptr %key)", "i32"),
+    "jitbpf_map_next_key": ("ptr %key, ptr %next", "rt_next_key(ptr %h, ptr %key, ptr %next)", "i32"),
+    "jitbpf_map_push": ("ptr %value, i64 %flags", "rt_push(ptr %h, ptr %value, i64 %flags)", "i32"),
+    "jitbpf_map_pop": ("ptr %value", "rt_take(ptr %h, ptr %value, i1 1)", "i32"),
+    "jitbpf_map_peek": ("ptr %value", "rt_take(ptr %h, ptr %value, i1 0)", "i32"),
+    "jitbpf_ringbuf_consume": ("ptr %out, i64 %size", "rt_c_consume(ptr %h, ptr %out, i64 %size)", "i64"),
+}
+
+
+def _c_api_ir() -> list[str]:
+    lines = []
+    for name, (params, call, ret) in C_API_FUNCTIONS.items():
+        result = ["  %r32 = trunc i64 %r to i32", "  ret i32 %r32"] if ret == "i32" else ["  ret i64 %r"]
+        lines += [f"define dso_local {ret} @{name}(ptr %name, {params}) #0 {{", "entry:",
+                  "  %h = call ptr @rt_map_named(ptr %name)",
+                  "  %nomap = icmp eq ptr %h, null",
+                  "  br i1 %nomap, label %einval, label %go",
+                  "go:",
+                  f"  %r = call i64 @{call}", *result,
+                  "einval:",
+                  f"  ret {ret} -22", "}"]
+    return lines
+
+
 def module_text(entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool = False,
                 helpers: set[str] | None = None) -> str:
     """The runtime module for these programs and maps (``helpers``: the ones they call;
     None: every helper of the library)."""
-    lines = [library({m.kind for m in maps}, helpers), *_maps_ir(maps)]
+    lines = [library({m.kind for m in maps}, helpers), *_c_api_ir(), *_maps_ir(maps)]
     declared = {s for m in maps for s in m.programs.values()}
     for i, e in enumerate(entries):
         if e.entry not in declared:

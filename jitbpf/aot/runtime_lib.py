@@ -1788,113 +1788,34 @@ none:
   ret ptr null
 }
 
-define dso_local i32 @jitbpf_map_lookup(ptr %name, ptr %key, ptr %value) #0 {
+; what the C API functions do once they have the map (runtime_ir.C_API_FUNCTIONS wraps them)
+define internal i64 @rt_c_lookup(ptr %h, ptr %key, ptr %value) #0 {
 entry:
-  %h = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %h, null
-  br i1 %nomap, label %einval, label %go
-go:
   %v = call ptr @rt_lookup(ptr %h, ptr %key, i64 0, i1 0)
   %missing = icmp eq ptr %v, null
   br i1 %missing, label %enoent, label %copy
 copy:
   %vs = call i64 @rt_field(ptr %h, i64 $user_value_size)
   call void @rt_memcopy(ptr %value, ptr %v, i64 %vs)
-  ret i32 0
-einval:
-  ret i32 -22
+  ret i64 0
 enoent:
-  ret i32 -2
+  ret i64 -2
 }
 
-define dso_local i32 @jitbpf_map_update(ptr %name, ptr %key, ptr %value, i64 %flags) #0 {
-entry:
-  %h = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %h, null
-  br i1 %nomap, label %einval, label %go
-go:
+define internal i64 @rt_c_update(ptr %h, ptr %key, ptr %value, i64 %flags) #0 {
   %vs = call i64 @rt_field(ptr %h, i64 $user_value_size)
   %r = call i64 @rt_update(ptr %h, ptr %key, ptr %value, i64 %flags, i64 %vs)
-  %r32 = trunc i64 %r to i32
-  ret i32 %r32
-einval:
-  ret i32 -22
+  ret i64 %r
 }
 
-define dso_local i32 @jitbpf_map_delete(ptr %name, ptr %key) #0 {
+define internal i64 @rt_c_consume(ptr %h, ptr %out, i64 %size) #0 {
 entry:
-  %h = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %h, null
-  br i1 %nomap, label %einval, label %go
-go:
-  %r = call i64 @rt_delete(ptr %h, ptr %key)
-  %r32 = trunc i64 %r to i32
-  ret i32 %r32
-einval:
-  ret i32 -22
-}
-
-define dso_local i32 @jitbpf_map_next_key(ptr %name, ptr %key, ptr %next) #0 {
-entry:
-  %h = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %h, null
-  br i1 %nomap, label %einval, label %go
-go:
-  %r = call i64 @rt_next_key(ptr %h, ptr %key, ptr %next)
-  %r32 = trunc i64 %r to i32
-  ret i32 %r32
-einval:
-  ret i32 -22
-}
-
-define dso_local i32 @jitbpf_map_push(ptr %name, ptr %value, i64 %flags) #0 {
-entry:
-  %h = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %h, null
-  br i1 %nomap, label %einval, label %go
-go:
-  %r = call i64 @rt_push(ptr %h, ptr %value, i64 %flags)
-  %r32 = trunc i64 %r to i32
-  ret i32 %r32
-einval:
-  ret i32 -22
-}
-
-define internal i32 @rt_c_take(ptr %name, ptr %value, i1 %remove) #0 {
-entry:
-  %h = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %h, null
-  br i1 %nomap, label %einval, label %go
-go:
-  %r = call i64 @rt_take(ptr %h, ptr %value, i1 %remove)
-  %r32 = trunc i64 %r to i32
-  ret i32 %r32
-einval:
-  ret i32 -22
-}
-
-define dso_local i32 @jitbpf_map_pop(ptr %name, ptr %value) #0 {
-  %r = call i32 @rt_c_take(ptr %name, ptr %value, i1 1)
-  ret i32 %r
-}
-
-define dso_local i32 @jitbpf_map_peek(ptr %name, ptr %value) #0 {
-  %r = call i32 @rt_c_take(ptr %name, ptr %value, i1 0)
-  ret i32 %r
-}
-
-define dso_local i64 @jitbpf_ringbuf_consume(ptr %name, ptr %out, i64 %size) #0 {
-entry:
-  %m = call ptr @rt_map_named(ptr %name)
-  %nomap = icmp eq ptr %m, null
-  br i1 %nomap, label %einval, label %type
-type:
-  %mi = ptrtoint ptr %m to i64
-  %h = call ptr @rt_ringbuf_arg(i64 %mi)
-  %norb = icmp eq ptr %h, null
+  %m = ptrtoint ptr %h to i64
+  %rb = call ptr @rt_ringbuf_arg(i64 %m)
+  %norb = icmp eq ptr %rb, null
   br i1 %norb, label %einval, label %go
 go:
-  %r = call i64 @rt_ringbuf_next(ptr %h, ptr %out, i64 %size, i1 1)
+  %r = call i64 @rt_ringbuf_next(ptr %rb, ptr %out, i64 %size, i1 1)
   ret i64 %r
 einval:
   ret i64 -22

@@ -413,6 +413,77 @@ def test_c_host_arm64_under_qemu(tmp_path):
     assert _sorted_maps(out) == _sorted_maps(_expected_host_output())
 
 
+DRAIN_HOST = r"""
+#include <inttypes.h>
+#include <stdio.h>
+#include "prog.h"
+
+/* -DRINGBUF: runs ringbuf (ctx->n = 5) and drains its ring buffer; else runs queue_stack,
+ * pushes 9 on its stack and pops it empty. */
+int main(void)
+{
+#ifdef RINGBUF
+    uint32_t n = 5;
+    unsigned char rec[64];
+    int64_t len;
+    printf("r0 = %" PRIu64 "\n", ringbuf(&n, sizeof n));
+    while ((len = jitbpf_ringbuf_consume("events", rec, sizeof rec)) > 0) {
+        printf("record");
+        for (int64_t i = 0; i < len; i++)
+            printf(" %02x", rec[i]);
+        printf("\n");
+    }
+#else
+    unsigned char args[48] = {0};
+    uint32_t v = 9;
+    printf("r0 = %" PRIu64 "\n", queue_stack(args, sizeof args));
+    printf("push %d\n", jitbpf_map_push("lifo", &v, 0));
+    while (jitbpf_map_pop("lifo", &v) == 0)
+        printf("pop %u\n", v);
+    printf("empty %d\n", jitbpf_map_pop("lifo", &v));
+#endif
+    printf("error %d\n", jitbpf_last_error(NULL, NULL));
+    return 0;
+}
+"""
+
+
+def _drain_expected(fixture: str) -> str:
+    """What the host prints, from interp and maps.py on the original object."""
+    obj = jitbpf.load(FIXTURES / f"{fixture}.bpf.o")
+    if fixture == "ringbuf":
+        lines = [f"r0 = {obj.program().compile('interp').run(ctx=struct.pack('<I', 5)).r0}"]
+        lines += ["record " + " ".join(f"{b:02x}" for b in r) for r in obj.maps["events"].drain()]
+    else:
+        lines = [f"r0 = {obj.program().compile('interp').run(ctx=bytes(48)).r0}", "push 0"]
+        lifo = obj.maps["lifo"]
+        lifo.push(struct.pack("<I", 9))
+        while (v := lifo.pop()) is not None:
+            lines.append(f"pop {struct.unpack('<I', v)[0]}")
+        lines.append("empty -2")
+    return "\n".join(lines + ["error 0"]) + "\n"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_c_host_drains_ringbuf_and_stack(tmp_path, arch):
+    cc, runner = ("gcc", []) if arch == "x86_64" else \
+        ("aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"])
+    if shutil.which(cc) is None or (runner and shutil.which(runner[0]) is None) or \
+            (arch == "x86_64" and jitbpf.targets.HOST_ARCH != "x86_64"):
+        pytest.skip(f"needs {cc}" + (f" and {runner[0]}" if runner else "") + " (and an x86_64 host for x86_64)")
+    (tmp_path / "host.c").write_text(DRAIN_HOST)
+    for fixture in ("ringbuf", "queue_stack"):
+        compiled = aot.compile_programs(jitbpf.load(FIXTURES / f"{fixture}.bpf.o"), None, arch)
+        (tmp_path / f"{fixture}.o").write_bytes(compiled.elf())
+        (tmp_path / "prog.h").write_text(compiled.header())
+        exe = tmp_path / fixture
+        subprocess.run([cc, "-O2", "-no-pie", f"-I{tmp_path}", *(["-DRINGBUF"] if fixture == "ringbuf" else []),
+                        "-o", str(exe), str(tmp_path / "host.c"), str(tmp_path / f"{fixture}.o")],
+                       check=True, capture_output=True, timeout=120)
+        out = subprocess.run([*runner, str(exe)], check=True, capture_output=True, text=True, timeout=120).stdout
+        assert out == _drain_expected(fixture), fixture
+
+
 def test_disasm_native_interleaves_bpf_c_and_native():
     r = cli("disasm", str(EXAMPLE), "--native", "--arch", "arm64", "--backend", "direct")
     assert r.returncode == 0, r.stderr

@@ -5,9 +5,11 @@
 (:mod:`.runtime_ir`), merges everything into one image (:mod:`.objfile`) and writes it as a
 relocatable ELF object (``Compiled.elf()``) or a raw blob with a JSON manifest
 (``Compiled.raw()``), plus a C header (``Compiled.header()``). ``load_compiled`` reads
-either back and runs it (:mod:`.loader`). What the runtime does not implement is refused at
-compile time with one line, or left as an undefined symbol: helpers other than the map
-helpers become ``bpf_<name>`` (``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``).
+either back and runs it (:mod:`.loader`). The runtime implements the map types of
+``runtime_ir.KINDS``, their helpers, tail calls, the XDP and ``__sk_buff`` contexts (see
+the README's table); other helpers and kfuncs are left as undefined symbols ``bpf_<name>``
+(``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``) for the host, and what it cannot give a
+program (other map types, other context-changing helpers) is refused with one line.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def _map_specs(obj) -> list[MapSpec]:
             spec.initial = bytes(m.view[:spec.storage_size])
         elif kind == PROG_ARRAY:
             spec.programs = {i: f"jitbpf_entry${_c_name(p.name)}" for i, p in sorted(m.programs.items())}
-        elif len(m.items()) if kind in (HASH, LPM, QUEUE, STACK) else False:
+        elif kind in (HASH, LPM, QUEUE, STACK) and len(m.items()):
             raise BpfEngineError(f"map '{m.name}': a {m.type_name} map with elements cannot be compiled yet")
         if kind == BLOOM:
             spec.aux = m.nr_hashes

@@ -209,6 +209,8 @@ def test_c_api_queues_bloom_ringbuf(arch):
         assert ours.push(struct.pack("<I", v)) == 0
         theirs.push(struct.pack("<I", v))
     assert ours.push(struct.pack("<I", 1), 2) == -22
+    with pytest.raises(BpfLoadError, match="no jitbpf_map_pop"):
+        ours.pop()                                          # bloom filters have no pop
     for v in range(200):
         assert (ours.peek(struct.pack("<I", v))[0] == 0) == (struct.pack("<I", v) in theirs), v
     loaded, reference = load("ringbuf")

@@ -34,7 +34,6 @@ NATIVE_HELPERS = frozenset(runtime_ir.NATIVE_HELPERS)
 CONTEXT_HELPERS = ("bpf_xdp_", "bpf_skb_", "bpf_tail_call", "bpf_l3_", "bpf_l4_", "bpf_clone_redirect")
 MAP_HELPERS = ("bpf_map_", "bpf_for_each_map_elem", "bpf_ringbuf_", "bpf_redirect_map", "bpf_sk_storage")
 RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access", "jitbpf_load_packet"}
-C_API = [*runtime_ir.C_API_FUNCTIONS, "jitbpf_last_error"]
 
 
 @dataclass
@@ -167,12 +166,14 @@ _managers = threading.local()
 
 def _dead_code(llvm):
     """A pass manager (one per thread, see backends.llvm.compile.optimise) dropping what the
-    object does not use: the helpers its programs do not call, the map types it lacks."""
+    object does not use (the helpers its programs do not call, the map types it lacks) and
+    inlining the small accessors."""
     mpm = getattr(_managers, "dce", None)
     if mpm is None:
         mpm = _managers.dce = llvm.create_new_module_pass_manager()
         mpm.add_simplify_cfg_pass()                 # the switch cases of absent map types
         mpm.add_global_dead_code_eliminate_pass()
+        mpm.add_always_inliner_pass()               # the accessors (attributes #1)
     return mpm
 
 
@@ -222,10 +223,11 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
     if bpftime:
         merged = _bpftime_names(obj, merged)
         undefined = sorted(merged.externals)
-    exports = {p["symbol"] for p in listed} | (set() if bpftime else set(C_API) & set(merged.symbols))
+    c_api = [] if bpftime else [*runtime_ir.c_api({m.kind for m in maps}), "jitbpf_last_error"]
+    exports = {p["symbol"] for p in listed} | set(c_api)
     manifest = {"format": FORMAT, "arch": arch, "backend": backend, "opt": opt if backend == "llvm" else None,
                 "abi": abi, "budget": budget, "programs": listed, "maps": [m.manifest() for m in maps],
-                "helpers": [u for u in undefined if u not in RUNTIME_SYMBOLS]}
+                "helpers": [u for u in undefined if u not in RUNTIME_SYMBOLS], "c_api": c_api}
     return Compiled(merged, manifest, exports, time.perf_counter() - start, undefined)
 
 

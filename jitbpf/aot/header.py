@@ -62,15 +62,28 @@ int jitbpf_map_lookup(const char *map, const void *key, void *value);
 int jitbpf_map_update(const char *map, const void *key, const void *value, uint64_t flags);
 int jitbpf_map_delete(const char *map, const void *key);
 int jitbpf_map_next_key(const char *map, const void *key, void *next_key);   /* key NULL: the first */
+"""
+
+QUEUE_API = """\
 /* queue, stack: push (BPF_EXIST: a full map drops its oldest value), pop, peek (-ENOENT when
  * empty); bloom_filter: push adds, peek answers 0 (maybe present) or -ENOENT. */
 int jitbpf_map_push(const char *map, const void *value, uint64_t flags);
 int jitbpf_map_pop(const char *map, void *value);
 int jitbpf_map_peek(const char *map, void *value);
+"""
+
+RINGBUF_API = """\
 /* ringbuf: the next committed record copied to out (discarded ones skipped), its length;
  * 0: none; -ENOSPC: it is longer than size (left in the buffer). */
 int64_t jitbpf_ringbuf_consume(const char *map, void *out, uint64_t size);
 """
+
+
+def _map_api(manifest: dict) -> str:
+    """The C API's prototypes: those of the object's map types."""
+    present = set(manifest.get("c_api", ["jitbpf_map_push", "jitbpf_ringbuf_consume"]))
+    return MAP_API + (QUEUE_API if "jitbpf_map_push" in present else "") + \
+        (RINGBUF_API if "jitbpf_ringbuf_consume" in present else "")
 
 
 def header(manifest: dict) -> str:
@@ -94,5 +107,5 @@ def header(manifest: dict) -> str:
     guard = "".join(c if c.isalnum() else "_" for c in manifest["programs"][0]["name"]).upper()
     return TEMPLATE.format(sk_buff=SK_BUFF_SIZE, cpus=cpus, arch=manifest["arch"], backend=manifest["backend"], abi=manifest["abi"], guard=guard,
                            programs="\n".join(programs),
-                           maps="\n".join(maps) + ("\n" + MAP_API if manifest["maps"] and not bpftime else ""),
+                           maps="\n".join(maps) + ("\n" + _map_api(manifest) if manifest["maps"] and not bpftime else ""),
                            errors=errors, helpers="\n".join(helpers))

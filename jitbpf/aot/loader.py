@@ -270,6 +270,8 @@ class CompiledObject:
                 values.append(b.address)
             else:
                 values.append(a)
+        if symbol not in self.image.symbols:
+            raise BpfLoadError(f"the object has no {symbol} (none of its maps is of a type that has it)")
         self.code.entry_address = self.code.address(symbol)
         with self.runtime.mapped(*[Region.of("argument", b) for b, _ in buffers], *self.image_regions):
             r = self.code(*values) & ((1 << signed) - 1)

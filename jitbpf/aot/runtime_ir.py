@@ -7,7 +7,7 @@ library is :mod:`.runtime_lib`; this module adds the maps and the per-program gl
   its storage (``mapvalue:NAME`` for arrays, which global data reaches directly);
 - the helpers of maps (lookup/update/delete, percpu lookup, push/pop/peek, for_each,
   ring buffers), tail calls, ``bpf_xdp_adjust_head/meta/tail``, ``bpf_skb_load_bytes``,
-  LD_ABS/LD_IND, with the helper ABI of :mod:`backends.abi`, and the C API (``C_API``);
+  LD_ABS/LD_IND, with the helper ABI of :mod:`backends.abi`, and the C API (``C_API_FUNCTIONS``);
 - the runtime calls ``jitbpf_trap`` and ``jitbpf_check_access`` (a failed bounds check);
 - per program a core ``jitbpf_core$NAME(ctx, size, 0, 0, 0, rs)`` that fills the run state
   (budget, BPF stack, the region table of bounds checks), converts the context, calls the
@@ -93,17 +93,18 @@ KIND_NAMES = {ARRAY: "ARRAY", HASH: "HASH", QUEUE: "QUEUE", STACK: "STACK", BLOO
               RINGBUF: "RINGBUF", PROG_ARRAY: "PROG_ARRAY"}
 
 
-def library(kinds: set[int] | None = None, helpers: set[str] | None = None) -> str:
+def library(kinds: set[int] | None = None, helpers: set[str] | None = None, lru: bool = True) -> str:
     """The IR library with its ``$names`` filled in. Only what an object uses is kept: the
-    map operations of its ``kinds`` (the other switch cases go, so LLVM drops their code) and
-    the BPF helpers its programs call (the others become internal, hence dead)."""
-    text = runtime_lib.LIBRARY
+    map operations of its ``kinds`` (the other switch cases go, so LLVM drops their code),
+    LRU eviction if it has ``lru`` maps, and the BPF helpers its programs call (the others
+    become internal, hence dead)."""
+    text = runtime_lib.LIBRARY.replace("$HAS_LRU", str(int(lru)))
     if kinds is not None:
         absent = "|".join(KIND_NAMES[k] for k in KIND_NAMES if k not in kinds)
         if absent:
             text = re.sub(rf"i64 \$({absent}), label %\w+\s*", "", text)
     if helpers is not None:
-        text = re.sub(r"define dso_local i64 @(bpf_\w+)\(",
+        text = re.sub(r"define dso_local i64 @(bpf_\w+|jitbpf_load_packet)\(",
                       lambda m: m.group(0) if m.group(1) in helpers else f"define internal i64 @{m.group(1)}(", text)
     return re.sub(r"\$([A-Za-z_]+)", lambda m: SUBST[m.group(1)], text)
 
@@ -312,11 +313,20 @@ C_API_FUNCTIONS = {
     "jitbpf_map_peek": ("ptr %value", "rt_take(ptr %h, ptr %value, i1 0)", "i32"),
     "jitbpf_ringbuf_consume": ("ptr %out, i64 %size", "rt_c_consume(ptr %h, ptr %out, i64 %size)", "i64"),
 }
+#: C API functions only objects with maps of these kinds have
+C_API_KINDS = {"jitbpf_map_push": {QUEUE, STACK, BLOOM}, "jitbpf_map_pop": {QUEUE, STACK},
+               "jitbpf_map_peek": {QUEUE, STACK, BLOOM}, "jitbpf_ringbuf_consume": {RINGBUF}}
 
 
-def _c_api_ir() -> list[str]:
+def c_api(kinds: set[int]) -> list[str]:
+    """The C API functions of an object whose maps are of ``kinds``."""
+    return [n for n in C_API_FUNCTIONS if n not in C_API_KINDS or C_API_KINDS[n] & kinds]
+
+
+def _c_api_ir(kinds: set[int]) -> list[str]:
     lines = []
-    for name, (params, call, ret) in C_API_FUNCTIONS.items():
+    for name in c_api(kinds):
+        params, call, ret = C_API_FUNCTIONS[name]
         result = ["  %r32 = trunc i64 %r to i32", "  ret i32 %r32"] if ret == "i32" else ["  ret i64 %r"]
         lines += [f"define dso_local {ret} @{name}(ptr %name, {params}) #0 {{", "entry:",
                   "  %h = call ptr @rt_map_named(ptr %name)",
@@ -333,7 +343,8 @@ def module_text(entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool = F
                 helpers: set[str] | None = None) -> str:
     """The runtime module for these programs and maps (``helpers``: the ones they call;
     None: every helper of the library)."""
-    lines = [library({m.kind for m in maps}, helpers), *_c_api_ir(), *_maps_ir(maps)]
+    kinds = {m.kind for m in maps}
+    lines = [library(kinds, helpers, any(m.lru for m in maps)), *_c_api_ir(kinds), *_maps_ir(maps)]
     declared = {s for m in maps for s in m.programs.values()}
     for i, e in enumerate(entries):
         if e.entry not in declared:

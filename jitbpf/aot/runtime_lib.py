@@ -7,6 +7,8 @@ every map operation takes the map's header (``ptr %h``) and returns a value or a
 #: globals of the run, memory and header primitives, the hash
 PRIMITIVES = r"""
 attributes #0 = { nounwind "no-builtins" "frame-pointer"="non-leaf" }
+; the small accessors, inlined where they are used
+attributes #1 = { nounwind alwaysinline "no-builtins" "frame-pointer"="non-leaf" }
 
 @jitbpf_err_code = dso_local global i64 0, align 8
 @jitbpf_err_pc = dso_local global i64 0, align 8
@@ -87,26 +89,26 @@ out:
   ret void
 }
 
-define internal i64 @rt_field(ptr %h, i64 %i) #0 {
+define internal i64 @rt_field(ptr %h, i64 %i) #1 {
   %p = getelementptr i64, ptr %h, i64 %i
   %v = load i64, ptr %p
   ret i64 %v
 }
 
-define internal void @rt_set(ptr %h, i64 %i, i64 %v) #0 {
+define internal void @rt_set(ptr %h, i64 %i, i64 %v) #1 {
   %p = getelementptr i64, ptr %h, i64 %i
   store i64 %v, ptr %p
   ret void
 }
 
-define internal ptr @rt_storage(ptr %h) #0 {
+define internal ptr @rt_storage(ptr %h) #1 {
   %p = getelementptr i64, ptr %h, i64 $storage
   %v = load ptr, ptr %p
   ret ptr %v
 }
 
 ; slot i of the storage (stride bytes each)
-define internal ptr @rt_slot(ptr %h, i64 %i) #0 {
+define internal ptr @rt_slot(ptr %h, i64 %i) #1 {
   %stride = call i64 @rt_field(ptr %h, i64 $stride)
   %st = call ptr @rt_storage(ptr %h)
   %off = mul i64 %i, %stride
@@ -115,7 +117,7 @@ define internal ptr @rt_slot(ptr %h, i64 %i) #0 {
 }
 
 ; cpu's value in the value area at p
-define internal ptr @rt_cpu_value(ptr %h, ptr %p, i64 %cpu) #0 {
+define internal ptr @rt_cpu_value(ptr %h, ptr %p, i64 %cpu) #1 {
   %vstride = call i64 @rt_field(ptr %h, i64 $value_stride)
   %off = mul i64 %cpu, %vstride
   %v = getelementptr i8, ptr %p, i64 %off
@@ -147,7 +149,7 @@ out:
 }
 
 ; a u32 index key below max_entries, or -1
-define internal i64 @rt_index(ptr %h, ptr %key) #0 {
+define internal i64 @rt_index(ptr %h, ptr %key) #1 {
   %idx32 = load i32, ptr %key
   %idx = zext i32 %idx32 to i64
   %max = call i64 @rt_field(ptr %h, i64 $max_entries)
@@ -241,10 +243,11 @@ none:
 }
 
 ; an LRU map's slot was used now
-define internal void @rt_touch(ptr %h, ptr %slot) #0 {
+define internal void @rt_touch(ptr %h, ptr %slot) #1 {
 entry:
   %lru = call i64 @rt_field(ptr %h, i64 $lru)
-  %is = icmp ne i64 %lru, 0
+  %islru = icmp ne i64 %lru, 0
+  %is = and i1 %islru, $HAS_LRU
   br i1 %is, label %stamp, label %out
 stamp:
   %c = call i64 @rt_field(ptr %h, i64 $clock)
@@ -278,7 +281,7 @@ none:
   ret ptr null
 }
 
-define internal void @rt_hash_remove(ptr %h, ptr %slot) #0 {
+define internal void @rt_hash_remove(ptr %h, ptr %slot) #1 {
   store i64 2, ptr %slot
   %c = call i64 @rt_field(ptr %h, i64 $count)
   %c1 = sub i64 %c, 1
@@ -341,7 +344,8 @@ room:
   br i1 %full, label %isfull, label %place
 isfull:
   %lru = call i64 @rt_field(ptr %h, i64 $lru)
-  %canevict = icmp ne i64 %lru, 0
+  %islru = icmp ne i64 %lru, 0
+  %canevict = and i1 %islru, $HAS_LRU
   br i1 %canevict, label %evict, label %e2big
 evict:
   call void @rt_evict(ptr %h)
@@ -412,7 +416,7 @@ none:
 }
 
 ; the number of the slot at p
-define internal i64 @rt_slot_number(ptr %h, ptr %p) #0 {
+define internal i64 @rt_slot_number(ptr %h, ptr %p) #1 {
   %st = call ptr @rt_storage(ptr %h)
   %stride = call i64 @rt_field(ptr %h, i64 $stride)
   %pi = ptrtoint ptr %p to i64
@@ -480,7 +484,7 @@ VALUE_MAPS = r"""
 ; ---------------------------------------------------------------- queue, stack
 ; A ring of max_entries values: head = the oldest, count of them.
 
-define internal ptr @rt_ring_value(ptr %h, i64 %k) #0 {
+define internal ptr @rt_ring_value(ptr %h, i64 %k) #1 {
   %head = call i64 @rt_field(ptr %h, i64 $head)
   %max = call i64 @rt_field(ptr %h, i64 $max_entries)
   %a = add i64 %head, %k
@@ -644,7 +648,7 @@ LPM_MAPS = r"""
 ; (0 free, 1 used), the key as stored (data masked to its prefix), the value. A lookup scans
 ; every slot for the longest stored prefix of the key.
 
-define internal i64 @rt_bit(ptr %p, i64 %i) #0 {
+define internal i64 @rt_bit(ptr %p, i64 %i) #1 {
   %byte = lshr i64 %i, 3
   %bp = getelementptr i8, ptr %p, i64 %byte
   %b = load i8, ptr %bp
@@ -678,7 +682,7 @@ no:
   ret i1 0
 }
 
-define internal i64 @rt_lpm_plen(ptr %key) #0 {
+define internal i64 @rt_lpm_plen(ptr %key) #1 {
   %p32 = load i32, ptr %key
   %p = zext i32 %p32 to i64
   ret i64 %p
@@ -1394,7 +1398,7 @@ einval:
 }
 
 ; the ring buffer of a program's map argument, or null
-define internal ptr @rt_ringbuf_arg(i64 %m) #0 {
+define internal ptr @rt_ringbuf_arg(i64 %m) #1 {
   %h = inttoptr i64 %m to ptr
   %type = call i64 @rt_field(ptr %h, i64 $type)
   %is = icmp eq i64 %type, $RINGBUF
@@ -1534,7 +1538,7 @@ out:
 }
 
 ; xdp_md fields 0 data, 1 data_end, 2 data_meta (u32 addresses)
-define internal i64 @rt_xdp_get(i64 %ctx, i64 %i) #0 {
+define internal i64 @rt_xdp_get(i64 %ctx, i64 %i) #1 {
   %md = inttoptr i64 %ctx to ptr
   %p = getelementptr i32, ptr %md, i64 %i
   %v = load i32, ptr %p
@@ -1542,7 +1546,7 @@ define internal i64 @rt_xdp_get(i64 %ctx, i64 %i) #0 {
   ret i64 %r
 }
 
-define internal void @rt_xdp_put(i64 %ctx, i64 %i, i64 %v) #0 {
+define internal void @rt_xdp_put(i64 %ctx, i64 %i, i64 %v) #1 {
   %md = inttoptr i64 %ctx to ptr
   %p = getelementptr i32, ptr %md, i64 %i
   %v32 = trunc i64 %v to i32
@@ -1826,7 +1830,7 @@ einval:
 RUNS = r"""
 ; ---------------------------------------------------------------- runs
 ; one region table entry (bounds checks) of the run state
-define internal void @rt_region(ptr %rs, i64 %start, i64 %end, i64 %writable) #0 {
+define internal void @rt_region(ptr %rs, i64 %start, i64 %end, i64 %writable) #1 {
   %cp = getelementptr i8, ptr %rs, i64 $RUN_COUNT
   %n = load i64, ptr %cp
   %e = mul i64 %n, $TABLE_ENTRY
@@ -1842,7 +1846,7 @@ define internal void @rt_region(ptr %rs, i64 %start, i64 %end, i64 %writable) #0
   ret void
 }
 
-define internal void @rt_rs_set(ptr %rs, i64 %offset, i64 %v) #0 {
+define internal void @rt_rs_set(ptr %rs, i64 %offset, i64 %v) #1 {
   %p = getelementptr i8, ptr %rs, i64 %offset
   store i64 %v, ptr %p
   ret void

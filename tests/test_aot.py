@@ -117,6 +117,42 @@ def test_tail_calls_by_slot(arch, backend):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_an_error_in_a_tail_called_program_names_its_instruction(arch):
+    from jitbpf.asm import assemble
+    from jitbpf.runtime import maps
+
+    def build():
+        obj = jitbpf.assemble("mov %r4, 0\nloop:\nadd %r4, 1\njlt %r4, 3, loop\nlddw %r2, map_fd(0)\nmov %r3, 1\n"
+                              "call 12\nmov %r0, 7\nexit", name="first")
+        obj.add_program("second", assemble("mov %r0, 1\nmov %r0, 2\nldxw %r0, [%r1+64]\nexit"))
+        obj.add_map(maps.create(obj.runtime, "jump", "prog_array", 4, 4, 4))
+        obj.maps["jump"].update(1, obj.program("second"))
+        return obj
+    compiled = aot.compile_programs(build(), None, arch, "direct", verify=False, budget=1000)   # ticks: shifted slots
+    first, second = (p["origin"] for p in compiled.manifest["programs"])
+    assert first != second[:len(first)]
+    loaded = aot.load_compiled(compiled.elf())
+    with pytest.raises(BpfRuntimeError, match="out-of-bounds") as ours:
+        loaded.run("first", mem=bytes(8))
+    with pytest.raises(BpfRuntimeError, match="out-of-bounds") as theirs:
+        build().program("first").compile("interp", verify=False, budget=1000).run(bytes(8))
+    assert ours.value.pc == theirs.value.pc == 2                # second's instruction 2
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_tail_called_program_has_the_budget(arch):
+    """interp gives every program of a tail-call chain the whole budget: 1 + 33 runs of self_loop
+    pass with a budget of 5 (a few ticks each) and fail with none."""
+    path = FIXTURES / "tail_calls.bpf.o"
+    for budget in (5, 0):
+        loaded = aot.load_compiled(aot.compile_programs(jitbpf.load(path), None, arch, "direct", budget=budget).elf())
+        got = _outcome(lambda: loaded.run("self_loop", ctx=bytes(8)))
+        assert got == _outcome(lambda: jitbpf.load(path).program("self_loop").compile("interp", budget=budget).run(
+            ctx=bytes(8)))
+        assert got[:2] == (("ok", 34) if budget else ("error", "BpfRuntimeError"))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_packet_contexts_over_more_packets(arch, backend):
     """tc: UDP to 53 (bpf_skb_load_bytes, TC_ACT_REDIRECT), other UDP, TTL 1 (shot), ARP;

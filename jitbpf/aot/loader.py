@@ -252,11 +252,20 @@ class CompiledObject:
         code = self._word("jitbpf_err_code")
         if code:
             pc, value = self._word("jitbpf_err_pc"), self._word("jitbpf_err_value")
-            origin = p.get("origin") or []
+            origin = self._running(p).get("origin") or []
             slot = origin[pc] if isinstance(pc, int) and 0 <= pc < len(origin) else (None if pc >= 1 << 63 else pc)
             text = ERRORS.get(code, "run-time error {value}").format(value=value)
             raise BpfRuntimeError(text, pc=slot)
         return AotResult(r0, after(), list(self.runtime.trace_lines))
+
+    def _running(self, first: dict) -> dict:
+        """The program that was running when the run ended: the first, or a tail call's target."""
+        running = self._word("jitbpf_running") if "jitbpf_running" in self.image.symbols else 0
+        for p in self.manifest["programs"]:
+            symbol = f"jitbpf_entry${p['name']}"
+            if running and symbol in self.image.symbols and self.code.address(symbol) == running:
+                return p
+        return first
 
     def c_call(self, symbol: str, *args, signed: int = 32) -> tuple[int, list[bytes]]:
         """Call a C API function of the object: bytes arguments are passed as pointers to

@@ -286,7 +286,7 @@ def _core_ir(e: EntrySpec, index: int) -> list[str]:
         r2 = "%size" if e.context == "raw" else "0"
         lines += ["  %cend = add i64 %ctx, %size",
                   f"  call void @rt_region(ptr %rs, i64 %ctx, i64 %cend, i64 {writable})",
-                  f"  %r0 = call i64 @rt_run(ptr @{entry}, i64 %ctx, i64 {r2}, ptr %rs)"]
+                  f"  %r0 = call i64 @rt_run(ptr @{entry}, i64 %ctx, i64 {r2}, i64 {e.budget}, ptr %rs)"]
     else:
         lines += [f"  %arg = {enter}",
                   "  %failed = icmp eq i64 %arg, 0",
@@ -294,7 +294,7 @@ def _core_ir(e: EntrySpec, index: int) -> list[str]:
                   "fail:",
                   "  ret i64 0",
                   "run:",
-                  f"  %r0 = call i64 @rt_run(ptr @{entry}, i64 %arg, i64 0, ptr %rs)",
+                  f"  %r0 = call i64 @rt_run(ptr @{entry}, i64 %arg, i64 0, i64 {e.budget}, ptr %rs)",
                   f"  {leave}"]
     lines += ["  %r = call i64 @rt_finish(ptr %rs, i64 %r0)", "  ret i64 %r", "}"]
     return lines

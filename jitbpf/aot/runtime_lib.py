@@ -20,6 +20,9 @@ attributes #1 = { nounwind alwaysinline "no-builtins" "frame-pointer"="non-leaf"
 ; bpf_tail_call: the program to run next (0: none) and the tail calls of the current run
 @jitbpf_tail_target = internal global i64 0, align 8
 @jitbpf_tail_calls = internal global i64 0, align 8
+; the entry of the program running after tail calls (0: the first), which numbers the
+; instruction of an error
+@jitbpf_running = dso_local global i64 0, align 8
 
 define internal i1 @rt_memeq(ptr %a, ptr %b, i64 %n) #0 {
 entry:
@@ -1860,6 +1863,7 @@ entry:
   store i64 0, ptr @jitbpf_err_value
   store i64 0, ptr @jitbpf_tail_target
   store i64 0, ptr @jitbpf_tail_calls
+  store i64 0, ptr @jitbpf_running
   store i64 0, ptr @jitbpf_end_pending
   call void @rt_memzero(ptr @jitbpf_stack, i64 $STACK_BYTES)
   %stack = ptrtoint ptr @jitbpf_stack to i64
@@ -1897,8 +1901,9 @@ key:
   ret void
 }
 
-; the program, then the targets of its tail calls; r0 = 0 when LD_ABS ended it
-define internal i64 @rt_run(ptr %program, i64 %r1, i64 %r2, ptr %rs) #0 {
+; the program, then the targets of its tail calls (each with the whole budget, as interp
+; runs them); r0 = 0 when LD_ABS ended it
+define internal i64 @rt_run(ptr %program, i64 %r1, i64 %r2, i64 %budget, ptr %rs) #0 {
 entry:
   %first = call i64 %program(i64 %r1, i64 %r2, i64 0, i64 0, i64 0, ptr %rs)
   br label %settle
@@ -1913,8 +1918,10 @@ settle:
   br i1 %go, label %tail, label %ended
 tail:
   store i64 0, ptr @jitbpf_tail_target
+  store i64 %t, ptr @jitbpf_running
   call void @rt_rs_set(ptr %rs, i64 $RUN_UNWIND, i64 0)
   call void @rt_rs_set(ptr %rs, i64 $RUN_DEPTH, i64 0)
+  call void @rt_rs_set(ptr %rs, i64 $RUN_BUDGET, i64 %budget)
   %topp = getelementptr i8, ptr %rs, i64 $RUN_STACK_TOP
   %top = load i64, ptr %topp
   call void @rt_rs_set(ptr %rs, i64 $RUN_SP, i64 %top)

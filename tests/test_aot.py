@@ -92,10 +92,12 @@ def test_fixture_equals_interp(path, name, arch, backend):
         assert map_picture(loaded.maps[m.name]) == map_picture(m), m.name
 
 
-def _equals_interp(path: Path, name: str, inputs: list[dict], arch: str, backend: str) -> list:
-    """Runs of every input, compiled and on interp (one object each, maps carrying over): equal."""
-    loaded = aot.load_compiled(aot.compile_programs(jitbpf.load(path), None, arch, backend).elf())
-    reference = jitbpf.load(path)
+def _equals_interp(path: Path, name: str, inputs: list[dict], arch: str, backend: str, setup=None) -> list:
+    """Runs of every input, compiled and on interp (one object each, maps carrying over, both
+    objects first given to ``setup``): equal."""
+    setup = setup or (lambda obj: obj)
+    loaded = aot.load_compiled(aot.compile_programs(setup(jitbpf.load(path)), None, arch, backend).elf())
+    reference = setup(jitbpf.load(path))
     results = []
     for kw in inputs:
         got = _outcome(lambda: loaded.run(name, **kw))
@@ -114,6 +116,28 @@ def test_tail_calls_by_slot(arch, backend):
     runs = _equals_interp(FIXTURES / "tail_calls.bpf.o", "entry",
                           [{"ctx": struct.pack("<II", slot, 5)} for slot in (0, 1, 2, 9, 0)], arch, backend)
     assert [r[1] for r in runs] == [12, 2**32 - 1, 33, 2**32 - 1, 12]           # int -1: a 32-bit mov
+
+
+def _filled(obj):
+    """Maps that hold elements when compiled (maps.py's Python API)."""
+    u32 = lambda v: struct.pack("<I", v)                                 # noqa: E731
+    for name, fill in (("recent", lambda m: [m.update(u32(k), u32(k)) for k in (9, 1, 8)]),
+                       ("fifo", lambda m: m.push(u32(7))), ("lifo", lambda m: [m.push(u32(v)) for v in (5, 6)]),
+                       ("routes", lambda m: m.update(struct.pack("<I4s", 8, bytes((10, 0, 0, 0))), u32(99))),
+                       ("seen", lambda m: m.push(u32(1))), ("events", lambda m: m.reserve(8) and None)):
+        if name in obj.maps:
+            fill(obj.maps[name])
+    return obj
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_maps_holding_elements_when_compiled(arch):
+    for fixture, ctx in (("lru", struct.pack("<6I", 1, 2, 3, 4, 5, 8)), ("queue_stack", bytes(48)),
+                         ("lpm", struct.pack("<4I", 0x0000000A, 0x0101000A, 0x0302010A, 0x0000A8C0) + bytes(16)),
+                         ("bloom", struct.pack("<6I", 1, 2, 7, 14, 15, 99) + bytes(24)),
+                         ("ringbuf", struct.pack("<I", 3))):
+        runs = _equals_interp(FIXTURES / f"{fixture}.bpf.o", fixture, [{"ctx": ctx}] * 2, arch, "direct", _filled)
+        assert all(r[0] == "ok" for r in runs), fixture
 
 
 @pytest.mark.parametrize("arch", ARCHS)

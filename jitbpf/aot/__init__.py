@@ -23,7 +23,7 @@ from .. import pipeline
 from ..errors import BpfEngineError
 from ..runtime.maps import BPF_F_RDONLY_PROG, MAP_TYPES
 from . import objfile, runtime_ir
-from .runtime_ir import ARRAY, BLOOM, HASH, LPM, PROG_ARRAY, QUEUE, STACK, EntrySpec, MapSpec
+from .runtime_ir import ARRAY, BLOOM, HASH, LPM, PROG_ARRAY, QUEUE, RINGBUF, STACK, EntrySpec, MapSpec
 
 BACKENDS = ("llvm", "direct")
 ARCHS = ("x86_64", "arm64")
@@ -78,14 +78,45 @@ def _map_specs(obj) -> list[MapSpec]:
             spec.initial = bytes(m.view[:spec.storage_size])
         elif kind == PROG_ARRAY:
             spec.programs = {i: f"jitbpf_entry${_c_name(p.name)}" for i, p in sorted(m.programs.items())}
-        elif kind in (HASH, LPM, QUEUE, STACK) and len(m.items()):
-            raise BpfEngineError(f"map '{m.name}': a {m.type_name} map with elements cannot be compiled yet")
+        if kind in (BLOOM, RINGBUF):                 # the same layouts as maps.py's
+            spec.initial = bytes(m.view[:spec.storage_size])
         if kind == BLOOM:
             spec.aux = m.nr_hashes
+        elif kind == RINGBUF:
+            spec.clock, spec.head = m.producer, m.consumer
         elif kind == LPM:
             spec.aux = m.bits
+        if kind in (HASH, LPM, QUEUE, STACK) and len(m):
+            _place_elements(spec, m)
         specs.append(spec)
     return specs
+
+
+def _place_elements(spec: MapSpec, m) -> None:
+    """The storage of a map that holds elements when compiled (runtime_ir's layouts): a
+    hash element in the slot of maps.py's index (so iteration keeps its order), LRU stamps
+    in maps.py's recency order, LPM entries in any slots, queued values from the ring's start."""
+    storage = bytearray(spec.storage_size)
+    if spec.kind == HASH:
+        recency = {k: i + 1 for i, k in enumerate(getattr(m, "_recency", ()))}
+        for key in m.keys():
+            off = m._slots[key] * spec.stride
+            storage[off:off + 8] = (1).to_bytes(8, "little")
+            storage[off + 8:off + 8 + spec.key_size] = key
+            value = m.lookup(key)
+            storage[off + spec.value_offset:off + spec.value_offset + len(value)] = value
+            if spec.lru:
+                storage[off + spec.stride - 8:off + spec.stride] = recency.get(key, 0).to_bytes(8, "little")
+        spec.clock = len(recency)
+    elif spec.kind == LPM:
+        for i, (key, value) in enumerate(m.items()):
+            off = i * spec.stride
+            storage[off:off + 8 + spec.key_size] = (1).to_bytes(8, "little") + key
+            storage[off + spec.value_offset:off + spec.value_offset + len(value)] = value
+    else:
+        for i, (_, value) in enumerate(m.items() if spec.kind == QUEUE else reversed(m.items())):
+            storage[i * spec.stride:i * spec.stride + len(value)] = value
+    spec.initial, spec.count = bytes(storage), len(m)
 
 
 def _with_tail_call_targets(obj, programs: list) -> list:

@@ -129,7 +129,10 @@ class MapSpec:
     lru: bool = False
     cpus: int = NUM_CPUS              # of a per-CPU map (the compiled object's runtime's)
     aux: int = 0                      # bloom_filter: hash functions; lpm_trie: the key's data bits
-    initial: bytes | None = None      # array storage
+    initial: bytes | None = None      # the storage's bytes when compiled (None: zeroes)
+    count: int = 0                    # elements in it
+    clock: int = 0                    # LRU maps: the last use stamped in it; ringbuf: the producer
+    head: int = 0                     # ringbuf: the consumer
     programs: dict[int, str] = field(default_factory=dict)   # prog_array: slot -> entry symbol
 
     @property
@@ -195,10 +198,10 @@ class MapSpec:
     def header(self) -> dict[str, int | None]:
         """The header's fields (None: the storage pointer)."""
         return {"type": self.kind, "key_size": self.key_size, "value_size": self.value_size,
-                "max_entries": self.max_entries, "count": 0, "storage": None, "stride": self.stride,
+                "max_entries": self.max_entries, "count": self.count, "storage": None, "stride": self.stride,
                 "slots": self.slots, "value_offset": self.value_offset, "readonly": int(self.readonly),
                 "ncpus": self.ncpus, "value_stride": self.value_stride, "user_value_size": self.user_value_size,
-                "clock": 0, "head": 0, "aux": self.aux, "lru": int(self.lru), "bytes": self.storage_size}
+                "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru), "bytes": self.storage_size}
 
     def manifest(self) -> dict:
         return {"name": self.name, "type": self.type_name, "key_size": self.key_size,

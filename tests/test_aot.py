@@ -435,6 +435,19 @@ def test_cli_compile_and_run(tmp_path):
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
+def test_cli_runs_skb_and_tail_call_objects(tmp_path):
+    for fixture, program, given in (("tc_skb", "tc_skb", ["--packet", eth(ipv4(17, udp(53))).hex()]),
+                                    ("tail_calls", "entry", ["--ctx", struct.pack("<II", 0, 20).hex()])):
+        out = tmp_path / f"{fixture}.bin"
+        r = cli("compile", str(FIXTURES / f"{fixture}.bpf.o"), "--program", program, "--format", "raw", "-o", str(out))
+        assert r.returncode == 0, r.stderr
+        r = cli("run", str(out), "--program", program, *given, "--check", "--source", str(FIXTURES / f"{fixture}.bpf.o"),
+                "--json")
+        result = json.loads(r.stdout)
+        assert r.returncode == 0 and result["checked"] and not result["mismatches"], r.stdout + r.stderr
+        assert result["r0"] == (7 if fixture == "tc_skb" else 42)          # TC_ACT_REDIRECT; (20 + 1) * 2
+
+
 # ----------------------------------------------------------------------------- the C host
 
 def _host_run(tmp_path, arch: str, cc: str, runner: list[str]) -> str:

@@ -1557,11 +1557,24 @@ define internal void @rt_xdp_put(i64 %ctx, i64 %i, i64 %v) #1 {
   ret void
 }
 
+; a helper's s32 argument, and whether v falls outside [lo, hi] (signed)
+define internal i64 @rt_s32(i64 %d) #1 {
+  %d32 = trunc i64 %d to i32
+  %v = sext i32 %d32 to i64
+  ret i64 %v
+}
+
+define internal i1 @rt_outside(i64 %v, i64 %lo, i64 %hi) #1 {
+  %under = icmp slt i64 %v, %lo
+  %over = icmp sgt i64 %v, %hi
+  %out = or i1 %under, %over
+  ret i1 %out
+}
+
 ; XdpFrame.xdp_adjust_head: Linux's checks; the metadata moves with the data
 define dso_local i64 @bpf_xdp_adjust_head(i64 %ctx, i64 %d, i64 %a3, i64 %a4, i64 %a5, ptr %rs) #0 {
 entry:
-  %d32 = trunc i64 %d to i32
-  %delta = sext i32 %d32 to i64
+  %delta = call i64 @rt_s32(i64 %d)
   %data = call i64 @rt_xdp_get(i64 %ctx, i64 0)
   %end = call i64 @rt_xdp_get(i64 %ctx, i64 1)
   %meta = call i64 @rt_xdp_get(i64 %ctx, i64 2)
@@ -1571,9 +1584,7 @@ entry:
   %lo0 = add i64 %start, $XDP_FRAME_SIZE
   %lo = add i64 %lo0, %metalen
   %hi = sub i64 %end, $ETH_HLEN
-  %under = icmp slt i64 %new, %lo
-  %over = icmp sgt i64 %new, %hi
-  %bad = or i1 %under, %over
+  %bad = call i1 @rt_outside(i64 %new, i64 %lo, i64 %hi)
   br i1 %bad, label %einval, label %move
 move:
   %nmeta = add i64 %meta, %delta
@@ -1589,16 +1600,13 @@ einval:
 
 define dso_local i64 @bpf_xdp_adjust_meta(i64 %ctx, i64 %d, i64 %a3, i64 %a4, i64 %a5, ptr %rs) #0 {
 entry:
-  %d32 = trunc i64 %d to i32
-  %delta = sext i32 %d32 to i64
+  %delta = call i64 @rt_s32(i64 %d)
   %data = call i64 @rt_xdp_get(i64 %ctx, i64 0)
   %meta = call i64 @rt_xdp_get(i64 %ctx, i64 2)
   %new = add i64 %meta, %delta
   %start = load i64, ptr @jitbpf_frame_start
   %lo = add i64 %start, $XDP_FRAME_SIZE
-  %under = icmp slt i64 %new, %lo
-  %over = icmp sgt i64 %new, %data
-  %bad = or i1 %under, %over
+  %bad = call i1 @rt_outside(i64 %new, i64 %lo, i64 %data)
   br i1 %bad, label %einval, label %size
 size:
   %len = sub i64 %data, %new
@@ -1618,16 +1626,13 @@ eacces:
 
 define dso_local i64 @bpf_xdp_adjust_tail(i64 %ctx, i64 %d, i64 %a3, i64 %a4, i64 %a5, ptr %rs) #0 {
 entry:
-  %d32 = trunc i64 %d to i32
-  %delta = sext i32 %d32 to i64
+  %delta = call i64 @rt_s32(i64 %d)
   %data = call i64 @rt_xdp_get(i64 %ctx, i64 0)
   %end = call i64 @rt_xdp_get(i64 %ctx, i64 1)
   %new = add i64 %end, %delta
   %limit = load i64, ptr @jitbpf_frame_end
   %lo = add i64 %data, $ETH_HLEN
-  %over = icmp sgt i64 %new, %limit
-  %under = icmp slt i64 %new, %lo
-  %bad = or i1 %over, %under
+  %bad = call i1 @rt_outside(i64 %new, i64 %lo, i64 %limit)
   br i1 %bad, label %einval, label %grow
 grow:
   %grows = icmp sgt i64 %delta, 0

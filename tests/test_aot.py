@@ -120,7 +120,7 @@ def test_tail_calls_by_slot(arch, backend):
 
 def _filled(obj):
     """Maps that hold elements when compiled (maps.py's Python API)."""
-    u32 = lambda v: struct.pack("<I", v)                                 # noqa: E731
+    u32 = lambda v: struct.pack("<I", v)
     for name, fill in (("recent", lambda m: [m.update(u32(k), u32(k)) for k in (9, 1, 8)]),
                        ("fifo", lambda m: m.push(u32(7))), ("lifo", lambda m: [m.push(u32(v)) for v in (5, 6)]),
                        ("routes", lambda m: m.update(struct.pack("<I4s", 8, bytes((10, 0, 0, 0))), u32(99))),
@@ -217,7 +217,7 @@ def test_c_api_equals_maps_py(arch):
     """The object's C API (called from Python: natively, or in unicorn) against maps.py on
     the same operations: return codes, values, iteration order, LRU eviction, per-CPU values,
     queue and stack order, bloom answers, LPM matches and order."""
-    u32 = lambda v: struct.pack("<I", v)                                 # noqa: E731
+    u32 = lambda v: struct.pack("<I", v)
     for fixture, name, ops in (
             ("lru", "recent", [("update", u32(k), u32(k * 10), f) for k, f in
                                ((1, 0), (2, 0), (3, 1), (1, 1), (4, 2), (4, 0), (2, 0), (5, 0), (6, 0))]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .. import pipeline
 from ..errors import BpfEngineError
-from ..runtime.maps import BPF_F_RDONLY_PROG, MAP_TYPES
+from ..runtime.maps import BPF_F_RDONLY_PROG
 from . import objfile, runtime_ir
 from .runtime_ir import ARRAY, BLOOM, HASH, LPM, PROG_ARRAY, QUEUE, RINGBUF, STACK, EntrySpec, MapSpec
 
@@ -99,8 +99,8 @@ def _place_elements(spec: MapSpec, m) -> None:
     storage = bytearray(spec.storage_size)
     if spec.kind == HASH:
         recency = {k: i + 1 for i, k in enumerate(getattr(m, "_recency", ()))}
-        for key in m.keys():
-            off = m._slots[key] * spec.stride
+        for key, slot in m._slots.items():
+            off = slot * spec.stride
             storage[off:off + 8] = (1).to_bytes(8, "little")
             storage[off + 8:off + 8 + spec.key_size] = key
             value = m.lookup(key)

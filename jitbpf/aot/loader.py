@@ -37,7 +37,7 @@ class AotMap:
     """One map in the loaded object's memory: ``items()`` decodes its storage here (from the
     header, independently of the object's code); ``lookup/update/...`` call the object's C API."""
 
-    def __init__(self, obj: "CompiledObject", spec: dict, header: int):
+    def __init__(self, obj: CompiledObject, spec: dict, header: int):
         self.obj, self.spec, self.name, self.header = obj, spec, spec["name"], header
         self.type_name = spec["type"]
         self.key_size, self.value_size = int(spec["key_size"]), int(spec["value_size"])

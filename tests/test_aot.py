@@ -140,6 +140,24 @@ def test_maps_holding_elements_when_compiled(arch):
         assert all(r[0] == "ok" for r in runs), fixture
 
 
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_percpu_maps_of_other_cpu_counts(cpus):
+    """The object's per-CPU maps have the CPUs of the runtime it was compiled from."""
+    from jitbpf.runtime import Runtime
+    path = FIXTURES / "percpu.bpf.o"
+    loaded = aot.load_compiled(aot.compile_programs(jitbpf.load(path, runtime=Runtime(num_cpus=cpus)), None,
+                                                    "x86_64", "direct").elf())
+    reference = jitbpf.load(path, runtime=Runtime(num_cpus=cpus))
+    ctx = struct.pack("<IIQ", 5, 0, 0)
+    for i in range(2):
+        got = _outcome(lambda: loaded.run(ctx=ctx))
+        assert got == _outcome(lambda: reference.program().compile("interp").run(ctx=ctx)) and got[1] == 5 * (i + 1)
+    for m in reference.map_list:
+        assert map_picture(loaded.maps[m.name]) == map_picture(m)
+    assert "#define JITBPF_NUM_CPUS %d" % cpus in aot.compile_programs(jitbpf.load(path, runtime=Runtime(num_cpus=cpus)),
+                                                                        None, "x86_64").header()
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_an_error_in_a_tail_called_program_names_its_instruction(arch):
     from jitbpf.asm import assemble

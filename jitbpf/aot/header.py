@@ -98,7 +98,7 @@ def header(manifest: dict) -> str:
                         else f"uint64_t {p['symbol']}(void *ctx, uint64_t ctx_size);")
     maps = [f"/* map \"{m['name']}\": {m['type']}, key {m['key_size']} bytes, value {m['value_size']} bytes, "
             f"{m['max_entries']} entries */" for m in manifest["maps"]]
-    cpus = max([m.get("ncpus", 1) for m in manifest["maps"] if m.get("ncpus", 1) > 1] or [NUM_CPUS])
+    cpus = max([m.get("ncpus", 1) for m in manifest["maps"] if m.get("percpu")] or [NUM_CPUS])
     errors = "\n".join(f"#define JITBPF_ERROR_{i} {code}  /* {text.split(' (')[0]} */".replace("{value:x}", "...")
                        for i, (code, text) in enumerate(sorted(ERRORS.items())))
     helpers = ["/* Helpers (and kfuncs, as bpf_<name>) the object calls and the host defines (the BPF helper ABI). */"] if manifest["helpers"] else []

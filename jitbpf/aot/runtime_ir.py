@@ -53,7 +53,7 @@ KINDS = {"array": ARRAY, "percpu_array": ARRAY, "hash": HASH, "percpu_hash": HAS
          "ringbuf": RINGBUF, "prog_array": PROG_ARRAY}
 HEADER_FIELDS = ("type", "key_size", "value_size", "max_entries", "count", "storage", "stride", "slots",
                  "value_offset", "readonly", "ncpus", "value_stride", "user_value_size", "clock", "head", "aux",
-                 "lru", "bytes")
+                 "lru", "bytes", "percpu")
 NUM_CPUS = 4              # runtime.Runtime's default: the per-CPU maps' CPUs
 XDP_HEADROOM = 256
 MAX_PACKET = 65536
@@ -201,12 +201,13 @@ class MapSpec:
                 "max_entries": self.max_entries, "count": self.count, "storage": None, "stride": self.stride,
                 "slots": self.slots, "value_offset": self.value_offset, "readonly": int(self.readonly),
                 "ncpus": self.ncpus, "value_stride": self.value_stride, "user_value_size": self.user_value_size,
-                "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru), "bytes": self.storage_size}
+                "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru), "bytes": self.storage_size,
+                "percpu": int(self.percpu)}
 
     def manifest(self) -> dict:
         return {"name": self.name, "type": self.type_name, "key_size": self.key_size,
                 "value_size": self.value_size, "max_entries": self.max_entries, "readonly": self.readonly,
-                "ncpus": self.ncpus, "slots": self.slots, "stride": self.stride, "value_offset": self.value_offset,
+                "percpu": self.percpu, "ncpus": self.ncpus, "slots": self.slots, "stride": self.stride, "value_offset": self.value_offset,
                 "storage": self.storage_symbol, "header": f"map:{self.name}",
                 **({"programs": {str(k): v for k, v in sorted(self.programs.items())}} if self.programs else {})}
 

@@ -1339,7 +1339,8 @@ entry:
   %h = inttoptr i64 %m to ptr
   %key = inttoptr i64 %k to ptr
   %ncpus = call i64 @rt_field(ptr %h, i64 $ncpus)
-  %percpu = icmp ugt i64 %ncpus, 1
+  %pc = call i64 @rt_field(ptr %h, i64 $percpu)
+  %percpu = icmp ne i64 %pc, 0
   %incpu = icmp ult i64 %cpu, %ncpus
   %ok = and i1 %percpu, %incpu
   br i1 %ok, label %look, label %none

@@ -140,6 +140,51 @@ def test_maps_holding_elements_when_compiled(arch):
         assert all(r[0] == "ok" for r in runs), fixture
 
 
+FOR_EACH_THEN_INSERT = """
+lddw %r1, map_fd(0)
+lddw %r2, func(cb)
+mov %r3, 0
+mov %r4, 0
+call 164
+mov %r6, %r0
+stw [%r10-4], 4
+stdw [%r10-16], 40
+lddw %r1, map_fd(0)
+mov %r2, %r10
+add %r2, -4
+mov %r3, %r10
+add %r3, -16
+mov %r4, 0
+call 2
+mov %r0, %r6
+exit
+cb:
+mov %r0, 0
+exit
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_for_each_over_hash_kinds(arch):
+    """bpf_for_each_map_elem over full (percpu, LRU) hashes, then an insert: the visits, and
+    which element an LRU map evicts (for_each's lookups touch every element, in iteration order)."""
+    from jitbpf.runtime import maps
+
+    def build(kind):
+        obj = jitbpf.assemble(FOR_EACH_THEN_INSERT)
+        obj.add_map(maps.create(obj.runtime, "m", kind, 4, 8, 3))
+        for k in (3, 1, 2):
+            obj.maps["m"].update(k, k * 10)
+        return obj
+    for kind in ("lru_hash", "lru_percpu_hash", "percpu_hash", "hash"):
+        loaded = aot.load_compiled(aot.compile_programs(build(kind), None, arch, "direct", verify=False).elf())
+        reference = build(kind)
+        got = _outcome(lambda: loaded.run(mem=bytes(8)))
+        assert got == _outcome(lambda: reference.program().compile("interp", verify=False).run(bytes(8)))
+        assert got[1] == 3 and map_picture(loaded.maps["m"]) == map_picture(reference.maps["m"]), kind
+        assert len(reference.maps["m"]) == 3 and (struct.pack("<I", 4) in reference.maps["m"]) == ("lru" in kind)
+
+
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_percpu_maps_of_other_cpu_counts(cpus):
     """The object's per-CPU maps have the CPUs of the runtime it was compiled from."""
@@ -300,6 +345,12 @@ def test_c_api_queues_bloom_ringbuf(arch):
         loaded.maps["events"].consume(8)                     # too small: -ENOSPC, left in place
     assert [loaded.maps["events"].consume() for _ in range(5)] == [*records, None]
     assert loaded.maps["events"].items() == []
+    for n in (40, 50, 60, 30):                             # the producer passes the end: records wrap
+        ctx = struct.pack("<I", n)
+        assert loaded.run(ctx=ctx).r0 == reference.program().compile("interp").run(ctx=ctx).r0
+        assert map_picture(loaded.maps["events"]) == map_picture(reference.maps["events"])
+        assert list(iter(loaded.maps["events"].consume, None)) == reference.maps["events"].drain()
+    assert loaded.maps["events"]._field("clock") == reference.maps["events"].producer > 4096
 
 
 @pytest.mark.parametrize("arch", ARCHS)

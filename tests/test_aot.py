@@ -140,6 +140,15 @@ def test_maps_holding_elements_when_compiled(arch):
         assert all(r[0] == "ok" for r in runs), fixture
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_loops_stopping_early(arch):
+    """bpf_loop's callback stops at ctx->n (bpf_loop returns n + 1), Collatz from ctx->start."""
+    runs = _equals_interp(FIXTURES / "loops.bpf.o", "loops", [{"ctx": struct.pack("<II", n, 27) + bytes(56)}
+                                                               for n in (0, 5, 19, 25)], arch, "llvm")
+    looped = [struct.unpack_from("<Q", r[2], 24)[0] for r in runs]
+    assert looped == [1, 6, 20, 20] and struct.unpack_from("<Q", runs[0][2], 16)[0] == 111    # steps of 27
+
+
 FOR_EACH_THEN_INSERT = """
 lddw %r1, map_fd(0)
 lddw %r2, func(cb)

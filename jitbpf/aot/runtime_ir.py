@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from ..backends import abi
 from ..runtime.context import SK_BUFF_SIZE, SKB, SKB_SHARED_INFO, XDP_FRAME_SIZE, XDP_MD_SIZE
-from ..runtime.helpers import MAX_TAIL_CALLS
+from ..runtime.helpers import MAX_LOOPS, MAX_TAIL_CALLS
 from . import runtime_lib
 
 #: map kinds (the header's type)
@@ -78,7 +78,7 @@ SUBST = {**{f: str(i) for i, f in enumerate(HEADER_FIELDS)},
                                     ("BLOOM", BLOOM), ("LPM", LPM), ("RINGBUF", RINGBUF),
                                     ("PROG_ARRAY", PROG_ARRAY))},
          **{f"SKB_{k}": str(v) for k, v in SKB.items()},
-         "MAX_TAIL_CALLS": str(MAX_TAIL_CALLS), "STACK_BYTES": str(STACK_BYTES), "E_ACCESS": str(E_ACCESS),
+         "MAX_TAIL_CALLS": str(MAX_TAIL_CALLS), "MAX_LOOPS": str(MAX_LOOPS), "STACK_BYTES": str(STACK_BYTES), "E_ACCESS": str(E_ACCESS),
          "E_BUDGET": str(E_BUDGET), "E_CONTEXT": str(E_CONTEXT), "E_HIGH": str(E_HIGH),
          "XDP_HEADROOM": str(XDP_HEADROOM), "MAX_PACKET": str(MAX_PACKET), "MAX_META": str(XDP_HEADROOM - XDP_FRAME_SIZE),
          "XDP_FRAME_SIZE": str(XDP_FRAME_SIZE), "ETH_HLEN": str(ETH_HLEN), "SKB_SHARED_INFO": str(SKB_SHARED_INFO),

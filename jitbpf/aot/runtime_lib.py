@@ -1401,6 +1401,44 @@ einval:
   ret i64 -22
 }
 
+; bpf_loop: callback(i, ctx) for i below nr_loops until it returns non-zero (then i + 1)
+define dso_local i64 @bpf_loop(i64 %nr, i64 %cb, i64 %ctx, i64 %flags, i64 %a5, ptr %rs) #0 {
+entry:
+  %bad = icmp ne i64 %flags, 0
+  br i1 %bad, label %einval, label %count
+count:
+  %n32 = trunc i64 %nr to i32
+  %n = zext i32 %n32 to i64
+  %big = icmp ugt i64 %n, $MAX_LOOPS
+  br i1 %big, label %e2big, label %loop
+loop:
+  %i = phi i64 [0, %count], [%i1, %go_on]
+  %done = icmp uge i64 %i, %n
+  br i1 %done, label %all, label %call
+call:
+  %f = inttoptr i64 %cb to ptr
+  %r = call i64 %f(i64 %i, i64 %ctx, i64 0, i64 0, i64 0, ptr %rs)
+  %i1 = add i64 %i, 1
+  %stop = icmp ne i64 %r, 0
+  br i1 %stop, label %stopped, label %unwind
+unwind:
+  %cell = load volatile i64, ptr %rs
+  %leaving = icmp ne i64 %cell, 0
+  br i1 %leaving, label %left, label %go_on
+go_on:
+  br label %loop
+stopped:
+  ret i64 %i1
+left:
+  ret i64 0
+all:
+  ret i64 %n
+einval:
+  ret i64 -22
+e2big:
+  ret i64 -7
+}
+
 ; the ring buffer of a program's map argument, or null
 define internal ptr @rt_ringbuf_arg(i64 %m) #1 {
   %h = inttoptr i64 %m to ptr

@@ -149,6 +149,36 @@ def test_loops_stopping_early(arch):
     assert looped == [1, 6, 20, 20] and struct.unpack_from("<Q", runs[0][2], 16)[0] == 111    # steps of 27
 
 
+CSUM_DIFF = """
+mov %r6, %r1
+ldxw %r2, [%r6+0]
+mov %r3, %r6
+add %r3, 64
+ldxw %r4, [%r6+4]
+ldxw %r5, [%r6+8]
+add %r1, 16
+call 28
+exit
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_csum_diff_equals_interp(arch):
+    """bpf_csum_diff in the object against helpers.py: sizes 0 to 40 (odd ones too), seeds
+    with carries; mem = from_size, to_size, seed, then from (48 bytes) and to (64)."""
+    import random
+    compiled = aot.compile_programs(jitbpf.assemble(CSUM_DIFF), None, arch, "direct", verify=False)
+    assert "bpf_csum_diff" not in compiled.manifest["helpers"]                 # the object's own
+    loaded = aot.load_compiled(compiled.elf())
+    fn = jitbpf.assemble(CSUM_DIFF).program().compile("interp", verify=False)
+    rng = random.Random(15)
+    for _ in range(200):
+        sizes = rng.choice([0, 1, 2, 3, 4, 5, 7, 8, 20, 40]), rng.choice([0, 1, 3, 4, 6, 8, 13, 40])
+        seed = rng.choice([0, 1, 0xFFFF, 0xFFFFFFFF, rng.getrandbits(32)])
+        mem = struct.pack("<IIII", *sizes, seed, 0) + rng.randbytes(112)
+        assert loaded.run(mem=mem).r0 == fn.run(mem).r0, (sizes, seed)
+
+
 FOR_EACH_THEN_INSERT = """
 lddw %r1, map_fd(0)
 lddw %r2, func(cb)

@@ -1687,6 +1687,89 @@ einval:
   ret i64 -22
 }
 
+; csum_partial: a 32-bit one's complement sum of little-endian words, seed added (helpers.py)
+define internal i64 @rt_csum_partial(ptr %p, i64 %n, i64 %seed) #0 {
+entry:
+  %s0 = and i64 %seed, 4294967295
+  br label %loop
+loop:
+  %j = phi i64 [0, %entry], [%j1, %byte]
+  %t = phi i64 [%s0, %entry], [%t1, %byte]
+  %done = icmp uge i64 %j, %n
+  br i1 %done, label %fold, label %byte
+byte:
+  %bp = getelementptr i8, ptr %p, i64 %j
+  %b = load i8, ptr %bp
+  %bw = zext i8 %b to i64
+  %lane = and i64 %j, 3
+  %sh = mul i64 %lane, 8
+  %v = shl i64 %bw, %sh
+  %t1 = add i64 %t, %v
+  %j1 = add i64 %j, 1
+  br label %loop
+fold:
+  %f = phi i64 [%t, %loop], [%f1, %carry]
+  %hi = lshr i64 %f, 32
+  %more = icmp ne i64 %hi, 0
+  br i1 %more, label %carry, label %out
+carry:
+  %lo = and i64 %f, 4294967295
+  %f1 = add i64 %lo, %hi
+  br label %fold
+out:
+  ret i64 %f
+}
+
+define internal i64 @rt_fold16(i64 %t) #1 {
+  %lo = and i64 %t, 65535
+  %hi = lshr i64 %t, 16
+  %r = add i64 %lo, %hi
+  ret i64 %r
+}
+
+; bpf_csum_diff: seed + sum(to) - sum(from), folded to 16 bits, not inverted (Linux 6.13+)
+define dso_local i64 @bpf_csum_diff(i64 %from, i64 %fsz, i64 %to, i64 %tsz, i64 %seed, ptr %rs) #0 {
+entry:
+  %fs32 = trunc i64 %fsz to i32
+  %fs = zext i32 %fs32 to i64
+  %ts32 = trunc i64 %tsz to i32
+  %ts = zext i32 %ts32 to i64
+  %fp = inttoptr i64 %from to ptr
+  %tp = inttoptr i64 %to to ptr
+  %hasf = icmp ne i64 %fs, 0
+  %hast = icmp ne i64 %ts, 0
+  br i1 %hasf, label %withfrom, label %nofrom
+withfrom:
+  br i1 %hast, label %both, label %fromonly
+both:
+  %new = call i64 @rt_csum_partial(ptr %tp, i64 %ts, i64 %seed)
+  %old = call i64 @rt_csum_partial(ptr %fp, i64 %fs, i64 0)
+  %nold = xor i64 %old, 4294967295
+  %sum = add i64 %new, %nold
+  %slo = and i64 %sum, 4294967295
+  %shi = lshr i64 %sum, 32
+  %tb = add i64 %slo, %shi
+  br label %fold
+fromonly:
+  %nseed = xor i64 %seed, -1
+  %o = call i64 @rt_csum_partial(ptr %fp, i64 %fs, i64 %nseed)
+  %to1 = xor i64 %o, 4294967295
+  br label %fold
+nofrom:
+  br i1 %hast, label %toonly, label %none
+toonly:
+  %tt = call i64 @rt_csum_partial(ptr %tp, i64 %ts, i64 %seed)
+  br label %fold
+none:
+  %tn = and i64 %seed, 4294967295
+  br label %fold
+fold:
+  %total = phi i64 [%tb, %both], [%to1, %fromonly], [%tt, %toonly], [%tn, %none]
+  %f1 = call i64 @rt_fold16(i64 %total)
+  %f2 = call i64 @rt_fold16(i64 %f1)
+  ret i64 %f2
+}
+
 ; LD_ABS / LD_IND: a big-endian load of size bytes at offset in the packet window
 define dso_local i64 @jitbpf_load_packet(i64 %ctx, i64 %offset, i64 %size, i64 %pc, i64 %a5, ptr %rs) #0 {
 entry:

@@ -610,8 +610,9 @@ DRAIN_HOST = r"""
 #include <stdio.h>
 #include "prog.h"
 
-/* -DRINGBUF: runs ringbuf (ctx->n = 5) and drains its ring buffer; else runs queue_stack,
- * pushes 9 on its stack and pops it empty. */
+/* -DRINGBUF: runs ringbuf (ctx->n = 5) and drains its ring buffer; -DTC: runs tc_skb twice
+ * over one packet (the second time with a zeroed __sk_buff given), prints it and a counter;
+ * else runs queue_stack, pushes 9 on its stack and pops it empty. */
 int main(void)
 {
 #ifdef RINGBUF
@@ -625,6 +626,19 @@ int main(void)
             printf(" %02x", rec[i]);
         printf("\n");
     }
+#elif defined(TC)
+    unsigned char packet[] = {PACKET};
+    uint64_t bytes;
+    for (int round = 0; round < 2; round++) {
+        struct jitbpf_skb_md md = {packet, packet + sizeof packet, {0}};
+        printf("r0 = %" PRIu64 "\n", tc_skb(&md, round ? sizeof md : 16));
+    }
+    printf("packet");
+    for (unsigned i = 0; i < sizeof packet; i++)
+        printf(" %02x", packet[i]);
+    printf("\n");
+    if (jitbpf_map_lookup("bytes_seen", &(uint32_t){1}, &bytes) == 0)
+        printf("udp bytes %" PRIu64 "\n", bytes);
 #else
     unsigned char args[48] = {0};
     uint32_t v = 9;
@@ -640,10 +654,22 @@ int main(void)
 """
 
 
+TC_PACKET = eth(ipv4(17, udp(53)))
+
+
 def _drain_expected(fixture: str) -> str:
     """What the host prints, from interp and maps.py on the original object."""
     obj = jitbpf.load(FIXTURES / f"{fixture}.bpf.o")
-    if fixture == "ringbuf":
+    if fixture == "tc_skb":
+        fn, packet = obj.program().compile("interp"), TC_PACKET
+        lines = []
+        for _ in range(2):
+            r = fn.run(packet=packet)
+            lines.append(f"r0 = {r.r0}")
+            packet = r.memory
+        lines.append("packet " + " ".join(f"{b:02x}" for b in packet))
+        lines.append(f"udp bytes {struct.unpack('<Q', obj.maps['bytes_seen'][1])[0]}")
+    elif fixture == "ringbuf":
         lines = [f"r0 = {obj.program().compile('interp').run(ctx=struct.pack('<I', 5)).r0}"]
         lines += ["record " + " ".join(f"{b:02x}" for b in r) for r in obj.maps["events"].drain()]
     else:
@@ -657,19 +683,20 @@ def _drain_expected(fixture: str) -> str:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_c_host_drains_ringbuf_and_stack(tmp_path, arch):
+def test_c_host_drains_ringbuf_and_stack_runs_tc(tmp_path, arch):
     cc, runner = ("gcc", []) if arch == "x86_64" else \
         ("aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"])
     if shutil.which(cc) is None or (runner and shutil.which(runner[0]) is None) or \
             (arch == "x86_64" and jitbpf.targets.HOST_ARCH != "x86_64"):
         pytest.skip(f"needs {cc}" + (f" and {runner[0]}" if runner else "") + " (and an x86_64 host for x86_64)")
     (tmp_path / "host.c").write_text(DRAIN_HOST)
-    for fixture in ("ringbuf", "queue_stack"):
+    for fixture in ("ringbuf", "queue_stack", "tc_skb"):
         compiled = aot.compile_programs(jitbpf.load(FIXTURES / f"{fixture}.bpf.o"), None, arch)
         (tmp_path / f"{fixture}.o").write_bytes(compiled.elf())
         (tmp_path / "prog.h").write_text(compiled.header())
         exe = tmp_path / fixture
-        subprocess.run([cc, "-O2", "-no-pie", f"-I{tmp_path}", *(["-DRINGBUF"] if fixture == "ringbuf" else []),
+        flags = {"ringbuf": ["-DRINGBUF"], "tc_skb": ["-DTC", "-DPACKET=" + ",".join(str(b) for b in TC_PACKET)]}
+        subprocess.run([cc, "-O2", "-no-pie", f"-I{tmp_path}", *flags.get(fixture, []),
                         "-o", str(exe), str(tmp_path / "host.c"), str(tmp_path / f"{fixture}.o")],
                        check=True, capture_output=True, timeout=120)
         out = subprocess.run([*runner, str(exe)], check=True, capture_output=True, text=True, timeout=120).stdout

@@ -513,6 +513,7 @@ def test_damaged_blobs(example_raw):
                           (lambda m: m["relocations"][0].__setitem__(1, "bogus"), "unknown kind"),
                           (lambda m: m["relocations"][0].__setitem__(0, 1 << 40), "outside"),
                           (lambda m: m["programs"][0].__setitem__("core", "nothing"), "no entry"),
+                          (lambda m: m["maps"][0].__setitem__("type", "devmap"), "known type"),
                           (lambda m: m.update(format="other"), "not a jitbpf-aot-1")):
         damaged = json.loads(manifest)
         change(damaged)

@@ -22,8 +22,8 @@ from ..runtime.context import SK_BUFF_SIZE
 from ..targets import HOST_ARCH
 from . import objfile
 from ..runtime.maps import RB_BUSY, RB_DISCARD
-from .runtime_ir import (ARRAY, ERRORS, HASH, HEADER_FIELDS, JITBPF_XDP_MD_SIZE, LPM, QUEUE, RINGBUF, SKB_CONTEXTS,
-                         STACK)
+from .runtime_ir import (ARRAY, ERRORS, HASH, HEADER_FIELDS, JITBPF_XDP_MD_SIZE, KINDS, LPM, QUEUE, RINGBUF,
+                         SKB_CONTEXTS, STACK)
 
 
 @dataclass
@@ -163,6 +163,8 @@ class CompiledObject:
         for m in manifest["maps"]:
             if not isinstance(m, dict) or f"map:{m.get('name')}" not in image.symbols:
                 raise BpfLoadError(f"bad manifest: map {m.get('name') if isinstance(m, dict) else m!r} is not in the code")
+            if m.get("type") not in KINDS or not all(isinstance(m.get(k), int) for k in ("key_size", "value_size")):
+                raise BpfLoadError(f"bad manifest: map {m['name']!r} lacks a known type or its sizes")
         self.runtime = Runtime(helpers)               # what the object leaves to its host (kfuncs too)
         budget = manifest.get("budget")
         options = RunOptions(budget if isinstance(budget, int) else None, False)

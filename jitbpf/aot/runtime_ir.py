@@ -78,9 +78,11 @@ SUBST = {**{f: str(i) for i, f in enumerate(HEADER_FIELDS)},
                                     ("BLOOM", BLOOM), ("LPM", LPM), ("RINGBUF", RINGBUF),
                                     ("PROG_ARRAY", PROG_ARRAY))},
          **{f"SKB_{k}": str(v) for k, v in SKB.items()},
-         "MAX_TAIL_CALLS": str(MAX_TAIL_CALLS), "MAX_LOOPS": str(MAX_LOOPS), "STACK_BYTES": str(STACK_BYTES), "E_ACCESS": str(E_ACCESS),
+         "MAX_TAIL_CALLS": str(MAX_TAIL_CALLS), "MAX_LOOPS": str(MAX_LOOPS), "STACK_BYTES": str(STACK_BYTES),
+         "E_ACCESS": str(E_ACCESS),
          "E_BUDGET": str(E_BUDGET), "E_CONTEXT": str(E_CONTEXT), "E_HIGH": str(E_HIGH),
-         "XDP_HEADROOM": str(XDP_HEADROOM), "MAX_PACKET": str(MAX_PACKET), "MAX_META": str(XDP_HEADROOM - XDP_FRAME_SIZE),
+         "XDP_HEADROOM": str(XDP_HEADROOM), "MAX_PACKET": str(MAX_PACKET),
+         "MAX_META": str(XDP_HEADROOM - XDP_FRAME_SIZE),
          "XDP_FRAME_SIZE": str(XDP_FRAME_SIZE), "ETH_HLEN": str(ETH_HLEN), "SKB_SHARED_INFO": str(SKB_SHARED_INFO),
          "FRAME_OVERHEAD": str(XDP_HEADROOM + SKB_SHARED_INFO), "FRAME_BYTES": str(FRAME_BYTES),
          "XDP_MD_SIZE": str(XDP_MD_SIZE), "JITBPF_XDP_MD_SIZE": str(JITBPF_XDP_MD_SIZE),
@@ -201,14 +203,14 @@ class MapSpec:
                 "max_entries": self.max_entries, "count": self.count, "storage": None, "stride": self.stride,
                 "slots": self.slots, "value_offset": self.value_offset, "readonly": int(self.readonly),
                 "ncpus": self.ncpus, "value_stride": self.value_stride, "user_value_size": self.user_value_size,
-                "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru), "bytes": self.storage_size,
-                "percpu": int(self.percpu)}
+                "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru),
+                "bytes": self.storage_size, "percpu": int(self.percpu)}
 
     def manifest(self) -> dict:
         return {"name": self.name, "type": self.type_name, "key_size": self.key_size,
                 "value_size": self.value_size, "max_entries": self.max_entries, "readonly": self.readonly,
-                "percpu": self.percpu, "ncpus": self.ncpus, "slots": self.slots, "stride": self.stride, "value_offset": self.value_offset,
-                "storage": self.storage_symbol, "header": f"map:{self.name}",
+                "percpu": self.percpu, "ncpus": self.ncpus, "slots": self.slots, "stride": self.stride,
+                "value_offset": self.value_offset, "storage": self.storage_symbol, "header": f"map:{self.name}",
                 **({"programs": {str(k): v for k, v in sorted(self.programs.items())}} if self.programs else {})}
 
 

@@ -74,12 +74,10 @@ def _map_specs(obj) -> list[MapSpec]:
         spec = MapSpec(m.name, m.type_name, m.key_size, m.value_size, m.max_entries,
                        bool(m.map_flags & BPF_F_RDONLY_PROG), percpu=m.percpu, lru=bool(getattr(m, "lru", False)),
                        cpus=m.ncpus)
-        if kind == ARRAY:
+        if kind in (ARRAY, BLOOM, RINGBUF):          # the same layouts as maps.py's
             spec.initial = bytes(m.view[:spec.storage_size])
         elif kind == PROG_ARRAY:
             spec.programs = {i: f"jitbpf_entry${_c_name(p.name)}" for i, p in sorted(m.programs.items())}
-        if kind in (BLOOM, RINGBUF):                 # the same layouts as maps.py's
-            spec.initial = bytes(m.view[:spec.storage_size])
         if kind == BLOOM:
             spec.aux = m.nr_hashes
         elif kind == RINGBUF:

@@ -14,6 +14,7 @@ program (other map types, other context-changing helpers) is refused with one li
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -91,21 +92,27 @@ def _map_specs(obj) -> list[MapSpec]:
 
 
 def _place_elements(spec: MapSpec, m) -> None:
-    """The storage of a map that holds elements when compiled (runtime_ir's layouts): a
-    hash element in the slot of maps.py's index (so iteration keeps its order), LRU stamps
-    in maps.py's recency order, LPM entries in any slots, queued values from the ring's start."""
+    """The storage of a map that holds elements when compiled (runtime_ir's layouts): a hash
+    map's index, elements, insertion order and free stack as maps.py has them, LRU stamps in
+    its recency order; LPM entries in any slots, queued values from the ring's start."""
     storage = bytearray(spec.storage_size)
-    if spec.kind == HASH:
+    if spec.kind == HASH:                   # maps.py's index as it is, its elements re-laid
+        storage[:4 * spec.slots] = m.view[:4 * spec.slots]
         recency = {k: i + 1 for i, k in enumerate(getattr(m, "_recency", ()))}
-        for key, slot in m._slots.items():
-            off = slot * spec.stride
-            storage[off:off + 8] = (1).to_bytes(8, "little")
-            storage[off + 8:off + 8 + spec.key_size] = key
+        order = [m._elems[k] + 1 for k in m._slots]                  # insertion order
+        for i, key in enumerate(m._slots):
+            off = spec.pool + (order[i] - 1) * spec.stride
             value = m.lookup(key)
+            storage[off:off + 8 + spec.key_size] = (1).to_bytes(8, "little") + key
             storage[off + spec.value_offset:off + spec.value_offset + len(value)] = value
             if spec.lru:
-                storage[off + spec.stride - 8:off + spec.stride] = recency.get(key, 0).to_bytes(8, "little")
-        spec.clock = len(recency)
+                storage[off + spec.stride - 16:off + spec.stride - 8] = recency.get(key, 0).to_bytes(8, "little")
+            links = (order[i - 1] if i else 0, order[i + 1] if i + 1 < len(order) else 0)
+            storage[off + spec.stride - 8:off + spec.stride] = struct.pack("<II", *links)
+        for t, element in enumerate(m._free):
+            storage[spec.freelist + 4 * t:spec.freelist + 4 * t + 4] = (element + 1).to_bytes(4, "little")
+        spec.clock, spec.tombstones, spec.free_top = len(recency), m._tombstones, len(m._free)
+        spec.first, spec.last = (order[0], order[-1]) if order else (0, 0)
     elif spec.kind == LPM:
         for i, (key, value) in enumerate(m.items()):
             off = i * spec.stride

@@ -55,7 +55,12 @@ class AotMap:
             return [(i.to_bytes(4, "little"), ctypes.string_at(self._slot(i), size)) for i in range(slots)]
         if kind in (HASH, LPM):
             voff = self._field("value_offset")
-            used = [self._slot(i) for i in range(slots) if ctypes.c_uint64.from_address(self._slot(i)).value == 1]
+            if kind == HASH:                   # the elements the index names (1 + element number)
+                index = (ctypes.c_uint32 * slots).from_address(self._field("storage"))
+                pool = self._field("storage") + self._field("pool")
+                used = [pool + (v - 1) * self._field("stride") for v in index if v not in (0, 0xFFFF_FFFF)]
+            else:
+                used = [self._slot(i) for i in range(slots) if ctypes.c_uint64.from_address(self._slot(i)).value == 1]
             return sorted((ctypes.string_at(s + 8, self.key_size), ctypes.string_at(s + voff, size)) for s in used)
         if kind in (QUEUE, STACK):
             head, count, limit = self._field("head"), self._field("count"), self._field("max_entries")

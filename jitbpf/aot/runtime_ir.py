@@ -19,11 +19,12 @@ interpreter's, which are Linux's), with this object's own layouts:
 
 - array / percpu_array: element i at ``storage + i * stride``, cpu c's value ``c *
   value_stride`` further (stride = ncpus x value_stride; programs run on cpu 0);
-- hash / percpu_hash / lru_hash / lru_percpu_hash: open addressing with linear probing over
-  ``slots`` (a power of two, at least 2 x max_entries; the home slot is FNV-1a of the key, as
-  maps.py's index); a slot is u64 state (0 empty, 1 used, 2 deleted), the key, the values
-  (8-byte aligned; values never move while their element exists) and, in LRU maps, the u64
-  time of its last use (``clock`` counts uses): a full LRU map evicts the oldest;
+- hash / percpu_hash / lru_hash / lru_percpu_hash: maps.py's index (``slots`` u32, linear
+  probing from FNV-1a of the key, re-placed in insertion order when deleted markers pile up)
+  over a pool of max_entries elements that never move while they live: u64 state, the key,
+  the values (8-byte aligned), in LRU maps the u64 time of the last use (``clock`` counts
+  uses; a full LRU map evicts the oldest), the insertion-order links; free elements are a
+  stack (runtime_lib's comment); so slots, elements and iteration order are maps.py's;
 - queue / stack: a ring of max_entries values from ``head`` (the oldest), ``count`` of them;
 - bloom_filter: ``slots`` bits, ``aux`` hash functions (FNV-1a seeded with the function's number);
 - lpm_trie: max_entries slots (u64 used, the key masked to its prefix, the value), scanned;
@@ -53,7 +54,7 @@ KINDS = {"array": ARRAY, "percpu_array": ARRAY, "hash": HASH, "percpu_hash": HAS
          "ringbuf": RINGBUF, "prog_array": PROG_ARRAY}
 HEADER_FIELDS = ("type", "key_size", "value_size", "max_entries", "count", "storage", "stride", "slots",
                  "value_offset", "readonly", "ncpus", "value_stride", "user_value_size", "clock", "head", "aux",
-                 "lru", "bytes", "percpu")
+                 "lru", "bytes", "percpu", "pool", "tombstones", "first", "last", "free_top", "freelist")
 NUM_CPUS = 4              # runtime.Runtime's default: the per-CPU maps' CPUs
 XDP_HEADROOM = 256
 MAX_PACKET = 65536
@@ -135,6 +136,10 @@ class MapSpec:
     count: int = 0                    # elements in it
     clock: int = 0                    # LRU maps: the last use stamped in it; ringbuf: the producer
     head: int = 0                     # ringbuf: the consumer
+    tombstones: int = 0               # hash: its index's deleted markers,
+    first: int = 0                    # the insertion order's ends (1 + element number),
+    last: int = 0
+    free_top: int | None = None       # its free elements (None: all)
     programs: dict[int, str] = field(default_factory=dict)   # prog_array: slot -> entry symbol
 
     @property
@@ -161,8 +166,8 @@ class MapSpec:
     @property
     def stride(self) -> int:
         kind = self.kind
-        if kind == HASH:
-            return self.value_offset + self.ncpus * self.value_stride + 8 * self.lru
+        if kind == HASH:                  # state, key, values, [LRU stamp], links
+            return self.value_offset + self.ncpus * self.value_stride + 8 * self.lru + 8
         if kind == LPM:
             return self.value_offset + self.value_stride
         if kind == PROG_ARRAY:
@@ -186,7 +191,19 @@ class MapSpec:
         return 0 if self.kind == RINGBUF else self.max_entries
 
     @property
+    def pool(self) -> int:
+        """A hash map's elements start after its index (u32 per slot)."""
+        return _round8(4 * self.slots) if self.kind == HASH else 0
+
+    @property
+    def freelist(self) -> int:
+        """A hash map's stack of free elements (u32 each) follows its elements."""
+        return self.pool + self.max_entries * self.stride if self.kind == HASH else 0
+
+    @property
     def storage_size(self) -> int:
+        if self.kind == HASH:
+            return self.freelist + _round8(4 * self.max_entries)
         if self.kind == BLOOM:
             return self.slots // 8
         if self.kind == RINGBUF:
@@ -204,7 +221,10 @@ class MapSpec:
                 "slots": self.slots, "value_offset": self.value_offset, "readonly": int(self.readonly),
                 "ncpus": self.ncpus, "value_stride": self.value_stride, "user_value_size": self.user_value_size,
                 "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru),
-                "bytes": self.storage_size, "percpu": int(self.percpu)}
+                "bytes": self.storage_size, "percpu": int(self.percpu), "pool": self.pool,
+                "tombstones": self.tombstones, "first": self.first, "last": self.last,
+                "free_top": self.free_top if self.free_top is not None else self.max_entries,
+                "freelist": self.freelist}
 
     def manifest(self) -> dict:
         return {"name": self.name, "type": self.type_name, "key_size": self.key_size,

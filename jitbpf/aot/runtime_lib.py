@@ -204,10 +204,63 @@ eexist:
 }
 
 ; ---------------------------------------------------------------- hash, percpu_hash, lru_hash
-; Slot: u64 state (0 empty, 1 used, 2 deleted), key, value area, LRU maps: u64 last use.
+; maps.py's own layout: an index of ``slots`` u32 (0 empty, 0xFFFFFFFF deleted, else 1 + an
+; element number; linear probing from fnv1a32(key) & (slots - 1)), then at ``pool`` the
+; max_entries elements of ``stride`` bytes: u64 state (1 used), the key, the values, in LRU
+; maps the u64 time of the last use, and u32 previous and next (1 + element number, 0: none)
+; in the order of insertion (``first``, ``last``), by which a rebuild re-places the index when
+; deleted markers pile up, as maps.py does. Free elements are a stack at ``freelist`` (u32 1 +
+; element number; 0 at position t: element max_entries - 1 - t, so it starts zeroed), popped
+; last-freed first, as maps.py's: the same elements, slots and order.
 
-; the slot on key's probe path that holds it (used = 1) or is free (used = 0), or null
-define internal ptr @rt_probe(ptr %h, ptr %key, i1 %used) #0 {
+define internal ptr @rt_index_at(ptr %h, i64 %slot) #1 {
+  %st = call ptr @rt_storage(ptr %h)
+  %p = getelementptr i32, ptr %st, i64 %slot
+  ret ptr %p
+}
+
+define internal ptr @rt_elem(ptr %h, i64 %e) #1 {
+  %st = call ptr @rt_storage(ptr %h)
+  %pool = call i64 @rt_field(ptr %h, i64 $pool)
+  %stride = call i64 @rt_field(ptr %h, i64 $stride)
+  %o = mul i64 %e, %stride
+  %off = add i64 %pool, %o
+  %p = getelementptr i8, ptr %st, i64 %off
+  ret ptr %p
+}
+
+define internal i64 @rt_elem_number(ptr %h, ptr %p) #1 {
+  %st = call ptr @rt_storage(ptr %h)
+  %pool = call i64 @rt_field(ptr %h, i64 $pool)
+  %stride = call i64 @rt_field(ptr %h, i64 $stride)
+  %pi = ptrtoint ptr %p to i64
+  %si = ptrtoint ptr %st to i64
+  %d0 = sub i64 %pi, %si
+  %d = sub i64 %d0, %pool
+  %e = udiv i64 %d, %stride
+  ret i64 %e
+}
+
+; the element index slot names, or null (empty, deleted)
+define internal ptr @rt_slot_elem(ptr %h, i64 %slot) #1 {
+entry:
+  %ip = call ptr @rt_index_at(ptr %h, i64 %slot)
+  %v = load i32, ptr %ip
+  %empty = icmp eq i32 %v, 0
+  %deleted = icmp eq i32 %v, -1
+  %none = or i1 %empty, %deleted
+  br i1 %none, label %null, label %elem
+elem:
+  %v64 = zext i32 %v to i64
+  %e = sub i64 %v64, 1
+  %p = call ptr @rt_elem(ptr %h, i64 %e)
+  ret ptr %p
+null:
+  ret ptr null
+}
+
+; the index slot holding key (used = 1), or free for it (used = 0: empty or deleted), or -1
+define internal i64 @rt_probe(ptr %h, ptr %key, i1 %used) #0 {
 entry:
   %ks = call i64 @rt_field(ptr %h, i64 $key_size)
   %slots = call i64 @rt_field(ptr %h, i64 $slots)
@@ -221,32 +274,34 @@ loop:
 probe:
   %j0 = add i64 %hash, %i
   %j = and i64 %j0, %mask
-  %slot = call ptr @rt_slot(ptr %h, i64 %j)
-  %state = load i64, ptr %slot
+  %ip = call ptr @rt_index_at(ptr %h, i64 %j)
+  %v = load i32, ptr %ip
   %i1 = add i64 %i, 1
-  %isused = icmp eq i64 %state, 1
+  %empty = icmp eq i32 %v, 0
+  %deleted = icmp eq i32 %v, -1
+  %free = or i1 %empty, %deleted
   br i1 %used, label %want_used, label %want_free
 want_free:
-  br i1 %isused, label %next, label %found
+  br i1 %free, label %found, label %next
 want_used:
-  %empty = icmp eq i64 %state, 0
-  br i1 %empty, label %none, label %used_slot
-used_slot:
-  br i1 %isused, label %cmp, label %next
+  br i1 %empty, label %none, label %live
+live:
+  br i1 %deleted, label %next, label %cmp
 cmp:
-  %kp = getelementptr i8, ptr %slot, i64 8
+  %e = call ptr @rt_slot_elem(ptr %h, i64 %j)
+  %kp = getelementptr i8, ptr %e, i64 8
   %eq = call i1 @rt_memeq(ptr %kp, ptr %key, i64 %ks)
   br i1 %eq, label %found, label %next
 next:
   br label %loop
 found:
-  ret ptr %slot
+  ret i64 %j
 none:
-  ret ptr null
+  ret i64 -1
 }
 
-; an LRU map's slot was used now
-define internal void @rt_touch(ptr %h, ptr %slot) #1 {
+; an LRU map's element was used now
+define internal void @rt_touch(ptr %h, ptr %e) #1 {
 entry:
   %lru = call i64 @rt_field(ptr %h, i64 $lru)
   %islru = icmp ne i64 %lru, 0
@@ -257,93 +312,201 @@ stamp:
   %c1 = add i64 %c, 1
   call void @rt_set(ptr %h, i64 $clock, i64 %c1)
   %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  %off = sub i64 %stride, 8
-  %p = getelementptr i8, ptr %slot, i64 %off
+  %off = sub i64 %stride, 16
+  %p = getelementptr i8, ptr %e, i64 %off
   store i64 %c1, ptr %p
   br label %out
 out:
   ret void
 }
 
+; an element's u32 link: 0 previous, 1 next (1 + element number, 0: none)
+define internal ptr @rt_link(ptr %h, ptr %e, i64 %which) #1 {
+  %stride = call i64 @rt_field(ptr %h, i64 $stride)
+  %o0 = sub i64 %stride, 8
+  %o1 = mul i64 %which, 4
+  %off = add i64 %o0, %o1
+  %p = getelementptr i8, ptr %e, i64 %off
+  ret ptr %p
+}
+
+; set link `which` of element number n (0: the list's end, first or last) to v
+define internal void @rt_relink(ptr %h, i64 %n, i64 %which, i64 %v) #0 {
+entry:
+  %end = icmp eq i64 %n, 0
+  br i1 %end, label %ends, label %elem
+ends:
+  %isnext = icmp eq i64 %which, 1
+  %f = select i1 %isnext, i64 $first, i64 $last
+  call void @rt_set(ptr %h, i64 %f, i64 %v)
+  ret void
+elem:
+  %e1 = sub i64 %n, 1
+  %p = call ptr @rt_elem(ptr %h, i64 %e1)
+  %lp = call ptr @rt_link(ptr %h, ptr %p, i64 %which)
+  %v32 = trunc i64 %v to i32
+  store i32 %v32, ptr %lp
+  ret void
+}
+
+define internal i64 @rt_get_link(ptr %h, ptr %e, i64 %which) #1 {
+  %lp = call ptr @rt_link(ptr %h, ptr %e, i64 %which)
+  %v = load i32, ptr %lp
+  %r = zext i32 %v to i64
+  ret i64 %r
+}
+
 define internal ptr @rt_hash_value(ptr %h, ptr %key, i64 %cpu, i1 %touch) #0 {
 entry:
-  %slot = call ptr @rt_probe(ptr %h, ptr %key, i1 1)
-  %missing = icmp eq ptr %slot, null
+  %slot = call i64 @rt_probe(ptr %h, ptr %key, i1 1)
+  %missing = icmp slt i64 %slot, 0
   br i1 %missing, label %none, label %found
 found:
+  %e = call ptr @rt_slot_elem(ptr %h, i64 %slot)
   br i1 %touch, label %touchit, label %value
 touchit:
-  call void @rt_touch(ptr %h, ptr %slot)
+  call void @rt_touch(ptr %h, ptr %e)
   br label %value
 value:
   %voff = call i64 @rt_field(ptr %h, i64 $value_offset)
-  %area = getelementptr i8, ptr %slot, i64 %voff
+  %area = getelementptr i8, ptr %e, i64 %voff
   %v = call ptr @rt_cpu_value(ptr %h, ptr %area, i64 %cpu)
   ret ptr %v
 none:
   ret ptr null
 }
 
-define internal void @rt_hash_remove(ptr %h, ptr %slot) #1 {
-  store i64 2, ptr %slot
+; maps.py's _delete: the element leaves the insertion list and goes on the free stack
+define internal void @rt_hash_remove(ptr %h, i64 %slot) #0 {
+  %e = call ptr @rt_slot_elem(ptr %h, i64 %slot)
+  %prev = call i64 @rt_get_link(ptr %h, ptr %e, i64 0)
+  %next = call i64 @rt_get_link(ptr %h, ptr %e, i64 1)
+  call void @rt_relink(ptr %h, i64 %prev, i64 1, i64 %next)
+  call void @rt_relink(ptr %h, i64 %next, i64 0, i64 %prev)
+  %ip = call ptr @rt_index_at(ptr %h, i64 %slot)
+  store i32 -1, ptr %ip
+  store i64 0, ptr %e
+  %n = call i64 @rt_elem_number(ptr %h, ptr %e)
+  %n1 = add i64 %n, 1
+  %n32 = trunc i64 %n1 to i32
+  %top = call i64 @rt_field(ptr %h, i64 $free_top)
+  %sp = call ptr @rt_free_at(ptr %h, i64 %top)
+  store i32 %n32, ptr %sp
+  %top1 = add i64 %top, 1
+  call void @rt_set(ptr %h, i64 $free_top, i64 %top1)
+  %t = call i64 @rt_field(ptr %h, i64 $tombstones)
+  %t1 = add i64 %t, 1
+  call void @rt_set(ptr %h, i64 $tombstones, i64 %t1)
   %c = call i64 @rt_field(ptr %h, i64 $count)
   %c1 = sub i64 %c, 1
   call void @rt_set(ptr %h, i64 $count, i64 %c1)
   ret void
 }
 
+define internal ptr @rt_free_at(ptr %h, i64 %t) #1 {
+  %st = call ptr @rt_storage(ptr %h)
+  %fl = call i64 @rt_field(ptr %h, i64 $freelist)
+  %base = getelementptr i8, ptr %st, i64 %fl
+  %p = getelementptr i32, ptr %base, i64 %t
+  ret ptr %p
+}
+
+; pop the free stack (non-empty): an element number
+define internal i64 @rt_pop_free(ptr %h) #0 {
+  %top = call i64 @rt_field(ptr %h, i64 $free_top)
+  %t = sub i64 %top, 1
+  call void @rt_set(ptr %h, i64 $free_top, i64 %t)
+  %sp = call ptr @rt_free_at(ptr %h, i64 %t)
+  %v = load i32, ptr %sp
+  %v64 = zext i32 %v to i64
+  %given = sub i64 %v64, 1
+  %max = call i64 @rt_field(ptr %h, i64 $max_entries)
+  %m1 = sub i64 %max, 1
+  %initial = sub i64 %m1, %t
+  %zero = icmp eq i32 %v, 0
+  %e = select i1 %zero, i64 %initial, i64 %given
+  ret i64 %e
+}
+
 ; an LRU map is full: remove the least recently used element
 define internal void @rt_evict(ptr %h) #0 {
 entry:
-  %slots = call i64 @rt_field(ptr %h, i64 $slots)
+  %max = call i64 @rt_field(ptr %h, i64 $max_entries)
   %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  %soff = sub i64 %stride, 8
+  %soff = sub i64 %stride, 16
   br label %loop
 loop:
-  %i = phi i64 [0, %entry], [%i1, %next]
-  %best = phi ptr [null, %entry], [%best1, %next]
-  %bstamp = phi i64 [-1, %entry], [%bstamp1, %next]
-  %done = icmp uge i64 %i, %slots
+  %i = phi i64 [0, %entry], [%i1, %look]
+  %best = phi ptr [null, %entry], [%best1, %look]
+  %bstamp = phi i64 [-1, %entry], [%bstamp1, %look]
+  %done = icmp uge i64 %i, %max
   br i1 %done, label %out, label %look
 look:
-  %slot = call ptr @rt_slot(ptr %h, i64 %i)
-  %state = load i64, ptr %slot
-  %sp = getelementptr i8, ptr %slot, i64 %soff
+  %e = call ptr @rt_elem(ptr %h, i64 %i)
+  %state = load i64, ptr %e
+  %sp = getelementptr i8, ptr %e, i64 %soff
   %stamp = load i64, ptr %sp
   %used = icmp eq i64 %state, 1
   %older = icmp ult i64 %stamp, %bstamp
   %take = and i1 %used, %older
-  %best1 = select i1 %take, ptr %slot, ptr %best
+  %best1 = select i1 %take, ptr %e, ptr %best
   %bstamp1 = select i1 %take, i64 %stamp, i64 %bstamp
   %i1 = add i64 %i, 1
-  br label %next
-next:
   br label %loop
 out:
   %none = icmp eq ptr %best, null
   br i1 %none, label %ret, label %removeit
 removeit:
-  call void @rt_hash_remove(ptr %h, ptr %best)
+  %kp = getelementptr i8, ptr %best, i64 8
+  %slot = call i64 @rt_probe(ptr %h, ptr %kp, i1 1)
+  call void @rt_hash_remove(ptr %h, i64 %slot)
   br label %ret
 ret:
   ret void
 }
 
+; re-place every live element in the index, in insertion order (maps.py's _rebuild)
+define internal void @rt_hash_rebuild(ptr %h) #0 {
+entry:
+  %st = call ptr @rt_storage(ptr %h)
+  %pool = call i64 @rt_field(ptr %h, i64 $pool)
+  call void @rt_memzero(ptr %st, i64 %pool)
+  call void @rt_set(ptr %h, i64 $tombstones, i64 0)
+  %first = call i64 @rt_field(ptr %h, i64 $first)
+  br label %loop
+loop:
+  %n = phi i64 [%first, %entry], [%next, %place]
+  %end = icmp eq i64 %n, 0
+  br i1 %end, label %out, label %place
+place:
+  %e1 = sub i64 %n, 1
+  %e = call ptr @rt_elem(ptr %h, i64 %e1)
+  %kp = getelementptr i8, ptr %e, i64 8
+  %slot = call i64 @rt_probe(ptr %h, ptr %kp, i1 0)
+  %ip = call ptr @rt_index_at(ptr %h, i64 %slot)
+  %n32 = trunc i64 %n to i32
+  store i32 %n32, ptr %ip
+  %next = call i64 @rt_get_link(ptr %h, ptr %e, i64 1)
+  br label %loop
+out:
+  ret void
+}
+
 define internal i64 @rt_hash_update(ptr %h, ptr %key, ptr %value, i64 %flags, i64 %nbytes) #0 {
 entry:
-  %slot = call ptr @rt_probe(ptr %h, ptr %key, i1 1)
-  %missing = icmp eq ptr %slot, null
+  %slot = call i64 @rt_probe(ptr %h, ptr %key, i1 1)
+  %missing = icmp slt i64 %slot, 0
   br i1 %missing, label %insert, label %replace
 replace:
   %noexist = icmp eq i64 %flags, 1
+  %old = call ptr @rt_slot_elem(ptr %h, i64 %slot)
   br i1 %noexist, label %eexist, label %write
 insert:
   %exist = icmp eq i64 %flags, 2
   br i1 %exist, label %enoent, label %room
 room:
-  %count = call i64 @rt_field(ptr %h, i64 $count)
-  %max = call i64 @rt_field(ptr %h, i64 $max_entries)
-  %full = icmp uge i64 %count, %max
+  %top = call i64 @rt_field(ptr %h, i64 $free_top)
+  %full = icmp eq i64 %top, 0
   br i1 %full, label %isfull, label %place
 isfull:
   %lru = call i64 @rt_field(ptr %h, i64 $lru)
@@ -354,25 +517,56 @@ evict:
   call void @rt_evict(ptr %h)
   br label %place
 place:
-  %free = call ptr @rt_probe(ptr %h, ptr %key, i1 0)
-  %nofree = icmp eq ptr %free, null
-  br i1 %nofree, label %e2big, label %fill
+  %tomb = call i64 @rt_field(ptr %h, i64 $tombstones)
+  %count = call i64 @rt_field(ptr %h, i64 $count)
+  %slots = call i64 @rt_field(ptr %h, i64 $slots)
+  %load0 = add i64 %tomb, %count
+  %load = add i64 %load0, 1
+  %s3 = mul i64 %slots, 3
+  %limit = udiv i64 %s3, 4
+  %crowded = icmp ugt i64 %load, %limit
+  br i1 %crowded, label %rebuild, label %find
+rebuild:
+  call void @rt_hash_rebuild(ptr %h)
+  br label %find
+find:
+  %fslot = call i64 @rt_probe(ptr %h, ptr %key, i1 0)
+  %ip = call ptr @rt_index_at(ptr %h, i64 %fslot)
+  %was = load i32, ptr %ip
+  %wasdel = icmp eq i32 %was, -1
+  br i1 %wasdel, label %untomb, label %fill
+untomb:
+  %t = call i64 @rt_field(ptr %h, i64 $tombstones)
+  %t1 = sub i64 %t, 1
+  call void @rt_set(ptr %h, i64 $tombstones, i64 %t1)
+  br label %fill
 fill:
+  %n = call i64 @rt_pop_free(ptr %h)
+  %new = call ptr @rt_elem(ptr %h, i64 %n)
   %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  call void @rt_memzero(ptr %free, i64 %stride)
+  call void @rt_memzero(ptr %new, i64 %stride)
+  store i64 1, ptr %new
   %ks = call i64 @rt_field(ptr %h, i64 $key_size)
-  %kp = getelementptr i8, ptr %free, i64 8
+  %kp = getelementptr i8, ptr %new, i64 8
   call void @rt_memcopy(ptr %kp, ptr %key, i64 %ks)
-  store i64 1, ptr %free
+  %n1 = add i64 %n, 1
+  %n32 = trunc i64 %n1 to i32
+  store i32 %n32, ptr %ip
+  %last = call i64 @rt_field(ptr %h, i64 $last)
+  %prevp = call ptr @rt_link(ptr %h, ptr %new, i64 0)
+  %l32 = trunc i64 %last to i32
+  store i32 %l32, ptr %prevp
+  call void @rt_relink(ptr %h, i64 %last, i64 1, i64 %n1)
+  call void @rt_set(ptr %h, i64 $last, i64 %n1)
   %c0 = call i64 @rt_field(ptr %h, i64 $count)
   %c1 = add i64 %c0, 1
   call void @rt_set(ptr %h, i64 $count, i64 %c1)
   br label %write
 write:
-  %s = phi ptr [%slot, %replace], [%free, %fill]
-  call void @rt_touch(ptr %h, ptr %s)
+  %e = phi ptr [%old, %replace], [%new, %fill]
+  call void @rt_touch(ptr %h, ptr %e)
   %voff = call i64 @rt_field(ptr %h, i64 $value_offset)
-  %v = getelementptr i8, ptr %s, i64 %voff
+  %v = getelementptr i8, ptr %e, i64 %voff
   call void @rt_memcopy(ptr %v, ptr %value, i64 %nbytes)
   ret i64 0
 e2big:
@@ -385,17 +579,39 @@ enoent:
 
 define internal i64 @rt_hash_delete(ptr %h, ptr %key) #0 {
 entry:
-  %slot = call ptr @rt_probe(ptr %h, ptr %key, i1 1)
-  %missing = icmp eq ptr %slot, null
+  %slot = call i64 @rt_probe(ptr %h, ptr %key, i1 1)
+  %missing = icmp slt i64 %slot, 0
   br i1 %missing, label %enoent, label %del
 del:
-  call void @rt_hash_remove(ptr %h, ptr %slot)
+  call void @rt_hash_remove(ptr %h, i64 %slot)
   ret i64 0
 enoent:
   ret i64 -2
 }
 
-; the first used slot from slot i on, or -1
+; the first index slot from slot i on that names an element, or -1
+define internal i64 @rt_next_live(ptr %h, i64 %from) #0 {
+entry:
+  %slots = call i64 @rt_field(ptr %h, i64 $slots)
+  br label %loop
+loop:
+  %i = phi i64 [%from, %entry], [%i1, %skip]
+  %done = icmp uge i64 %i, %slots
+  br i1 %done, label %none, label %look
+look:
+  %e = call ptr @rt_slot_elem(ptr %h, i64 %i)
+  %i1 = add i64 %i, 1
+  %used = icmp ne ptr %e, null
+  br i1 %used, label %found, label %skip
+skip:
+  br label %loop
+found:
+  ret i64 %i
+none:
+  ret i64 -1
+}
+
+; the first used slot of a slab (state 1) from slot i on, or -1 (lpm_trie)
 define internal i64 @rt_next_used(ptr %h, i64 %from) #0 {
 entry:
   %slots = call i64 @rt_field(ptr %h, i64 $slots)
@@ -418,38 +634,23 @@ none:
   ret i64 -1
 }
 
-; the number of the slot at p
-define internal i64 @rt_slot_number(ptr %h, ptr %p) #1 {
-  %st = call ptr @rt_storage(ptr %h)
-  %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  %pi = ptrtoint ptr %p to i64
-  %si = ptrtoint ptr %st to i64
-  %d = sub i64 %pi, %si
-  %k = udiv i64 %d, %stride
-  ret i64 %k
-}
-
-; slot order (maps.py's index order too, until it re-places its index)
+; index order, as maps.py's _next_key (the first key when key is absent)
 define internal i64 @rt_hash_next_key(ptr %h, ptr %key, ptr %next) #0 {
 entry:
   %nokey = icmp eq ptr %key, null
   br i1 %nokey, label %scan, label %findkey
 findkey:
-  %slot = call ptr @rt_probe(ptr %h, ptr %key, i1 1)
-  %missing = icmp eq ptr %slot, null
-  br i1 %missing, label %scan, label %after
-after:
-  %k = call i64 @rt_slot_number(ptr %h, ptr %slot)
-  %k1 = add i64 %k, 1
+  %slot = call i64 @rt_probe(ptr %h, ptr %key, i1 1)
+  %k1 = add i64 %slot, 1
   br label %scan
 scan:
-  %from = phi i64 [0, %entry], [0, %findkey], [%k1, %after]
-  %i = call i64 @rt_next_used(ptr %h, i64 %from)
+  %from = phi i64 [0, %entry], [%k1, %findkey]
+  %i = call i64 @rt_next_live(ptr %h, i64 %from)
   %none = icmp slt i64 %i, 0
   br i1 %none, label %enoent, label %copy
 copy:
-  %p = call ptr @rt_slot(ptr %h, i64 %i)
-  %kp = getelementptr i8, ptr %p, i64 8
+  %e = call ptr @rt_slot_elem(ptr %h, i64 %i)
+  %kp = getelementptr i8, ptr %e, i64 8
   %ks = call i64 @rt_field(ptr %h, i64 $key_size)
   call void @rt_memcopy(ptr %next, ptr %kp, i64 %ks)
   ret i64 0
@@ -1290,14 +1491,22 @@ anext:
   %ai = select i1 %adone, i64 -1, i64 %from
   br label %elem
 hnext:
-  %hi = call i64 @rt_next_used(ptr %h, i64 %from)
+  %hi = call i64 @rt_next_live(ptr %h, i64 %from)
   br label %elem
 elem:
   %i = phi i64 [%ai, %anext], [%hi, %hnext]
   %done = icmp slt i64 %i, 0
-  br i1 %done, label %out, label %call
+  br i1 %done, label %out, label %which
+which:
+  br i1 %isarray, label %aslot, label %hslot
+aslot:
+  %as = call ptr @rt_slot(ptr %h, i64 %i)
+  br label %call
+hslot:
+  %hs = call ptr @rt_slot_elem(ptr %h, i64 %i)
+  br label %call
 call:
-  %slot = call ptr @rt_slot(ptr %h, i64 %i)
+  %slot = phi ptr [%as, %aslot], [%hs, %hslot]
   %i32 = trunc i64 %i to i32
   store i32 %i32, ptr @jitbpf_iter_key
   %hkey = getelementptr i8, ptr %slot, i64 8

@@ -8,6 +8,7 @@ computed here; never from the compiled code.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import shutil
 import struct
@@ -238,7 +239,7 @@ def test_percpu_maps_of_other_cpu_counts(cpus):
         assert got == _outcome(lambda: reference.program().compile("interp").run(ctx=ctx)) and got[1] == 5 * (i + 1)
     for m in reference.map_list:
         assert map_picture(loaded.maps[m.name]) == map_picture(m)
-    assert "#define JITBPF_NUM_CPUS %d" % cpus in aot.compile_programs(jitbpf.load(path, runtime=Runtime(num_cpus=cpus)),
+    assert f"#define JITBPF_NUM_CPUS {cpus}" in aot.compile_programs(jitbpf.load(path, runtime=Runtime(num_cpus=cpus)),
                                                                         None, "x86_64").header()
 
 
@@ -370,13 +371,8 @@ def test_hash_churn_keeps_maps_py_order(arch):
             if step % 25 == 0:
                 assert _chain(ours.next_key) == _chain(theirs.get_next_key), (name, step)
         slots = ours._field("slots")
-        assert ctypes_bytes(ours._field("storage"), 4 * slots) == bytes(theirs.view[:4 * slots]), name
+        assert ctypes.string_at(ours._field("storage"), 4 * slots) == bytes(theirs.view[:4 * slots]), name
         assert map_picture(ours) == map_picture(theirs) and theirs._tombstones == ours._field("tombstones")
-
-
-def ctypes_bytes(address: int, n: int) -> bytes:
-    import ctypes
-    return ctypes.string_at(address, n)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

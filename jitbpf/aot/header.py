@@ -101,8 +101,8 @@ def header(manifest: dict) -> str:
     cpus = max([m.get("ncpus", 1) for m in manifest["maps"] if m.get("percpu")] or [NUM_CPUS])
     errors = "\n".join(f"#define JITBPF_ERROR_{i} {code}  /* {text.split(' (')[0]} */".replace("{value:x}", "...")
                        for i, (code, text) in enumerate(sorted(ERRORS.items())))
-    helpers = ["/* Helpers (and kfuncs, as bpf_<name>) the object calls and the host defines "
-               "(the BPF helper ABI). */"] if manifest["helpers"] else []
+    note = "/* Helpers (and kfuncs, as bpf_<name>) the object calls and the host defines (the BPF helper ABI). */"
+    helpers = [note] if manifest["helpers"] else []
     helpers += [f"uint64_t {h}(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);"
                 for h in manifest["helpers"]]
     guard = "".join(c if c.isalnum() else "_" for c in manifest["programs"][0]["name"]).upper()

@@ -5,32 +5,36 @@
 (:mod:`.runtime_ir`), merges everything into one image (:mod:`.objfile`) and writes it as a
 relocatable ELF object (``Compiled.elf()``) or a raw blob with a JSON manifest
 (``Compiled.raw()``), plus a C header (``Compiled.header()``). ``load_compiled`` reads
-either back and runs it (:mod:`.loader`). What the runtime does not implement is refused at
-compile time with one line, or left as an undefined symbol: helpers other than the map
-helpers become ``bpf_<name>`` (``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``).
+either back and runs it (:mod:`.loader`). The runtime implements the map types of
+``runtime_ir.KINDS``, their helpers, tail calls, the XDP and ``__sk_buff`` contexts (see
+the README's table); other helpers and kfuncs are left as undefined symbols ``bpf_<name>``
+(``_bpf_helper_ext_NNNN`` with ``abi="bpftime"``) for the host, and what it cannot give a
+program (other map types, other context-changing helpers) is refused with one line.
 """
 
 from __future__ import annotations
 
+import struct
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .. import pipeline
 from ..errors import BpfEngineError
-from ..runtime.maps import BPF_F_RDONLY_PROG, MAP_TYPES
+from ..runtime.maps import BPF_F_RDONLY_PROG
 from . import objfile, runtime_ir
-from .runtime_ir import ARRAY, HASH, EntrySpec, MapSpec
+from .runtime_ir import ARRAY, BLOOM, HASH, LPM, PROG_ARRAY, QUEUE, RINGBUF, STACK, EntrySpec, MapSpec
 
 BACKENDS = ("llvm", "direct")
 ARCHS = ("x86_64", "arm64")
 ABIS = ("jitbpf", "bpftime")
 FORMAT = "jitbpf-aot-1"
-CONTEXTS = {"raw": "raw", "xdp": "xdp", "syscall": "syscall"}
-NATIVE_HELPERS = {"bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem"}
-CONTEXT_HELPERS = ("bpf_xdp_adjust", "bpf_skb_", "bpf_tail_call")
+#: helpers the runtime implements (the rest are the host's: undefined symbols)
+NATIVE_HELPERS = frozenset(runtime_ir.NATIVE_HELPERS)
+CONTEXT_HELPERS = ("bpf_xdp_", "bpf_skb_", "bpf_tail_call", "bpf_l3_", "bpf_l4_", "bpf_clone_redirect")
 MAP_HELPERS = ("bpf_map_", "bpf_for_each_map_elem", "bpf_ringbuf_", "bpf_redirect_map", "bpf_sk_storage")
-RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access"}
-C_API = ["jitbpf_map_lookup", "jitbpf_map_update", "jitbpf_map_delete", "jitbpf_map_next_key", "jitbpf_last_error"]
+RUNTIME_SYMBOLS = {"jitbpf_trap", "jitbpf_check_access", "jitbpf_load_packet"}
 
 
 @dataclass
@@ -53,29 +57,105 @@ class Compiled:
 
 
 def _context(program) -> str:
+    """raw, xdp, syscall, struct (tracing), tc or skb (other __sk_buff programs: data after Ethernet)."""
     from ..runtime.context import context_kind
     kind = context_kind(program.prog_type)
     if kind == "skb":
-        raise BpfEngineError(f"program '{program.name}': {program.prog_type} programs (__sk_buff) cannot be "
-                             "compiled ahead of time yet (raw, xdp, syscall and tracing programs can)")
+        return "tc" if program.prog_type == "tc" else "skb"
     return kind
 
 
 def _map_specs(obj) -> list[MapSpec]:
     specs = []
     for m in obj.map_list:
-        if m.map_type == MAP_TYPES["array"]:
-            initial = bytes(m.view[:m.max_entries * m.stride])
-            specs.append(MapSpec(m.name, ARRAY, m.key_size, m.value_size, m.max_entries,
-                                 bool(m.map_flags & BPF_F_RDONLY_PROG), initial))
-        elif m.map_type == MAP_TYPES["hash"]:
-            if len(m):
-                raise BpfEngineError(f"map '{m.name}': a hash map with elements cannot be compiled yet")
-            specs.append(MapSpec(m.name, HASH, m.key_size, m.value_size, m.max_entries, False))
-        else:
+        kind = runtime_ir.KINDS.get(m.type_name)
+        if kind is None:
             raise BpfEngineError(f"map '{m.name}': {m.type_name} maps are not in the ahead-of-time runtime "
-                                 "(array and hash maps are)")
+                                 f"(these are: {', '.join(runtime_ir.KINDS)})")
+        spec = MapSpec(m.name, m.type_name, m.key_size, m.value_size, m.max_entries,
+                       bool(m.map_flags & BPF_F_RDONLY_PROG), percpu=m.percpu, lru=bool(getattr(m, "lru", False)),
+                       cpus=m.ncpus)
+        if kind in (ARRAY, BLOOM, RINGBUF):          # the same layouts as maps.py's
+            spec.initial = bytes(m.view[:spec.storage_size])
+        elif kind == PROG_ARRAY:
+            spec.programs = {i: f"jitbpf_entry${_c_name(p.name)}" for i, p in sorted(m.programs.items())}
+        if kind == BLOOM:
+            spec.aux = m.nr_hashes
+        elif kind == RINGBUF:
+            spec.clock, spec.head = m.producer, m.consumer
+        elif kind == LPM:
+            spec.aux = m.bits
+        if kind in (HASH, LPM, QUEUE, STACK) and len(m):
+            _place_elements(spec, m)
+        specs.append(spec)
     return specs
+
+
+def _place_elements(spec: MapSpec, m) -> None:
+    """The storage of a map that holds elements when compiled (runtime_ir's layouts): a hash
+    map's index, elements, insertion order and free stack as maps.py has them, LRU stamps in
+    its recency order; LPM entries in any slots, queued values from the ring's start."""
+    storage = bytearray(spec.storage_size)
+    if spec.kind == HASH:                   # maps.py's index as it is, its elements re-laid
+        storage[:4 * spec.slots] = m.view[:4 * spec.slots]
+        recency = {k: i + 1 for i, k in enumerate(getattr(m, "_recency", ()))}
+        order = [m._elems[k] + 1 for k in m._slots]                  # insertion order
+        for i, key in enumerate(m._slots):
+            off = spec.pool + (order[i] - 1) * spec.stride
+            value = m.lookup(key)
+            storage[off:off + 8 + spec.key_size] = (1).to_bytes(8, "little") + key
+            storage[off + spec.value_offset:off + spec.value_offset + len(value)] = value
+            if spec.lru:
+                storage[off + spec.stride - 16:off + spec.stride - 8] = recency.get(key, 0).to_bytes(8, "little")
+            links = (order[i - 1] if i else 0, order[i + 1] if i + 1 < len(order) else 0)
+            storage[off + spec.stride - 8:off + spec.stride] = struct.pack("<II", *links)
+        for t, element in enumerate(m._free):
+            storage[spec.freelist + 4 * t:spec.freelist + 4 * t + 4] = (element + 1).to_bytes(4, "little")
+        spec.clock, spec.tombstones, spec.free_top = len(recency), m._tombstones, len(m._free)
+        spec.first, spec.last = (order[0], order[-1]) if order else (0, 0)
+    elif spec.kind == LPM:
+        for i, (key, value) in enumerate(m.items()):
+            off = i * spec.stride
+            storage[off:off + 8 + spec.key_size] = (1).to_bytes(8, "little") + key
+            storage[off + spec.value_offset:off + spec.value_offset + len(value)] = value
+    else:
+        for i, (_, value) in enumerate(m.items() if spec.kind == QUEUE else reversed(m.items())):
+            storage[i * spec.stride:i * spec.stride + len(value)] = value
+    spec.initial, spec.count = bytes(storage), len(m)
+
+
+def _with_tail_call_targets(obj, programs: list) -> list:
+    """The programs and every program a prog_array of the object holds (one object has them all)."""
+    out = list(programs)
+    for m in obj.map_list:
+        for p in getattr(m, "programs", {}).values() if m.type_name == "prog_array" else ():
+            if all(p is not q for q in out):
+                out.append(p)
+    return out
+
+
+@contextmanager
+def _host_kfuncs(obj, programs):
+    """kfuncs the object's runtime does not know, resolved for the compile as host symbols
+    (``bpf_<name>``, which the host defines); the runtime is left as it was."""
+    registry = obj.runtime.helpers
+    missing = sorted({n for p in programs for n in getattr(p, "kfuncs", {}).values()
+                      if n.removeprefix("bpf_") not in registry.by_name})
+    if not missing:
+        yield
+        return
+    scratch = registry.copy()
+    for name in missing:
+        scratch.register_kfunc(name, _host_defined)
+    obj.runtime.helpers = scratch
+    try:
+        yield
+    finally:
+        obj.runtime.helpers = registry
+
+
+def _host_defined(rt, *args):
+    raise BpfEngineError("a kfunc the host defines was called in the compiler")
 
 
 def _c_name(name: str) -> str:
@@ -84,12 +164,27 @@ def _c_name(name: str) -> str:
     return name
 
 
-def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool):
+def _refuse_helpers(name: str, context: str, externals) -> None:
+    """One line for what a program calls that the runtime cannot give it."""
+    for h in externals:
+        if h in NATIVE_HELPERS:
+            continue
+        if h.startswith(MAP_HELPERS):
+            raise BpfEngineError(f"program '{name}': {h} is not in the ahead-of-time runtime")
+        if h.startswith(CONTEXT_HELPERS):
+            raise BpfEngineError(f"program '{name}': {h} changes the context, which the ahead-of-time "
+                                 "runtime does not support yet")
+        if h == "jitbpf_load_packet" and context not in runtime_ir.SKB_CONTEXTS:
+            raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND need a socket-buffer context")
+
+
+def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpftime: bool,
+                  helpers: set[str] | None = None):
     """The runtime module compiled for ``arch`` and linked into an Image."""
     from ..backends.link import link_elf
     from ..backends.llvm.compile import _llvm, optimise, target_machine
     llvm = _llvm()
-    text = runtime_ir.module_text(entries, maps, bpftime)
+    text = runtime_ir.module_text(entries, maps, bpftime, helpers)
     try:
         module = llvm.parse_assembly(text)
         module.verify()
@@ -97,8 +192,25 @@ def runtime_image(arch: str, entries: list[EntrySpec], maps: list[MapSpec], bpft
         raise BpfEngineError(f"internal error in the ahead-of-time runtime IR: {e}") from None
     module.triple = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[arch]
     tm = target_machine(arch, 2, "generic")
+    _dead_code(llvm).run(module, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2)))
     optimise(module, tm, 2)
     return link_elf(tm.emit_object(module))
+
+
+_managers = threading.local()
+
+
+def _dead_code(llvm):
+    """A pass manager (one per thread, see backends.llvm.compile.optimise) dropping what the
+    object does not use (the helpers its programs do not call, the map types it lacks) and
+    inlining the small accessors."""
+    mpm = getattr(_managers, "dce", None)
+    if mpm is None:
+        mpm = _managers.dce = llvm.create_new_module_pass_manager()
+        mpm.add_simplify_cfg_pass()                 # the switch cases of absent map types
+        mpm.add_global_dead_code_eliminate_pass()
+        mpm.add_always_inliner_pass()               # the accessors (attributes #1)
+    return mpm
 
 
 def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "llvm", opt: int = 2,
@@ -114,6 +226,7 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
     programs = [obj.program(n) for n in names] if names else list(obj.programs.values())
     if not programs:
         raise BpfEngineError("the object has no programs")
+    programs = _with_tail_call_targets(obj, programs)
     bpftime = abi == "bpftime"
     if bpftime and len(programs) != 1:
         raise BpfEngineError("--abi bpftime exports one program (bpf_main): choose it with --program")
@@ -129,34 +242,28 @@ def compile_programs(obj, names: list[str] | None, arch: str, backend: str = "ll
     for i, prog in enumerate(programs):
         context = _context(prog)
         name = _c_name(prog.name)
-        image, prepared = pipeline.image(prog, engine, **options)
-        map_helpers = [h for h in image.externals if h.startswith(MAP_HELPERS) and h not in NATIVE_HELPERS]
-        if map_helpers:
-            raise BpfEngineError(f"program '{name}': {map_helpers[0]} is not in the ahead-of-time runtime "
-                                 "(the map helpers there are lookup, update and delete)")
-        context_helpers = [h for h in image.externals if h.startswith(CONTEXT_HELPERS)]
-        if context_helpers:
-            raise BpfEngineError(f"program '{name}': {context_helpers[0]} changes the context, which the "
-                                 "ahead-of-time runtime does not support yet")
-        if "jitbpf_load_packet" in image.externals:
-            raise BpfEngineError(f"program '{name}': LD_ABS/LD_IND are not in the ahead-of-time runtime")
+        with _host_kfuncs(obj, [prog]):
+            image, prepared = pipeline.image(prog, engine, **options)
+        _refuse_helpers(name, context, image.externals)
         entry = f"jitbpf_entry${name}"
         parts.append((image, f"p{i}$", {"bpf_entry": entry}))
         entries.append(EntrySpec(name, entry, context, runtime_ir.abi.UNLIMITED if budget is None else budget))
         listed.append({"name": name, "section": prog.section, "prog_type": prog.prog_type, "context": context,
                        "symbol": "bpf_main" if bpftime else name, "core": f"jitbpf_core${name}",
                        "origin": list(prepared.origin or [])})
-    rt = runtime_image(arch, entries, maps, bpftime)
+    called = {h for image, _, _ in parts for h in image.externals}
+    rt = runtime_image(arch, entries, maps, bpftime, called)
     rt_exports = {n: n for n in rt.symbols if not n.startswith((".", "__stub$", "__got$"))}
     merged = objfile.merge(arch, [*parts, (rt, "rt$", rt_exports)])
     undefined = sorted(merged.externals)
     if bpftime:
         merged = _bpftime_names(obj, merged)
         undefined = sorted(merged.externals)
-    exports = {p["symbol"] for p in listed} | (set() if bpftime else set(C_API) & set(merged.symbols))
+    c_api = [] if bpftime else [*runtime_ir.c_api({m.kind for m in maps}), "jitbpf_last_error"]
+    exports = {p["symbol"] for p in listed} | set(c_api)
     manifest = {"format": FORMAT, "arch": arch, "backend": backend, "opt": opt if backend == "llvm" else None,
                 "abi": abi, "budget": budget, "programs": listed, "maps": [m.manifest() for m in maps],
-                "helpers": [u for u in undefined if u not in RUNTIME_SYMBOLS]}
+                "helpers": [u for u in undefined if u not in RUNTIME_SYMBOLS], "c_api": c_api}
     return Compiled(merged, manifest, exports, time.perf_counter() - start, undefined)
 
 
@@ -175,10 +282,12 @@ def _bpftime_names(obj, image):
     return image
 
 
-def load_compiled(path_or_data, manifest: bytes | None = None, executor: str | None = None):
-    """A compiled object (ELF bytes, or a raw blob with its manifest) ready to run."""
+def load_compiled(path_or_data, manifest: bytes | None = None, executor: str | None = None, helpers=None):
+    """A compiled object (ELF bytes, or a raw blob with its manifest) ready to run; the
+    helpers it leaves undefined (and kfuncs) come from ``helpers`` (a HelperRegistry; default:
+    the built-in ones)."""
     from .loader import CompiledObject
-    return CompiledObject.from_data(path_or_data, manifest, executor)
+    return CompiledObject.from_data(path_or_data, manifest, executor, helpers)
 
 
 __all__ = ["compile_programs", "load_compiled", "Compiled", "BACKENDS", "ARCHS", "ABIS"]

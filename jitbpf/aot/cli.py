@@ -111,8 +111,9 @@ def run_compiled(args: argparse.Namespace) -> int:
             if (expected.r0, expected.memory, expected.trace) != (result.r0, result.memory, result.trace):
                 mismatches.append(f"input {i}: r0 0x{result.r0:x}, interp 0x{expected.r0:x}")
     if reference:
+        from .loader import map_picture
         for name, view in compiled.maps.items():
-            if sorted(reference[0].maps[name].items()) != view.items():
+            if map_picture(reference[0].maps[name]) != map_picture(view):
                 mismatches.append(f"map {name} differs from interp's")
     maps = {name: [[k.hex(), v.hex()] for k, v in view.items()] for name, view in compiled.maps.items()}
     if args.json:

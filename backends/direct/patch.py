@@ -1,0 +1,469 @@
+"""The direct JITs' fast assembly: keystone's encodings, learned once and patched.
+
+keystone stays the only source of encodings, but it is asked about each distinct
+line, branch form and instruction *shape* once per process instead of about every
+program:
+
+- **Shapes.** A target's ``shape(insn, spec)`` names everything its template's text
+  depends on except the immediates/offsets it lists as *values* (their class, e.g.
+  "fits imm8", stays in the key). The first instruction of a shape is assembled
+  together with probes (the same shape, other values) and the positions of each
+  value's bits are found by search over a few field forms (bit offset, width, and
+  value, -value, value >> k, ~value >> k); the learned patcher must reproduce every
+  probe, two of them held out, or the shape is cached per exact value instead.
+- **Lines.** Template text that is not a cached shape (calls, ticks, checks, the
+  prologue and routines) is encoded line by line from a cache; the new lines of a
+  program are assembled in one keystone call.
+- **Branches.** A line that names a label is a branch form (``jne {}``, ``b.eq {}``,
+  ``lea r10, [rip + {}]``) whose short and long encodings and displacement field are
+  learned from keystone probes. Layout starts every relaxable branch short and grows
+  those out of range until none is (the least fixpoint, which is what keystone's own
+  relaxation reaches); an arm64 conditional branch out of range becomes the inverted
+  branch over a ``b``, as the text path lays it out.
+
+The result is byte for byte what keystone produces for the program's whole text
+(tests/test_direct_fast.py checks it on generated programs). Anything the fast path
+cannot handle raises :class:`Unsupported`, and the emitter falls back to that text path.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import struct
+from dataclasses import dataclass, replace
+from itertools import accumulate
+
+from jitbpf import isa
+
+LABEL = re.compile(r"\b(?:[LJMTF]\d+|KH\d+|K_\w+)\b")
+TARGET = "\0target"                  # a cached piece's branch to the instruction's jump target
+WIDTHS = (6, 8, 9, 12, 14, 16, 19, 26, 32, 64)
+TRANSFORMS = (lambda v: v, lambda v: -v, lambda v: v >> 1, lambda v: v >> 2, lambda v: v >> 3,
+              lambda v: v >> 12, lambda v: -v >> 12, lambda v: v >> 16, lambda v: v >> 32, lambda v: v >> 48,
+              lambda v: ~v, lambda v: ~v >> 16, lambda v: ~v >> 32, lambda v: ~v >> 48)
+VALUE_RANGES = {"imm": (-(1 << 31), 1 << 31), "off": (-(1 << 15), 1 << 15), "imm64": (-(1 << 63), 1 << 63)}
+
+
+class Unsupported(Exception):
+    """The fast path cannot assemble this program; the text path will (or will say why not)."""
+
+
+@dataclass(frozen=True)
+class Form:
+    """A label-referencing instruction: short (relaxable) and long encodings with the
+    displacement field, or the inverted branch over a ``b`` as the long form (arm64)."""
+    text: str
+    short: tuple | None              # (bytes with the field zero, field lo bit, width, bias, shift)
+    long: tuple | None
+    over: "Form | None" = None       # arm64: the long form is ``inverted(+8); b target``
+    jump: "Form | None" = None
+
+    @property
+    def size(self) -> int:
+        return len((self.short or self.long)[0])
+
+    @property
+    def long_size(self) -> int:
+        return 8 if self.over is not None else len(self.long[0])
+
+
+def _fits(enc: tuple, distance: int) -> bool:
+    value, rem = divmod(distance - enc[3], 1 << enc[4])
+    return rem == 0 and -(1 << (enc[2] - 1)) <= value < 1 << (enc[2] - 1)
+
+
+def _put(enc: tuple, distance: int) -> bytes:
+    code, lo, width, bias, shift = enc
+    value = ((distance - bias) >> shift) & ((1 << width) - 1)
+    return (int.from_bytes(code, "little") | value << lo).to_bytes(len(code), "little")
+
+
+@dataclass
+class Piece:
+    """A shape's cached code: parts (bytes, or (Form, label) branches) and, per value, the
+    fields that encode it in the concatenated plain bytes."""
+    parts: list
+    fields: list                    # per value: [(lo, width, transform)]
+    runs: list                      # lengths of the plain runs, in order
+    base: int = 0
+
+    def instance(self, values: tuple, target: str | None) -> list:
+        if self.fields:
+            code = self.base
+            for v, fields in zip(values, self.fields):
+                for lo, width, t in fields:
+                    code |= (t(v) & ((1 << width) - 1)) << lo
+            blob = code.to_bytes(sum(self.runs), "little")
+            out, at, k = [], 0, 0
+            for part in self.parts:
+                if type(part) is bytes:
+                    out.append(blob[at:at + self.runs[k]])
+                    at += self.runs[k]
+                    k += 1
+                else:
+                    out.append(part)
+            parts = out
+        else:
+            parts = self.parts
+        if target is None:
+            return parts
+        return [(p[0], target) if type(p) is tuple and p[1] == TARGET else p for p in parts]
+
+
+EXACT = "exact"                      # a shape that is cached per exact value
+
+
+class Assembler:
+    """Per target (one per emitter class, kept for the process): the caches and keystone."""
+
+    def __init__(self, emitter_class):
+        self.cls = emitter_class
+        self.arm = emitter_class.arch == "arm64"
+        self.lines: dict[str, object] = {}          # text line -> bytes | (Form, label)
+        self.forms: dict[str, Form] = {}
+        self.shapes: dict = {}                      # shape key -> Piece | EXACT | None (uncacheable)
+        self.exact: dict = {}
+        self.calls = 0                              # keystone calls (for the benchmark)
+
+    # ------------------------------------------------------------------ keystone
+    def _asm(self, text: str) -> bytes:
+        from .emitter import _keystone
+        self.calls += 1
+        for attempt in range(2):
+            try:
+                encoding, _ = _keystone(self.cls.ks_arch, self.cls.ks_mode, fresh=attempt > 0).asm(text, 0)
+                return bytes(encoding or b"")
+            except Exception:
+                continue
+        raise Unsupported(text[:200])
+
+    def encode(self, lines) -> None:
+        """Encode lines that are new to the cache, in one keystone call."""
+        new = list(dict.fromkeys(line for line in lines if line not in self.lines))
+        if not new:
+            return
+        text = "\n".join(f"{line}\nQ{i}:" for i, line in enumerate(new))
+        table = "\n".join(f".long Q{i} - Q_start" for i in range(len(new)))
+        blob = self._asm(f"Q_start:\n{text}\n{table}\n.long 0x5eb0f00d\n")
+        size = len(blob) - 4 * len(new) - 4
+        if size < 0 or blob[-4:] != struct.pack("<I", 0x5EB0F00D):
+            raise Unsupported("keystone dropped lines")
+        ends = struct.unpack_from(f"<{len(new)}I", blob, size)
+        for line, start, end in zip(new, (0, *ends), ends):
+            self.lines[line] = blob[start:end]
+
+    # ------------------------------------------------------------------ branch forms
+    def form(self, text: str) -> Form:
+        form = self.forms.get(text)
+        if form is None:
+            form = self.forms[text] = self._learn_form(text)
+        return form
+
+    def _filler(self, n: int) -> str:
+        return (".long " if self.arm else ".byte ") + ", ".join(["0"] * (n // 4 if self.arm else n))
+
+    def _probe(self, text: str, forward: bool, n: int) -> bytes:
+        line = text.format("Z")
+        blob = self._asm(f"{line}\n{self._filler(n)}\nZ:" if forward else f"Z:\n{self._filler(n)}\n{line}")
+        return blob[:len(blob) - n] if forward else blob[n:]
+
+    def _learn_form(self, text: str) -> Form:
+        if self.arm:
+            samples = [(d, self._probe(text, d > 0, abs(d) - 4 if d > 0 else -d)) for d in (8, 24, -16, -4096)]
+            for lo, width in ((0, 26), (5, 19), (5, 14)):
+                mask = ((1 << width) - 1) << lo
+                code = int.from_bytes(samples[0][1], "little") & ~mask
+                enc = (code.to_bytes(4, "little"), lo, width, 0, 2)
+                if all(_put(enc, d) == b for d, b in samples):
+                    return Form(text, enc, None)
+            raise Unsupported(f"branch form {text!r}")
+        near, far = self._probe(text, True, 8), self._probe(text, True, 300)
+        back_near, back_far = self._probe(text, False, 40), self._probe(text, False, 300)
+        def enc(code: bytes, width: int) -> tuple:
+            return (code[:-width // 8] + bytes(width // 8), 8 * (len(code) - width // 8), width, len(code), 0)
+        long = enc(far, 32)
+        short = enc(near, 8) if len(near) < len(far) else None
+        checks = [(long, 300 + len(far), far), (long, -300, back_far)]
+        checks += [(short, 8 + len(near), near), (short, -40, back_near)] if short else [(long, 8 + len(far), near)]
+        for e, distance, blob in checks:       # distance: target - start
+            if _put(e, distance) != blob:
+                raise Unsupported(f"branch form {text!r}")
+        return Form(text, short, long)
+
+    def conditional(self, branch) -> Form:
+        """An arm64 ``Branch``: its own form, long = inverted over ``b``."""
+        text = branch.text(label="{}")
+        form = self.forms.get("\0" + text)
+        if form is None:
+            base = self.form(text)
+            form = self.forms["\0" + text] = replace(base, over=self.form(branch.inverted("{}")),
+                                                     jump=self.form("b {}"))
+        return form
+
+    # ------------------------------------------------------------------ lines -> parts
+    def convert(self, lines) -> list:
+        """Text lines (and labels, arm64 Branches, cached parts) -> bytes / labels / branches."""
+        cache, out, pending = self.lines, [], []
+        for line in lines:
+            if type(line) is str:
+                if line[-1] == ":":
+                    out.append(line[:-1])
+                    continue
+                hit = cache.get(line)
+                if hit is None:
+                    match = LABEL.search(line)
+                    if match is None:
+                        pending.append((len(out), line))
+                        out.append(None)
+                        continue
+                    label = match.group()
+                    if LABEL.search(line, match.end()):
+                        raise Unsupported(line)
+                    hit = cache[line] = (self.form(line[:match.start()] + "{}" + line[match.end():]), label)
+                out.append(hit)
+            elif type(line) in (bytes, tuple):
+                out.append(line)
+            else:                                   # arm64 Branch
+                out.append((self.conditional(line), line.label))
+        if pending:
+            self.encode([line for _, line in pending])
+            for i, line in pending:
+                out[i] = cache[line]
+        return out
+
+    # ------------------------------------------------------------------ layout
+    def layout(self, parts: list) -> tuple[bytes, dict[str, int]]:
+        sizes, labels, branches = [], {}, []
+        for i, part in enumerate(parts):
+            kind = type(part)
+            if kind is bytes:
+                sizes.append(len(part))
+            elif kind is str:
+                labels[part] = i
+                sizes.append(0)
+            else:
+                branches.append(i)
+                sizes.append(part[0].size)
+        grown: set[int] = set()
+        while True:
+            offsets = list(accumulate(sizes, initial=0))
+            more = False
+            for i in branches:
+                if i in grown:
+                    continue
+                form, label = parts[i]
+                if form.short is None:
+                    continue
+                where = labels.get(label)
+                if where is None:
+                    raise Unsupported(f"undefined label {label}")
+                if not _fits(form.short, offsets[where] - offsets[i]):
+                    if form.long is None and form.over is None:
+                        raise Unsupported(f"branch out of range: {form.text}")
+                    grown.add(i)
+                    sizes[i] = form.long_size
+                    more = True
+            if not more:
+                break
+        out = []
+        for i, part in enumerate(parts):
+            kind = type(part)
+            if kind is bytes:
+                out.append(part)
+            elif kind is tuple:
+                form, label = part
+                distance = offsets[labels[label]] - offsets[i]
+                if i not in grown:
+                    out.append(_put(form.short or form.long, distance))
+                elif form.over is not None:
+                    out.append(_put(form.over.short, 8) + _put(form.jump.short, distance - 4))
+                else:
+                    out.append(_put(form.long, distance))
+        return b"".join(out), {label: offsets[i] for label, i in labels.items()}
+
+    # ------------------------------------------------------------------ shapes
+    def piece(self, emitter, pc: int, insn, spec, key, values: tuple, make) -> list | None:
+        """The parts of one instruction of shape ``key``; None: run the template as text."""
+        entry = self.shapes.get(key, self)
+        if entry is self:
+            entry = self.shapes[key] = self._learn(emitter, pc, insn, spec, key, values, make)
+        if entry is None:
+            return None
+        target = emitter.target(pc, isa.jump_target(insn, pc)) if spec.kind in ("jcond", "ja") else None
+        if entry is EXACT:
+            exact = self.exact.get((key, values))
+            if exact is None:
+                exact = self.exact[(key, values)] = self._record(emitter, pc, insn, spec)
+                if exact is None:
+                    return None
+            return exact.instance((), target)
+        return entry.instance(values, target)
+
+    def _record(self, emitter, pc: int, insn, spec) -> Piece | None:
+        """The template's output for ``insn`` as a constant Piece, if it is self-contained:
+        no labels of its own, no out-of-line code, relocations or other side effects."""
+        scratch = type(emitter)(emitter.program)
+        getattr(scratch, "op_" + spec.kind)(pc, insn, spec)
+        if scratch.cold or scratch.marks or scratch.relocs or scratch.counter or scratch.errors \
+                or scratch.uses_check or scratch.uses_callx:
+            return None
+        target = emitter.target(pc, isa.jump_target(insn, pc)) if spec.kind in ("jcond", "ja") else None
+        parts = []
+        for part in self.convert(scratch.lines):
+            if type(part) is str:
+                return None
+            if type(part) is tuple:
+                label = part[1]
+                if label == target:
+                    part = (part[0], TARGET)
+                elif not label.startswith("K_"):
+                    return None
+            parts.append(part)
+        return Piece(parts, [], [len(p) for p in parts if type(p) is bytes])
+
+    def _learn(self, emitter, pc: int, insn, spec, key, values: tuple, make):
+        first = self._record(emitter, pc, insn, spec)
+        if first is None:
+            return None
+        if not values:
+            return first
+        rng = random.Random(repr(key))
+        samples = {values: first}
+        per_value = []
+        for j, (name, v) in enumerate(zip(make.names, values)):
+            pool = {}
+            for w in _candidates(v, name, rng):
+                vals = values[:j] + (w,) + values[j + 1:]
+                if vals not in pool and vals not in samples:
+                    shape = emitter.shape(pc, make(insn, vals), spec)
+                    if shape is not None and shape[0] == key:
+                        pool[vals] = v ^ w
+            probes = _cover(pool, rng)
+            if len(probes) < 6:
+                return EXACT
+            for vals in probes:
+                piece = self._record(emitter, pc, make(insn, vals), spec)
+                if piece is None or _structure(piece) != _structure(first):
+                    return EXACT
+                samples[vals] = piece
+            per_value.append(probes)
+        blob = {vals: int.from_bytes(b"".join(p for p in piece.parts if type(p) is bytes), "little")
+                for vals, piece in samples.items()}
+        fields, covered = [], 0
+        for j, probes in enumerate(per_value):
+            learn, held = [values, *probes[:-2]], probes[-2:]
+            found = _fields([(vals[j], blob[vals]) for vals in learn], blob[values], 8 * sum(first.runs))
+            if found is None:
+                return EXACT
+            fields.append(found)
+            for lo, width, _ in found:
+                if covered >> lo & ((1 << width) - 1):
+                    return EXACT
+                covered |= ((1 << width) - 1) << lo
+        base = blob[values] & ~covered
+        piece = Piece(first.parts, fields, first.runs, base)
+        for vals in samples:                          # every probe, the held-out ones included
+            if piece.instance(vals, None) != samples[vals].parts:
+                return EXACT
+        return piece
+
+
+def _structure(piece: Piece) -> list:
+    return [len(p) if type(p) is bytes else p for p in piece.parts]
+
+
+def _cover(pool: dict, rng: random.Random) -> list:
+    """Probes from ``pool`` (values -> the bits they flip) that flip every bit any of them
+    flips (so every field bit the shape lets vary is seen varying), at least 4, then two
+    more held out for the check."""
+    chosen, seen = [], 0
+    rest = list(pool)
+    while rest:
+        best = max(rest, key=lambda vals: (pool[vals] & ~seen).bit_count())
+        if not pool[best] & ~seen and len(chosen) >= 4:
+            break
+        chosen.append(best)
+        seen |= pool[best]
+        rest.remove(best)
+    rng.shuffle(rest)
+    return chosen + rest[:2] if len(rest) >= 2 else []
+
+
+def _candidates(v: int, name: str, rng: random.Random):
+    """Probe values for a value ``v``: its bits flipped by ranges and patterns, random
+    values of many widths and signs; the caller keeps those of the same shape."""
+    low, high = VALUE_RANGES[name]
+    bits = 64 if name == "imm64" else 32 if name == "imm" else 16
+    out = []
+    for start in (0, 3, 12, 16, 32, 48):
+        for width in (4, 8, 9, 12, 16, 32):
+            if start + width > bits:
+                continue
+            mask = ((1 << width) - 1) << start
+            for pattern in (0x5555_5555_5555_5555, 0xAAAA_AAAA_AAAA_AAAA, -1, rng.getrandbits(64),
+                            rng.getrandbits(64)):
+                out.append(v ^ (pattern & mask))
+    out += [v ^ 1 << k for k in range(bits)]
+    for width in (4, 7, 8, 9, 11, 12, 15, 16, 20, 24, 31, 32, 40, 48, 63):
+        if width < bits:
+            r = rng.getrandbits(width)
+            out += [r, -r, r & ~7, r << 12]
+    rng.shuffle(out)
+    for w in out:
+        w = isa.sign_extend(w & ((1 << bits) - 1), bits)
+        if low <= w < high and w != v:
+            yield w
+
+
+def _fields(samples: list[tuple[int, int]], first: int, bits: int) -> list | None:
+    """Fields (lo, width, transform) that explain how the value changes the code: every
+    varying bit belongs to one, fields do not overlap, each reproduces every sample; the
+    widest consistent field is taken (probes of both signs make the top bits vary)."""
+    varying = 0
+    for _, code in samples:
+        varying |= code ^ first
+    found, taken = [], 0
+    while varying:
+        a = (varying & -varying).bit_length() - 1
+        for lo, width, t in _hypotheses(a, bits):
+            mask = ((1 << width) - 1) << lo
+            if mask & taken or varying & ~mask & ((1 << (lo + width)) - 1) >> a << a != 0:
+                continue
+            m = (1 << width) - 1
+            if all((code >> lo) & m == t(v) & m for v, code in samples):
+                found.append((lo, width, t))
+                taken |= mask
+                varying &= ~mask
+                break
+        else:
+            return None
+    return found
+
+
+def _hypotheses(a: int, bits: int):
+    for width in sorted(WIDTHS, reverse=True):
+        for lo in range(a, max(-1, a - 9), -1):
+            if lo + width <= bits:
+                for t in TRANSFORMS:
+                    yield lo, width, t
+
+
+class Maker:
+    """Builds a probe instruction from values (names: which fields they are)."""
+
+    def __init__(self, *names: str):
+        self.names = names
+
+    def __call__(self, insn, values: tuple):
+        fields = {}
+        for name, v in zip(self.names, values):
+            if name == "imm64":
+                u = v & isa.MASK64
+                fields["imm"], fields["next_imm"] = isa.to_s32(u & 0xFFFF_FFFF), isa.to_s32(u >> 32)
+            else:
+                fields[name] = v
+        return replace(insn, **fields)
+
+
+IMM, OFF, OFF_IMM, IMM64 = Maker("imm"), Maker("off"), Maker("off", "imm"), Maker("imm64")

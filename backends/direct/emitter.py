@@ -49,7 +49,7 @@ from jitbpf.isa import Insn, OpInfo
 
 from .. import abi
 from ..link import Image, Reloc, Section, link
-from .patch import Assembler, Unsupported
+from .patch import Assembler, Piece, Unsupported
 
 SENTINEL = 0x5EB0_F00D                            # last word of the assembled text: nothing was dropped
 
@@ -77,6 +77,7 @@ class Emitter:
         self.counter = 0
         self.uses_callx = self.uses_check = False
         self.errors: dict[tuple[int, int, int], str] = {}
+        self.requests: dict = {}            # fast path: shapes to learn after the walk
 
     # ------------------------------------------------------------------ text
     def emit(self, *lines: Any) -> None:
@@ -139,21 +140,31 @@ class Emitter:
     def function(self, start: int, end: int) -> None:
         self.prologue(start)
         insns, specs = self.program.insns, self.program.specs
+        marks, pc_marks, lines = self.marks, self.pc_marks, self.lines
         fast = assembler(type(self)) if self.fast else None
+        shapes = fast.shapes if fast else None
         for pc in range(start, end):
             spec = specs[pc]
             if spec is None:                # second slot of an lddw
                 continue
-            self.marks.append(f"L{pc}")
-            self.pc_marks.append((f"L{pc}", pc))
-            self.label(f"L{pc}")
+            label = f"L{pc}"
+            marks.append(label)
+            pc_marks.append((label, pc))
+            lines.append(label + ":")
             insn = insns[pc]
             if fast:
                 shape = self.shape(pc, insn, spec)
                 if shape is not None:
-                    parts = fast.piece(self, pc, insn, spec, *shape)
+                    piece = shapes.get(shape[0])
+                    if piece.__class__ is not Piece:
+                        parts = fast.piece(self, pc, insn, spec, *shape)
+                    elif piece.simple:
+                        parts = piece.parts
+                    else:
+                        parts = piece.instance(shape[1], self.target(pc, isa.jump_target(insn, pc))
+                                               if piece.jumps else None)
                     if parts is not None:
-                        self.lines.extend(parts)
+                        lines.extend(parts)
                         continue
             getattr(self, "op_" + spec.kind)(pc, insn, spec)
         if end < len(insns):                # falling off a function continues in the next one
@@ -163,8 +174,7 @@ class Emitter:
 
     def assemble(self) -> tuple[bytes, dict[str, int]]:
         if self.fast:
-            fast = assembler(type(self))
-            return fast.layout(fast.convert(self.lines))
+            return assembler(type(self)).assemble(self)
         text = self.render()
         table = "\n".join(f".long {m} - K_start" for m in self.marks)
         source = f"{text}\n{table}\n.long {SENTINEL:#x}\n"

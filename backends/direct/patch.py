@@ -88,6 +88,17 @@ class Piece:
     runs: list                      # lengths of the plain runs, in order
     base: int = 0
 
+    def __post_init__(self):
+        self.jumps = any(type(p) is tuple and p[1] == TARGET for p in self.parts)
+        self.simple = not self.fields and not self.jumps          # the same parts every time
+        self.size = sum(self.runs)
+        if len(self.fields) == 1 and len(self.fields[0]) == 1 and len(self.parts) == 1:
+            self.instance = self._one                             # the common case, quicker
+
+    def _one(self, values: tuple, target: str | None) -> list:
+        lo, width, t = self.fields[0][0]
+        return [(self.base | (t(values[0]) & ((1 << width) - 1)) << lo).to_bytes(self.size, "little")]
+
     def instance(self, values: tuple, target: str | None) -> list:
         if self.fields:
             code = self.base
@@ -112,6 +123,8 @@ class Piece:
 
 
 EXACT = "exact"                      # a shape that is cached per exact value
+TEXT = "text"                        # a shape whose template always runs as text
+MISSING = "missing"
 
 
 class Assembler:
@@ -233,27 +246,52 @@ class Assembler:
         return out
 
     # ------------------------------------------------------------------ layout
-    def layout(self, parts: list) -> tuple[bytes, dict[str, int]]:
-        sizes, labels, branches = [], {}, []
-        for i, part in enumerate(parts):
-            kind = type(part)
+    def assemble(self, emitter) -> tuple[bytes, dict[str, int]]:
+        """Code and label offsets for the emitter's lines (text, labels, cached parts)."""
+        cache, lines = self.lines, emitter.lines
+        code, sizes, labels, branches, pending = [], [], {}, [], []
+        for line in lines:
+            kind = type(line)
             if kind is bytes:
-                sizes.append(len(part))
-            elif kind is str:
-                labels[part] = i
-                sizes.append(0)
-            else:
-                branches.append(i)
-                sizes.append(part[0].size)
+                code.append(line)
+                sizes.append(len(line))
+                continue
+            if kind is str:
+                if line[-1] == ":":
+                    labels[line[:-1]] = len(code)
+                    code.append(b"")
+                    sizes.append(0)
+                    continue
+                hit = cache.get(line)
+                if hit is None:
+                    hit = self._line(line)
+                    if hit is None:
+                        pending.append((len(code), line))
+                        code.append(None)
+                        sizes.append(0)
+                        continue
+                if type(hit) is bytes:
+                    code.append(hit)
+                    sizes.append(len(hit))
+                    continue
+                line = hit
+            elif kind is not tuple:                     # arm64 Branch
+                line = (self.conditional(line), line.label)
+            branches.append(len(code))
+            code.append(line)
+            sizes.append(line[0].size)
+        if pending or emitter.requests:
+            self.learn(emitter, [line for _, line in pending])
+            for i, line in pending:
+                code[i] = cache[line]
+                sizes[i] = len(code[i])
         grown: set[int] = set()
         while True:
             offsets = list(accumulate(sizes, initial=0))
             more = False
             for i in branches:
-                if i in grown:
-                    continue
-                form, label = parts[i]
-                if form.short is None:
+                form, label = code[i]
+                if form.short is None or i in grown:
                     continue
                 where = labels.get(label)
                 if where is None:
@@ -266,51 +304,125 @@ class Assembler:
                     more = True
             if not more:
                 break
-        out = []
-        for i, part in enumerate(parts):
-            kind = type(part)
-            if kind is bytes:
-                out.append(part)
-            elif kind is tuple:
-                form, label = part
-                distance = offsets[labels[label]] - offsets[i]
-                if i not in grown:
-                    out.append(_put(form.short or form.long, distance))
-                elif form.over is not None:
-                    out.append(_put(form.over.short, 8) + _put(form.jump.short, distance - 4))
-                else:
-                    out.append(_put(form.long, distance))
-        return b"".join(out), {label: offsets[i] for label, i in labels.items()}
+        for i in branches:
+            form, label = code[i]
+            distance = offsets[labels[label]] - offsets[i]
+            if i not in grown:
+                code[i] = _put(form.short or form.long, distance)
+            elif form.over is not None:
+                code[i] = _put(form.over.short, 8) + _put(form.jump.short, distance - 4)
+            else:
+                code[i] = _put(form.long, distance)
+        return b"".join(code), {label: offsets[i] for label, i in labels.items()}
+
+    def _line(self, line: str):
+        """A text line that names a label: its (Form, label); None for plain lines."""
+        match = LABEL.search(line)
+        if match is None:
+            return None
+        if LABEL.search(line, match.end()):
+            raise Unsupported(line)
+        hit = self.lines[line] = (self.form(line[:match.start()] + "{}" + line[match.end():]), match.group())
+        return hit
+
+    def convert(self, lines) -> list:
+        """Text lines (and labels, arm64 Branches, cached parts) -> bytes / labels / branches."""
+        out, pending = [], []
+        for line in lines:
+            if type(line) is str:
+                if line[-1] == ":":
+                    out.append(line[:-1])
+                    continue
+                hit = self.lines.get(line) or self._line(line)
+                if hit is None:
+                    pending.append((len(out), line))
+                out.append(hit)
+            elif type(line) in (bytes, tuple):
+                out.append(line)
+            else:                                   # arm64 Branch
+                out.append((self.conditional(line), line.label))
+        if pending:
+            self.encode([line for _, line in pending])
+            for i, line in pending:
+                out[i] = self.lines[line]
+        return out
 
     # ------------------------------------------------------------------ shapes
     def piece(self, emitter, pc: int, insn, spec, key, values: tuple, make) -> list | None:
-        """The parts of one instruction of shape ``key``; None: run the template as text."""
-        entry = self.shapes.get(key, self)
-        if entry is self:
-            entry = self.shapes[key] = self._learn(emitter, pc, insn, spec, key, values, make)
-        if entry is None:
+        """The parts of one instruction of shape ``key``; None: the template runs as text
+        this time (a new shape is learned after the walk, with the program's new lines)."""
+        entry = self.shapes.get(key, MISSING)
+        if entry is TEXT:
             return None
         target = emitter.target(pc, isa.jump_target(insn, pc)) if spec.kind in ("jcond", "ja") else None
         if entry is EXACT:
             exact = self.exact.get((key, values))
-            if exact is None:
-                exact = self.exact[(key, values)] = self._record(emitter, pc, insn, spec)
-                if exact is None:
-                    return None
-            return exact.instance((), target)
-        return entry.instance(values, target)
+            if exact is not None:
+                return exact.instance((), target)
+            key, values, make = (EXACT, key, values), (), None
+        elif entry is not MISSING:
+            return entry.instance(values, target)
+        emitter.requests.setdefault(key, (pc, insn, spec, values, make))
+        return None
 
-    def _record(self, emitter, pc: int, insn, spec) -> Piece | None:
-        """The template's output for ``insn`` as a constant Piece, if it is self-contained:
-        no labels of its own, no out-of-line code, relocations or other side effects."""
+    def learn(self, emitter, lines: list) -> None:
+        """Learn the shapes the walk asked for; their probes' lines and ``lines`` (the
+        program's new ones) are encoded in one keystone call."""
+        plans = [plan for key, request in emitter.requests.items()
+                 if (plan := self._plan(emitter, key, *request)) is not None]
+        text = [line for plan in plans for sample in plan[2] for line in sample[2]
+                if type(line) is str and line[-1] != ":" and line not in self.lines and not LABEL.search(line)]
+        self.encode(lines + text)
+        for plan in plans:
+            self._finish(emitter, *plan)
+        emitter.requests.clear()
+
+    def _scratch(self, emitter, pc: int, insn, spec) -> list | None:
+        """The template's lines for ``insn``, if they are self-contained: no out-of-line
+        code, relocations, fresh labels or other side effects."""
         scratch = type(emitter)(emitter.program)
         getattr(scratch, "op_" + spec.kind)(pc, insn, spec)
         if scratch.cold or scratch.marks or scratch.relocs or scratch.counter or scratch.errors \
                 or scratch.uses_check or scratch.uses_callx:
             return None
+        return scratch.lines
+
+    def _plan(self, emitter, key, pc: int, insn, spec, values: tuple, make):
+        """(key, values, [(values, insn, lines)] samples, probes per value) or None."""
+        lines = self._scratch(emitter, pc, insn, spec)
+        if lines is None:
+            self.shapes[key[1] if key[0] is EXACT else key] = TEXT
+            return None
+        samples = [(values, insn, lines)]
+        per_value = []
+        if values:
+            rng = random.Random(repr(key))
+            for j, (name, v) in enumerate(zip(make.names, values)):
+                pool = {}
+                for w in _candidates(v, name, rng):
+                    vals = values[:j] + (w,) + values[j + 1:]
+                    if vals not in pool:
+                        shape = emitter.shape(pc, make(insn, vals), spec)
+                        if shape is not None and shape[0] == key:
+                            pool[vals] = v ^ w
+                probes = _cover(pool, rng)
+                for vals in probes:
+                    probe = make(insn, vals)
+                    lines = self._scratch(emitter, pc, probe, spec)
+                    if lines is None:
+                        probes = []
+                        break
+                    samples.append((vals, probe, lines))
+                if len(probes) < 6:
+                    self.shapes[key] = EXACT
+                    return None
+                per_value.append(probes)
+        return key, values, samples, per_value
+
+    def _piece(self, emitter, pc: int, insn, spec, lines: list) -> Piece | None:
         target = emitter.target(pc, isa.jump_target(insn, pc)) if spec.kind in ("jcond", "ja") else None
         parts = []
-        for part in self.convert(scratch.lines):
+        for part in self.convert(lines):
             if type(part) is str:
                 return None
             if type(part) is tuple:
@@ -322,37 +434,32 @@ class Assembler:
             parts.append(part)
         return Piece(parts, [], [len(p) for p in parts if type(p) is bytes])
 
-    def _learn(self, emitter, pc: int, insn, spec, key, values: tuple, make):
-        first = self._record(emitter, pc, insn, spec)
-        if first is None:
-            return None
+    def _finish(self, emitter, key, values: tuple, samples: list, per_value: list) -> None:
+        (pc, spec) = emitter.requests[key][0], emitter.requests[key][2]
+        pieces = {}
+        for vals, insn, lines in samples:
+            piece = self._piece(emitter, pc, insn, spec, lines)
+            if piece is None:
+                self.shapes[key[1] if key[0] is EXACT else key] = TEXT
+                return
+            pieces[vals] = piece
+        first = pieces[values]
+        if key[0] is EXACT:
+            self.exact[key[1:]] = first
+            return
+        self.shapes[key] = self._fit(values, first, pieces, per_value)
+
+    def _fit(self, values: tuple, first: Piece, pieces: dict, per_value: list):
+        """A patching Piece that reproduces every sample (the held-out ones too), or EXACT."""
         if not values:
             return first
-        rng = random.Random(repr(key))
-        samples = {values: first}
-        per_value = []
-        for j, (name, v) in enumerate(zip(make.names, values)):
-            pool = {}
-            for w in _candidates(v, name, rng):
-                vals = values[:j] + (w,) + values[j + 1:]
-                if vals not in pool and vals not in samples:
-                    shape = emitter.shape(pc, make(insn, vals), spec)
-                    if shape is not None and shape[0] == key:
-                        pool[vals] = v ^ w
-            probes = _cover(pool, rng)
-            if len(probes) < 6:
-                return EXACT
-            for vals in probes:
-                piece = self._record(emitter, pc, make(insn, vals), spec)
-                if piece is None or _structure(piece) != _structure(first):
-                    return EXACT
-                samples[vals] = piece
-            per_value.append(probes)
+        if any(_structure(p) != _structure(first) for p in pieces.values()):
+            return EXACT
         blob = {vals: int.from_bytes(b"".join(p for p in piece.parts if type(p) is bytes), "little")
-                for vals, piece in samples.items()}
+                for vals, piece in pieces.items()}
         fields, covered = [], 0
         for j, probes in enumerate(per_value):
-            learn, held = [values, *probes[:-2]], probes[-2:]
+            learn = [values, *probes[:-2]]
             found = _fields([(vals[j], blob[vals]) for vals in learn], blob[values], 8 * sum(first.runs))
             if found is None:
                 return EXACT
@@ -361,10 +468,9 @@ class Assembler:
                 if covered >> lo & ((1 << width) - 1):
                     return EXACT
                 covered |= ((1 << width) - 1) << lo
-        base = blob[values] & ~covered
-        piece = Piece(first.parts, fields, first.runs, base)
-        for vals in samples:                          # every probe, the held-out ones included
-            if piece.instance(vals, None) != samples[vals].parts:
+        piece = Piece(first.parts, fields, first.runs, blob[values] & ~covered)
+        for vals, sample in pieces.items():              # every probe, the held-out ones included
+            if piece.instance(vals, None) != sample.parts:
                 return EXACT
         return piece
 

@@ -24,7 +24,8 @@ immediates that fit no encoding (12-bit add/compare, bitmask logical, scaled or
 9-bit memory offsets) are materialised in x13/x10 with movz/movn/movk;
 conditional branches reach +-1 MiB and keystone silently truncates farther ones,
 so this module lays the code out itself (every line is one 4-byte instruction)
-and turns each out-of-range ``b.cond``/``cbz`` into the inverted branch over a ``b``.
+and turns each out-of-range ``b.cond``/``cbz`` into the inverted branch over a ``b``
+(the fast path's layout, backends/direct/patch.py, does the same).
 """
 
 from __future__ import annotations

@@ -4,16 +4,19 @@ One pass over the BPF instructions writes assembler text (a template per
 instruction). Two ways to turn it into code, with the same bytes:
 
 - the fast path (:mod:`backends.direct.patch`, the default): each instruction shape
-  is assembled by keystone once per process and later instructions of that shape are
-  its bytes with their immediates/offsets patched in; other text is encoded from a
-  per-line cache (new lines: one keystone call per program), and branches are laid
-  out here. No keystone call for a program whose shapes and lines were seen before.
+  is assembled by keystone once per process (with probes that locate its immediates
+  and offsets) and later instructions of that shape are written as its bytes with
+  their values patched in, skipping the template; other text is encoded from a
+  per-line cache, and branches are laid out here. A program makes no keystone call
+  when its shapes, lines and branch forms were all seen before in the process, one
+  (new lines and the probes of new shapes together) otherwise.
 - the text path (``fast=False``, and the fallback when the fast path cannot handle a
   program): the whole image assembled in ONE keystone call (keystone costs ~35 us per
   call, ~3 us per instruction). Offsets the linker needs (relocation sites, function
   entries, one per BPF instruction for ``pc_map``) come from a table of
   ``.long label - start`` words appended to the text and cut off again, so keystone's
   own branch relaxation is the layout authority.
+
 Relocation sites are fixed placeholder encodings (``.byte`` / ``.long``) that
 :func:`backends.link.link` patches: helper calls go through its stubs, maps are
 absolute 64-bit relocations. Nothing absolute is baked in: the image is relocatable.

@@ -214,37 +214,6 @@ class Assembler:
                                                      jump=self.form("b {}"))
         return form
 
-    # ------------------------------------------------------------------ lines -> parts
-    def convert(self, lines) -> list:
-        """Text lines (and labels, arm64 Branches, cached parts) -> bytes / labels / branches."""
-        cache, out, pending = self.lines, [], []
-        for line in lines:
-            if type(line) is str:
-                if line[-1] == ":":
-                    out.append(line[:-1])
-                    continue
-                hit = cache.get(line)
-                if hit is None:
-                    match = LABEL.search(line)
-                    if match is None:
-                        pending.append((len(out), line))
-                        out.append(None)
-                        continue
-                    label = match.group()
-                    if LABEL.search(line, match.end()):
-                        raise Unsupported(line)
-                    hit = cache[line] = (self.form(line[:match.start()] + "{}" + line[match.end():]), label)
-                out.append(hit)
-            elif type(line) in (bytes, tuple):
-                out.append(line)
-            else:                                   # arm64 Branch
-                out.append((self.conditional(line), line.label))
-        if pending:
-            self.encode([line for _, line in pending])
-            for i, line in pending:
-                out[i] = cache[line]
-        return out
-
     # ------------------------------------------------------------------ layout
     def assemble(self, emitter) -> tuple[bytes, dict[str, int]]:
         """Code and label offsets for the emitter's lines (text, labels, cached parts)."""

@@ -292,14 +292,14 @@ class Arm64Emitter(Emitter):
         w = spec.width
         mask = (1 << w) - 1
         if kind == "jcond":
-            if insn.source == SRC_X:
+            if insn.opcode & SRC_X:
                 return (insn.opcode, insn.dst, insn.src), (), None
             u = insn.imm & mask
             if spec.op != "jset":
                 return (insn.opcode, insn.dst, add_shape(u, mask, insn.imm)), (insn.imm,), IMM
             if not logical_imm_ok(u, w):
                 return (insn.opcode, insn.dst, chunks_shape(insn.imm)), (insn.imm,), IMM
-        if kind == "alu" and insn.source != SRC_X:
+        if kind == "alu" and not insn.opcode & SRC_X:
             op, imm = spec.op, insn.imm
             u = imm & mask
             tag = None

@@ -77,6 +77,8 @@ class Emitter:
         self.relocs: list[tuple[str, int, str, str, int]] = []   # (mark, delta, kind, symbol, addend)
         self.symbols: dict[str, str] = {}   # image symbol -> label
         self.pc_marks: list[tuple[str, int]] = []
+        self.pcs: list[int] = []            # fast path: the BPF slots (labels L<pc>) in order
+        self.pc_offsets: list[int] = []     # and their offsets, after layout
         self.counter = 0
         self.uses_callx = self.uses_check = False
         self.errors: dict[tuple[int, int, int], str] = {}
@@ -137,34 +139,40 @@ class Emitter:
         symbols = {name: (".text", offsets[label]) for name, label in self.symbols.items()}
         relocs = [Reloc(".text", offsets[m] + delta, kind, symbol, addend)
                   for m, delta, kind, symbol, addend in self.relocs]
-        pc_map = [(".text", offsets[m], pc) for m, pc in self.pc_marks]
+        pc_map = [(".text", offsets[m], pc) for m, pc in self.pc_marks] + \
+            [(".text", offset, pc) for offset, pc in zip(self.pc_offsets, self.pcs)]
         return link(self.arch, [Section(".text", code, 16, executable=True)], symbols, relocs, pc_map)
 
     def function(self, start: int, end: int) -> None:
         self.prologue(start)
         insns, specs = self.program.insns, self.program.specs
-        marks, pc_marks, lines = self.marks, self.pc_marks, self.lines
+        marks, pc_marks, lines, pcs = self.marks, self.pc_marks, self.lines, self.pcs
         fast = assembler(type(self)) if self.fast else None
         shapes = fast.shapes if fast else None
+        shape_of = self.shape
         for pc in range(start, end):
             spec = specs[pc]
             if spec is None:                # second slot of an lddw
                 continue
-            label = f"L{pc}"
-            marks.append(label)
-            pc_marks.append((label, pc))
-            lines.append(label + ":")
             insn = insns[pc]
-            if fast:
-                shape = self.shape(pc, insn, spec)
+            if not fast:
+                label = f"L{pc}"
+                marks.append(label)
+                pc_marks.append((label, pc))
+                lines.append(label + ":")
+            else:
+                lines.append(pc)            # label L<pc>, its offset known after layout
+                pcs.append(pc)
+                shape = shape_of(pc, insn, spec)
                 if shape is not None:
-                    piece = shapes.get(shape[0])
+                    key, values, make = shape
+                    piece = shapes.get(key)
                     if piece.__class__ is not Piece:
-                        parts = fast.piece(self, pc, insn, spec, *shape)
+                        parts = fast.piece(self, pc, insn, spec, key, values, make)
                     elif piece.simple:
                         parts = piece.parts
                     else:
-                        parts = piece.instance(shape[1], self.target(pc, isa.jump_target(insn, pc))
+                        parts = piece.instance(values, self.target(pc, isa.jump_target(insn, pc))
                                                if piece.jumps else None)
                     if parts is not None:
                         lines.extend(parts)

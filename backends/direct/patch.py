@@ -45,6 +45,9 @@ TRANSFORMS = (lambda v: v, lambda v: -v, lambda v: v >> 1, lambda v: v >> 2, lam
 VALUE_RANGES = {"imm": (-(1 << 31), 1 << 31), "off": (-(1 << 15), 1 << 15), "imm64": (-(1 << 63), 1 << 63)}
 
 
+PLACEHOLDER = [bytes(n) for n in range(17)]
+
+
 class Unsupported(Exception):
     """The fast path cannot assemble this program; the text path will (or will say why not)."""
 
@@ -215,73 +218,77 @@ class Assembler:
         return form
 
     # ------------------------------------------------------------------ layout
-    def assemble(self, emitter) -> tuple[bytes, dict[str, int]]:
-        """Code and label offsets for the emitter's lines (text, labels, cached parts)."""
-        cache, lines = self.lines, emitter.lines
-        code, sizes, labels, branches, pending = [], [], {}, [], []
-        for line in lines:
+    def assemble(self, emitter) -> tuple[bytes, dict]:
+        """Code and label offsets for the emitter's lines: text, labels (``"X:"``, or a BPF
+        pc for ``L<pc>``), cached parts."""
+        cache = self.lines
+        code, labels, pcs, branches, pending = [], {}, {}, [], []
+        append = code.append
+        for line in emitter.lines:
             kind = type(line)
             if kind is bytes:
-                code.append(line)
-                sizes.append(len(line))
+                append(line)
+                continue
+            if kind is int:
+                pcs[line] = len(code)
+                append(b"")
                 continue
             if kind is str:
                 if line[-1] == ":":
                     labels[line[:-1]] = len(code)
-                    code.append(b"")
-                    sizes.append(0)
+                    append(b"")
                     continue
                 hit = cache.get(line)
                 if hit is None:
                     hit = self._line(line)
                     if hit is None:
                         pending.append((len(code), line))
-                        code.append(None)
-                        sizes.append(0)
+                        append(None)
                         continue
                 if type(hit) is bytes:
-                    code.append(hit)
-                    sizes.append(len(hit))
+                    append(hit)
                     continue
                 line = hit
             elif kind is not tuple:                     # arm64 Branch
                 line = (self.conditional(line), line.label)
-            branches.append(len(code))
-            code.append(line)
-            sizes.append(line[0].size)
+            branches.append((len(code), line))
+            append(PLACEHOLDER[line[0].size])
         if pending or emitter.requests:
             self.learn(emitter, [line for _, line in pending])
             for i, line in pending:
                 code[i] = cache[line]
-                sizes[i] = len(code[i])
+        where = {}
+        for i, (form, label) in branches:
+            at = labels.get(label)
+            if at is None and label[0] == "L" and label[1:].isdigit():
+                at = pcs.get(int(label[1:]))
+            if at is None:
+                raise Unsupported(f"undefined label {label}")
+            where[i] = at
         grown: set[int] = set()
         while True:
-            offsets = list(accumulate(sizes, initial=0))
+            offsets = list(accumulate(map(len, code), initial=0))
             more = False
-            for i in branches:
-                form, label = code[i]
+            for i, (form, label) in branches:
                 if form.short is None or i in grown:
                     continue
-                where = labels.get(label)
-                if where is None:
-                    raise Unsupported(f"undefined label {label}")
-                if not _fits(form.short, offsets[where] - offsets[i]):
+                if not _fits(form.short, offsets[where[i]] - offsets[i]):
                     if form.long is None and form.over is None:
                         raise Unsupported(f"branch out of range: {form.text}")
                     grown.add(i)
-                    sizes[i] = form.long_size
+                    code[i] = PLACEHOLDER[form.long_size]
                     more = True
             if not more:
                 break
-        for i in branches:
-            form, label = code[i]
-            distance = offsets[labels[label]] - offsets[i]
+        for i, (form, label) in branches:
+            distance = offsets[where[i]] - offsets[i]
             if i not in grown:
                 code[i] = _put(form.short or form.long, distance)
             elif form.over is not None:
                 code[i] = _put(form.over.short, 8) + _put(form.jump.short, distance - 4)
             else:
                 code[i] = _put(form.long, distance)
+        emitter.pc_offsets = [offsets[i] for i in pcs.values()]
         return b"".join(code), {label: offsets[i] for label, i in labels.items()}
 
     def _line(self, line: str):

@@ -193,10 +193,10 @@ class X86Emitter(Emitter):
         if kind == "st":
             return (insn.opcode, insn.dst, _disp(insn.off)), (insn.off, insn.imm), OFF_IMM
         if kind == "jcond":
-            if insn.source == SRC_X:
+            if insn.opcode & SRC_X:
                 return (insn.opcode, insn.dst, insn.src), (), None
             return (insn.opcode, insn.dst, -128 <= insn.imm < 128), (insn.imm,), IMM
-        if kind == "alu" and insn.source != SRC_X:
+        if kind == "alu" and not insn.opcode & SRC_X:
             op, imm = spec.op, insn.imm
             if op == "mov":
                 tag = (imm > 0) - (imm < 0) if spec.width == 64 else imm == 0

@@ -82,8 +82,10 @@ def test_random_memory_accesses_give_the_text_paths_image(arch, accesses):
 def test_branches_at_the_short_form_limit(arch):
     """Forward and backward jumps over bodies around x86's rel8 limit (and arm64's
     fixed forms): the layout chooses the forms keystone's relaxation chooses."""
-    for n in range(20, 44, 3):
+    for n, short in ((n, short) for n in range(10, 24) for short in range(0, 5, 2)):
         body = [Insn(0x07, 2, 0, 0, 1000 + k) for k in range(n)]                    # add r2, imm32
+        body += [Insn(0x0F, 2, 3)] * short                                          # add r2, r3
+        n += short
         insns = [Insn(0xB7, 2), Insn(0x15, 1, 0, n + 1, 5), *body, Insn(0x05, 0, 0, 1, 0),
                  Insn(0xA5, 2, 0, -(n + 3), 7), Insn(0xBF, 0, 2), Insn(isa.OP_EXIT)]  # jlt r2, 7, back
         assert_same(jitbpf.from_insns(insns).program(), arch)
@@ -117,3 +119,17 @@ def test_patched_code_runs(arch):
                  Insn(0x7B, 10, 0, -16, 0), Insn(0x79, 1, 10, -16), Insn(0x0F, 0, 1), Insn(isa.OP_EXIT)]
         prog = jitbpf.from_insns(insns).program()
         assert prog.compile(engine, verify=False)() == prog.compile("interp")()
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_the_text_path_is_the_fallback(arch, monkeypatch):
+    """Whatever the fast path cannot assemble goes through the whole-text path."""
+    from jitbpf.backends.direct import patch
+    program = instantiate(generate(3, 2, "valid"))[1]
+    prepared = pipeline.prepare(program, ARCHES[arch], verify=False)
+    expected = emitter.lower(prepared, arch, fast=False).blob
+
+    def refuse(self, emitter):
+        raise patch.Unsupported("no")
+    monkeypatch.setattr(patch.Assembler, "assemble", refuse)
+    assert emitter.lower(prepared, arch).blob == expected

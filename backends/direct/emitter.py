@@ -209,7 +209,9 @@ class Emitter:
     def shape(self, pc: int, insn: Insn, spec: OpInfo):
         """Hook for the fast path: ``(key, values, maker)`` where ``key`` determines the
         template's text except for ``values`` (immediates/offsets, their classes in the
-        key), or None (the template runs as text). See :mod:`backends.direct.patch`."""
+        key) and, for jumps, the target label, or None (the template runs as text). See
+        :mod:`backends.direct.patch` (which refuses templates with side effects or text
+        that depends on pc)."""
         return None
 
     def render(self) -> str:

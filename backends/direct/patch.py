@@ -46,6 +46,7 @@ VALUE_RANGES = {"imm": (-(1 << 31), 1 << 31), "off": (-(1 << 15), 1 << 15), "imm
 
 
 PLACEHOLDER = [bytes(n) for n in range(17)]
+LINES_KEPT = 200_000
 
 
 class Unsupported(Exception):
@@ -159,6 +160,8 @@ class Assembler:
         new = list(dict.fromkeys(line for line in lines if line not in self.lines))
         if not new:
             return
+        if len(self.lines) > LINES_KEPT:                # e.g. trap stubs name their pc: bound the cache
+            self.lines.clear()
         text = "\n".join(f"{line}\nQ{i}:" for i, line in enumerate(new))
         table = "\n".join(f".long Q{i} - Q_start" for i in range(len(new)))
         blob = self._asm(f"Q_start:\n{text}\n{table}\n.long 0x5eb0f00d\n")
@@ -366,8 +369,8 @@ class Assembler:
     def _plan(self, emitter, key, pc: int, insn, spec, values: tuple, make):
         """(key, values, [(values, insn, lines)] samples, probes per value) or None."""
         lines = self._scratch(emitter, pc, insn, spec)
-        if lines is None:
-            self.shapes[key[1] if key[0] is EXACT else key] = TEXT
+        if lines is None or spec.kind not in ("jcond", "ja") and self._scratch(emitter, pc + 1, insn, spec) != lines:
+            self.shapes[key[1] if key[0] is EXACT else key] = TEXT        # a template that depends on pc
             return None
         samples = [(values, insn, lines)]
         per_value = []

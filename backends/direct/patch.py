@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 
 from jitbpf import isa
+from jitbpf.isa import Insn
 
 LABEL = re.compile(r"\b(?:[LJMTF]\d+|KH\d+|K_\w+)\b")
 TARGET = "\0target"                  # a cached piece's branch to the instruction's jump target
@@ -47,6 +48,8 @@ VALUE_RANGES = {"imm": (-(1 << 31), 1 << 31), "off": (-(1 << 15), 1 << 15), "imm
 
 PLACEHOLDER = [bytes(n) for n in range(17)]
 LINES_KEPT = 200_000
+LEARN_PER_PROGRAM = 96               # new shapes learned per program, the most frequent first: a
+                                     # program's first compile costs at most ~2x the text path
 
 
 class Unsupported(Exception):
@@ -176,29 +179,51 @@ class Assembler:
     def form(self, text: str) -> Form:
         form = self.forms.get(text)
         if form is None:
-            form = self.forms[text] = self._learn_form(text)
+            self.learn_forms([text])
+            form = self.forms[text]
         return form
 
-    def _filler(self, n: int) -> str:
-        return (".long " if self.arm else ".byte ") + ", ".join(["0"] * (n // 4 if self.arm else n))
+    def learn_forms(self, texts) -> None:
+        """Learn branch forms (``jne {}``...) from keystone probes, in one call: the branch
+        to a label before or after a filler of a few sizes."""
+        texts = [t for t in dict.fromkeys(texts) if t not in self.forms]
+        if not texts:
+            return
+        probes = ((True, 4), (True, 20), (False, 16), (False, 4096)) if self.arm else \
+            ((True, 8), (True, 300), (False, 40), (False, 300))
+        chunks = []
+        for text in texts:
+            for forward, n in probes:
+                label = f"Z{len(chunks)}"
+                line, filler = text.format(label), (".long " if self.arm else ".byte ") + \
+                    ", ".join(["0"] * (n // 4 if self.arm else n))
+                chunks.append(f"{line}\n{filler}\n{label}:" if forward else f"{label}:\n{filler}\n{line}")
+        source = "".join(f"Q{k}:\n{chunk}\n" for k, chunk in enumerate(chunks)) + f"Q{len(chunks)}:\n"
+        source += "\n".join(f".long Q{k} - Q0" for k in range(1, len(chunks) + 1)) + "\n.long 0x5eb0f00d\n"
+        blob = self._asm(source)
+        size = len(blob) - 4 * len(chunks) - 4
+        if size < 0 or blob[-4:] != struct.pack("<I", 0x5EB0F00D):
+            raise Unsupported("keystone dropped branch probes")
+        ends = struct.unpack_from(f"<{len(chunks)}I", blob, size)
+        for i, text in enumerate(texts):
+            samples = []
+            for k, (forward, n) in enumerate(probes, 4 * i):
+                chunk = blob[ends[k - 1] if k else 0:ends[k]]
+                samples.append(chunk[:len(chunk) - n] if forward else chunk[n:])
+            self.forms[text] = self._form(text, samples)
 
-    def _probe(self, text: str, forward: bool, n: int) -> bytes:
-        line = text.format("Z")
-        blob = self._asm(f"{line}\n{self._filler(n)}\nZ:" if forward else f"Z:\n{self._filler(n)}\n{line}")
-        return blob[:len(blob) - n] if forward else blob[n:]
-
-    def _learn_form(self, text: str) -> Form:
+    def _form(self, text: str, samples: list[bytes]) -> Form:
         if self.arm:
-            samples = [(d, self._probe(text, d > 0, abs(d) - 4 if d > 0 else -d)) for d in (8, 24, -16, -4096)]
+            pairs = list(zip((8, 24, -16, -4096), samples))
             for lo, width in ((0, 26), (5, 19), (5, 14)):
                 mask = ((1 << width) - 1) << lo
-                code = int.from_bytes(samples[0][1], "little") & ~mask
+                code = int.from_bytes(samples[0], "little") & ~mask
                 enc = (code.to_bytes(4, "little"), lo, width, 0, 2)
-                if all(_put(enc, d) == b for d, b in samples):
+                if all(_put(enc, d) == b for d, b in pairs):
                     return Form(text, enc, None)
             raise Unsupported(f"branch form {text!r}")
-        near, far = self._probe(text, True, 8), self._probe(text, True, 300)
-        back_near, back_far = self._probe(text, False, 40), self._probe(text, False, 300)
+        near, far, back_near, back_far = samples
+
         def enc(code: bytes, width: int) -> tuple:
             return (code[:-width // 8] + bytes(width // 8), 8 * (len(code) - width // 8), width, len(code), 0)
         long = enc(far, 32)
@@ -225,7 +250,7 @@ class Assembler:
         """Code and label offsets for the emitter's lines: text, labels (``"X:"``, or a BPF
         pc for ``L<pc>``), cached parts."""
         cache = self.lines
-        code, labels, pcs, branches, pending = [], {}, {}, [], []
+        code, labels, pcs, branches, pending, refs = [], {}, {}, [], [], []
         append = code.append
         for line in emitter.lines:
             kind = type(line)
@@ -243,19 +268,38 @@ class Assembler:
                     continue
                 hit = cache.get(line)
                 if hit is None:
-                    hit = self._line(line)
-                    if hit is None:
+                    match = LABEL.search(line)
+                    if match is None:
                         pending.append((len(code), line))
-                        append(None)
-                        continue
+                    else:
+                        refs.append((len(code), line))
+                    append(None)
+                    continue
                 if type(hit) is bytes:
                     append(hit)
                     continue
                 line = hit
             elif kind is not tuple:                     # arm64 Branch
-                line = (self.conditional(line), line.label)
+                form = self.forms.get("\0" + line.text(label="{}"))
+                if form is None:
+                    refs.append((len(code), line))
+                    append(None)
+                    continue
+                line = (form, line.label)
             branches.append((len(code), line))
             append(PLACEHOLDER[line[0].size])
+        if refs:                                        # new branch forms, learned together
+            texts = []
+            for _, line in refs:
+                if type(line) is str:
+                    texts.append(self._ref(line)[0])
+                else:
+                    texts += [line.text(label="{}"), line.inverted("{}"), "b {}"]
+            self.learn_forms(texts)
+            for i, line in refs:
+                item = self._line(line) if type(line) is str else (self.conditional(line), line.label)
+                branches.append((i, item))
+                code[i] = PLACEHOLDER[item[0].size]
         if pending or emitter.requests:
             self.learn(emitter, [line for _, line in pending])
             for i, line in pending:
@@ -294,14 +338,21 @@ class Assembler:
         emitter.pc_offsets = [offsets[i] for i in pcs.values()]
         return b"".join(code), {label: offsets[i] for label, i in labels.items()}
 
-    def _line(self, line: str):
-        """A text line that names a label: its (Form, label); None for plain lines."""
+    def _ref(self, line: str) -> tuple[str, str] | None:
+        """A text line that names a label: (its form's text, the label); None for plain lines."""
         match = LABEL.search(line)
         if match is None:
             return None
         if LABEL.search(line, match.end()):
             raise Unsupported(line)
-        hit = self.lines[line] = (self.form(line[:match.start()] + "{}" + line[match.end():]), match.group())
+        return line[:match.start()] + "{}" + line[match.end():], match.group()
+
+    def _line(self, line: str):
+        """A text line that names a label: its (Form, label), cached; None for plain lines."""
+        ref = self._ref(line)
+        if ref is None:
+            return None
+        hit = self.lines[line] = (self.form(ref[0]), ref[1])
         return hit
 
     def convert(self, lines) -> list:
@@ -341,12 +392,18 @@ class Assembler:
             key, values, make = (EXACT, key, values), (), None
         elif entry is not MISSING:
             return entry.instance(values, target)
-        emitter.requests.setdefault(key, (pc, insn, spec, values, make))
+        request = emitter.requests.get(key)
+        if request is None:
+            emitter.requests[key] = [1, (pc, insn, spec, values, make)]
+        else:
+            request[0] += 1
         return None
 
     def learn(self, emitter, lines: list) -> None:
         """Learn the shapes the walk asked for; their probes' lines and ``lines`` (the
         program's new ones) are encoded in one keystone call."""
+        wanted = sorted(emitter.requests.items(), key=lambda item: -item[1][0])[:LEARN_PER_PROGRAM]
+        emitter.requests = {key: request for key, (_, request) in wanted}
         plans = [plan for key, request in emitter.requests.items()
                  if (plan := self._plan(emitter, key, *request)) is not None]
         text = [line for plan in plans for sample in plan[2] for line in sample[2]
@@ -476,25 +533,20 @@ def _cover(pool: dict, rng: random.Random) -> list:
 
 
 def _candidates(v: int, name: str, rng: random.Random):
-    """Probe values for a value ``v``: its bits flipped by ranges and patterns, random
-    values of many widths and signs; the caller keeps those of the same shape."""
+    """Probe values for a value ``v``: each of its bits flipped, a few ranges of them
+    flipped, random values of many widths and both signs; the caller keeps those of the
+    same shape."""
     low, high = VALUE_RANGES[name]
     bits = 64 if name == "imm64" else 32 if name == "imm" else 16
-    out = []
-    for start in (0, 3, 12, 16, 32, 48):
-        for width in (4, 8, 9, 12, 16, 32):
-            if start + width > bits:
-                continue
+    out = [v ^ 1 << k for k in range(bits)]
+    for start, width in ((0, 8), (0, 12), (3, 9), (0, 16), (16, 16), (32, 16), (48, 16), (0, 32)):
+        if start + width <= bits:
             mask = ((1 << width) - 1) << start
-            for pattern in (0x5555_5555_5555_5555, 0xAAAA_AAAA_AAAA_AAAA, -1, rng.getrandbits(64),
-                            rng.getrandbits(64)):
-                out.append(v ^ (pattern & mask))
-    out += [v ^ 1 << k for k in range(bits)]
-    for width in (4, 7, 8, 9, 11, 12, 15, 16, 20, 24, 31, 32, 40, 48, 63):
+            out += [v ^ (rng.getrandbits(64) & mask), v ^ (0x5555_5555_5555_5555 & mask)]
+    for width in (4, 8, 9, 12, 16, 24, 31, 32, 48, 63):
         if width < bits:
             r = rng.getrandbits(width)
             out += [r, -r, r & ~7, r << 12]
-    rng.shuffle(out)
     for w in out:
         w = isa.sign_extend(w & ((1 << bits) - 1), bits)
         if low <= w < high and w != v:
@@ -527,11 +579,12 @@ def _fields(samples: list[tuple[int, int]], first: int, bits: int) -> list | Non
 
 
 def _hypotheses(a: int, bits: int):
+    """A field starts at the lowest bit that varies: the probes flip every bit of the
+    value the shape lets vary, so the one that lands in the field's bit 0 among them."""
     for width in sorted(WIDTHS, reverse=True):
-        for lo in range(a, max(-1, a - 9), -1):
-            if lo + width <= bits:
-                for t in TRANSFORMS:
-                    yield lo, width, t
+        if a + width <= bits:
+            for t in TRANSFORMS:
+                yield a, width, t
 
 
 class Maker:
@@ -541,14 +594,14 @@ class Maker:
         self.names = names
 
     def __call__(self, insn, values: tuple):
-        fields = {}
+        fields = {"off": insn.off, "imm": insn.imm, "next_imm": insn.next_imm}
         for name, v in zip(self.names, values):
             if name == "imm64":
                 u = v & isa.MASK64
                 fields["imm"], fields["next_imm"] = isa.to_s32(u & 0xFFFF_FFFF), isa.to_s32(u >> 32)
             else:
                 fields[name] = v
-        return replace(insn, **fields)
+        return Insn(insn.opcode, insn.dst, insn.src, fields["off"], fields["imm"], fields["next_imm"])
 
 
 IMM, OFF, OFF_IMM, IMM64 = Maker("imm"), Maker("off"), Maker("off", "imm"), Maker("imm64")

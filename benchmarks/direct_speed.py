@@ -11,8 +11,9 @@ bounds_check=False`` (the code generator's speed on the unchecked program; the
 ``bounds_check=True`` row adds the checks). Then, for the direct JITs, where the time
 goes: the passes, code generation on the fast path and on the whole-text keystone path
 (``lower(..., fast=False)``), code generation of a program never seen before (other
-immediates and offsets: patched, not assembled), linking/loading, and keystone calls
-per program.
+immediates and offsets: patched, not assembled; some new shapes: learned), linking/
+loading, keystone calls per program, and the first program of a fresh process (cold
+caches) on both paths. The rows above are steady state: WARM compiles come first.
 
 ``--root DIR`` measures another checkout's code with this script (before/after side by
 side: run it on both, alternately, on the same machine).
@@ -61,7 +62,8 @@ def compile_speed(runs: int) -> list[tuple[str, int, float, float, float]]:
     rows = []
     for label, engine, options in setups:
         image, wall, cpu = [], [], []
-        pipeline.image(program, engine, **options)              # warm caches (keystone, LLVM targets)
+        for _ in range(WARM):           # warm caches (keystone, LLVM targets, the direct JITs' learned shapes)
+            pipeline.image(program, engine, **options)
         for _ in range(runs):
             t = time.perf_counter()
             pipeline.image(program, engine, **options)
@@ -75,6 +77,34 @@ def compile_speed(runs: int) -> list[tuple[str, int, float, float, float]]:
 
 
 UNCHECKED = {"verify": False, "bounds_check": False}
+WARM = 6                # compiles before timing: the direct JITs learn <= 96 new shapes per program
+
+
+COLD = """
+import sys, time
+sys.path[:0] = [{root!r}, {here!r}]
+import jitbpf, compute
+from jitbpf import pipeline
+from jitbpf.backends.direct import emitter
+p = pipeline.prepare(jitbpf.assemble(compute.synthetic_program(1000)).program(), {engine!r}, verify=False,
+                     bounds_check=False)
+import importlib
+cls = importlib.import_module("jitbpf.backends.direct.{arch}").EMITTER
+emitter._keystone(cls.ks_arch, cls.ks_mode)                    # keystone's own start-up apart
+c = time.process_time(); emitter.lower(p, {arch!r}, fast={fast!r}); print((time.process_time() - c) * 1e3)
+"""
+
+
+def cold(engine: str, arch: str, runs: int) -> tuple[float, float]:
+    """(fast path, text path) CPU ms of the first program lowered in a fresh process (medians)."""
+    import subprocess
+    times = {True: [], False: []}
+    for _ in range(runs):
+        for fast in times:
+            code = COLD.format(root=str(ROOT), here=str(HERE), engine=engine, arch=arch, fast=fast)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            times[fast].append(float(out.stdout))
+    return statistics.median(times[True]), statistics.median(times[False])
 
 
 def split(runs: int) -> list[tuple[str, list[float], float]]:
@@ -115,7 +145,8 @@ def split(runs: int) -> list[tuple[str, list[float], float]]:
             p.compile(engine, **UNCHECKED)
             times[4].append(time.process_time() - c)
         times[4] = [max(0.0, a - b - c) for a, b, c in zip(times[4], times[0], times[1])]
-        rows.append((engine, [statistics.median(t) * 1e3 for t in times], statistics.mean(calls)))
+        rows.append((engine, [statistics.median(t) * 1e3 for t in times] + list(cold(engine, arch, 3)),
+                     statistics.mean(calls)))
     return rows
 
 
@@ -165,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     parts = split(args.runs)
     if parts:
         print(f"{'CPU ms per 1,000 insns':<24}{'passes':>8}{'lower':>8}{'(text)':>8}{'unseen':>8}"
-              f"{'load':>8}{'ks calls':>10}")
+              f"{'load':>8}{'cold':>8}{'(text)':>8}{'ks calls':>10}")
         for engine, ms, calls in parts:
             print(f"{engine:<24}" + "".join(f"{m:>8.2f}" for m in ms) + f"{calls:>10.1f}")
         print("  lower: code generation + link (fast path); (text): the same in one keystone call; unseen:")
-        print("  lower of a program not compiled before (ks calls: its keystone calls); load: the rest of compile")
+        print("  lower of a program not compiled before (ks calls: its keystone calls); load: the rest of compile;")
+        print("  cold: lower of the first program in a fresh process, fast path and (text) path")
         print()
     return 0 if args.no_exec else execution(args.runs, args.scale)
 

@@ -48,8 +48,9 @@ VALUE_RANGES = {"imm": (-(1 << 31), 1 << 31), "off": (-(1 << 15), 1 << 15), "imm
 
 PLACEHOLDER = [bytes(n) for n in range(17)]
 LINES_KEPT = 200_000
-LEARN_PER_PROGRAM = 96               # new shapes learned per program, the most frequent first: a
-                                     # program's first compile costs at most ~2x the text path
+LEARN_PER_PROGRAM = 96               # new shapes learned per program, the most frequent first, and
+                                     # only from their second program on: one compile costs about
+                                     # what the text path does, learning pays off for later ones
 
 
 class Unsupported(Exception):
@@ -144,6 +145,7 @@ class Assembler:
         self.forms: dict[str, Form] = {}
         self.shapes: dict = {}                      # shape key -> Piece | EXACT | None (uncacheable)
         self.exact: dict = {}
+        self.sightings: dict = {}                   # shape key -> programs that brought it unlearned
         self.calls = 0                              # keystone calls (for the benchmark)
 
     # ------------------------------------------------------------------ keystone
@@ -189,7 +191,7 @@ class Assembler:
         texts = [t for t in dict.fromkeys(texts) if t not in self.forms]
         if not texts:
             return
-        probes = ((True, 4), (True, 20), (False, 16), (False, 4096)) if self.arm else \
+        probes = ((True, 4), (True, 20), (False, 16), (False, 1024)) if self.arm else \
             ((True, 8), (True, 300), (False, 40), (False, 300))
         chunks = []
         for text in texts:
@@ -214,7 +216,7 @@ class Assembler:
 
     def _form(self, text: str, samples: list[bytes]) -> Form:
         if self.arm:
-            pairs = list(zip((8, 24, -16, -4096), samples))
+            pairs = list(zip((8, 24, -16, -1024), samples))
             for lo, width in ((0, 26), (5, 19), (5, 14)):
                 mask = ((1 << width) - 1) << lo
                 code = int.from_bytes(samples[0], "little") & ~mask
@@ -402,7 +404,11 @@ class Assembler:
     def learn(self, emitter, lines: list) -> None:
         """Learn the shapes the walk asked for; their probes' lines and ``lines`` (the
         program's new ones) are encoded in one keystone call."""
-        wanted = sorted(emitter.requests.items(), key=lambda item: -item[1][0])[:LEARN_PER_PROGRAM]
+        sightings = self.sightings
+        for key in emitter.requests:
+            sightings[key] = sightings.get(key, 0) + 1
+        wanted = sorted((item for item in emitter.requests.items() if sightings[item[0]] > 1),
+                        key=lambda item: -item[1][0])[:LEARN_PER_PROGRAM]
         emitter.requests = {key: request for key, (_, request) in wanted}
         plans = [plan for key, request in emitter.requests.items()
                  if (plan := self._plan(emitter, key, *request)) is not None]

@@ -6,11 +6,15 @@ program:
 
 - **Shapes.** A target's ``shape(insn, spec)`` names everything its template's text
   depends on except the immediates/offsets it lists as *values* (their class, e.g.
-  "fits imm8", stays in the key). The first instruction of a shape is assembled
-  together with probes (the same shape, other values) and the positions of each
-  value's bits are found by search over a few field forms (bit offset, width, and
-  value, -value, value >> k, ~value >> k); the learned patcher must reproduce every
-  probe, two of them held out, or the shape is cached per exact value instead.
+  "fits imm8", stays in the key). A shape is learned after the walk of the second
+  program that brings it (so a process that compiles one program pays no learning;
+  at most LEARN_PER_PROGRAM per program, the most frequent first): an instruction of
+  it is assembled together with probes (the same shape, other values, chosen so that
+  every value bit the shape lets vary is flipped by one) and each value's fields are
+  found by search over a few forms (lowest varying bit, width, and value, -value,
+  value >> k, ~value >> k); the patcher must reproduce every probe, two of them held
+  out, or the shape is cached per exact value instead. Templates with side effects
+  (labels, out-of-line code, relocations) or text that depends on pc stay text.
 - **Lines.** Template text that is not a cached shape (calls, ticks, checks, the
   prologue and routines) is encoded line by line from a cache; the new lines of a
   program are assembled in one keystone call.
@@ -414,7 +418,14 @@ class Assembler:
                  if (plan := self._plan(emitter, key, *request)) is not None]
         text = [line for plan in plans for sample in plan[2] for line in sample[2]
                 if type(line) is str and line[-1] != ":" and line not in self.lines and not LABEL.search(line)]
-        self.encode(lines + text)
+        try:
+            self.encode(lines + text)
+        except Unsupported:                     # keystone refused a probe (or the program's text)
+            for plan in plans:
+                self.shapes[plan[0][1] if plan[0][0] is EXACT else plan[0]] = TEXT
+            emitter.requests.clear()
+            self.encode(lines)
+            return
         for plan in plans:
             self._finish(emitter, *plan)
         emitter.requests.clear()

@@ -11,8 +11,8 @@ program:
   at most LEARN_PER_PROGRAM per program, the most frequent first): an instruction of
   it is assembled together with probes (the same shape, other values, chosen so that
   every value bit the shape lets vary is flipped by one) and each value's fields are
-  found by search over a few forms (lowest varying bit, width, and value, -value,
-  value >> k, ~value >> k); the patcher must reproduce every probe, two of them held
+  found by search over a few forms (start at or a few bits below the lowest varying
+  bit, width, and value, -value, value >> k, ~value >> k, the simplest first); the patcher must reproduce every probe, two of them held
   out, or the shape is cached per exact value instead. Templates with side effects
   (labels, out-of-line code, relocations) or text that depends on pc stay text.
 - **Lines.** Template text that is not a cached shape (calls, ticks, checks, the
@@ -556,6 +556,7 @@ def _candidates(v: int, name: str, rng: random.Random):
     low, high = VALUE_RANGES[name]
     bits = 64 if name == "imm64" else 32 if name == "imm" else 16
     out = [v ^ 1 << k for k in range(bits)]
+    out += [v ^ 1 << k ^ -1 << high for high in (8, 9, 12) for k in range(min(high, bits))]   # and the sign
     for start, width in ((0, 8), (0, 12), (3, 9), (0, 16), (16, 16), (32, 16), (48, 16), (0, 32)):
         if start + width <= bits:
             mask = ((1 << width) - 1) << start
@@ -596,12 +597,14 @@ def _fields(samples: list[tuple[int, int]], first: int, bits: int) -> list | Non
 
 
 def _hypotheses(a: int, bits: int):
-    """A field starts at the lowest bit that varies: the probes flip every bit of the
-    value the shape lets vary, so the one that lands in the field's bit 0 among them."""
-    for width in sorted(WIDTHS, reverse=True):
-        if a + width <= bits:
-            for t in TRANSFORMS:
-                yield a, width, t
+    """Where a field may start: at the lowest varying bit ``a``, or a few bits below it
+    (value bits no probe could flip in this shape); the simplest transform first, so
+    that ``value`` at a-1 wins over ``value >> 1`` at a when both explain the probes."""
+    for t in TRANSFORMS:
+        for lo in range(a, max(-1, a - 5), -1):
+            for width in sorted(WIDTHS, reverse=True):
+                if lo + width <= bits:
+                    yield lo, width, t
 
 
 class Maker:

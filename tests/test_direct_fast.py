@@ -135,3 +135,45 @@ def test_the_text_path_is_the_fallback(arch, monkeypatch):
         raise patch.Unsupported("no")
     monkeypatch.setattr(patch.Assembler, "assemble", refuse)
     assert emitter.lower(prepared, arch).blob == expected
+
+
+TEACH = [1, -1, 2, 255, -256, 4095, 0x7FFF, -0x8000, 0x12345, -0x7FFFFFFF]
+
+
+PAIRS = [(2, 3), (10, 1), (1, 10), (6, 0), (9, 7)]
+
+
+def _forms_program(value: int, kinds=("alu", "jcond", "ldx", "st", "stx")) -> list[Insn]:
+    """One instruction of every K-form ALU/JMP and memory opcode with ``value`` as its
+    immediate or offset (clipped to the field), for a few register pairs."""
+    from jitbpf.fuzz.generate import FORMS, make_insn
+    off = max(-0x8000, min(0x7FFF, value))
+    insns = []
+    for dst, src in PAIRS:
+        for kind in kinds:
+            for form in FORMS[kind]:
+                spec = isa.OPCODES[form]
+                if kind in ("alu", "jcond") and (form[0] & isa.SRC_X or spec.op in ("neg", "end")):
+                    continue
+                if dst == 10 and kind in ("alu", "ldx"):
+                    continue
+                insns.append(make_insn(form, dst, src, 0 if kind == "jcond" else off, value))
+        insns += isa.lddw(dst % 10, value * 0x1_0001)
+    return insns + [Insn(isa.OP_EXIT)]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_shapes_learned_from_any_value_patch_every_other(arch, monkeypatch):
+    """Fresh caches taught by one value (edge values: odd, negative, the largest of a
+    form); every other value of the same shapes must then give keystone's bytes."""
+    import random
+    rng = random.Random(14)
+    others = [rng.choice([rng.randrange(-300, 300), rng.randrange(-(1 << 31), 1 << 31), rng.randrange(-9000, 9000)])
+              for _ in range(12)] + TEACH
+    for teach in TEACH:
+        monkeypatch.setattr(emitter, "_fast", {})
+        for _ in range(5):                 # learned from the second sighting, <= 96 shapes per program
+            emitter.lower(pipeline.prepare(jitbpf.from_insns(_forms_program(teach)).program(), ARCHES[arch],
+                                           verify=False), arch)
+        for value in others:
+            assert_same(jitbpf.from_insns(_forms_program(value)).program(), arch)

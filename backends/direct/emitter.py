@@ -8,9 +8,9 @@ instruction). Two ways to turn it into code, with the same bytes:
   with probes that locate its immediates and offsets) and later instructions of that
   shape are written as its bytes with their values patched in, skipping the template;
   other text is encoded from a per-line cache, and branches are laid out here. A
-  program makes no keystone call when its lines and branch forms were all seen before
-  in the process, at most two otherwise (new branch forms; new lines together with
-  the probes of the shapes it teaches).
+  program makes no keystone call when it brings no new line, branch form or shape to
+  learn, at most two otherwise (new branch forms; new lines together with the probes
+  of the shapes it teaches).
 - the text path (``fast=False``, and the fallback when the fast path cannot handle a
   program): the whole image assembled in ONE keystone call (keystone costs ~35 us per
   call, ~3 us per instruction). Offsets the linker needs (relocation sites, function

@@ -186,23 +186,23 @@ class X86Emitter(Emitter):
         """The fast path's key (see Emitter.shape): the template's choices (zero, imm32 of
         mov; keystone's imm8 / disp8 forms) as classes, the rest of the text exact."""
         kind = spec.kind
-        if kind in ("ja", "exit"):
-            return (insn.opcode,), (), None
-        if kind in ("ldx", "stx"):
-            return (insn.opcode, insn.dst, insn.src, _disp(insn.off)), (insn.off,), OFF
-        if kind == "st":
-            return (insn.opcode, insn.dst, _disp(insn.off)), (insn.off, insn.imm), OFF_IMM
-        if kind == "jcond":
-            if insn.opcode & SRC_X:
-                return (insn.opcode, insn.dst, insn.src), (), None
-            return (insn.opcode, insn.dst, -128 <= insn.imm < 128), (insn.imm,), IMM
-        if kind == "alu" and not insn.opcode & SRC_X:
+        if kind == "alu" and not insn.opcode & SRC_X:            # the most frequent kinds first
             op, imm = spec.op, insn.imm
             if op == "mov":
                 tag = (imm > 0) - (imm < 0) if spec.width == 64 else imm == 0
                 return (insn.opcode, insn.dst, insn.off, tag), (imm,), IMM
             if op in ("add", "sub", "or", "and", "xor", "mul"):
                 return (insn.opcode, insn.dst, insn.off, -128 <= imm < 128), (imm,), IMM
+        elif kind == "ldx" or kind == "stx":
+            return (insn.opcode, insn.dst, insn.src, _disp(insn.off)), (insn.off,), OFF
+        elif kind == "jcond":
+            if insn.opcode & SRC_X:
+                return (insn.opcode, insn.dst, insn.src), (), None
+            return (insn.opcode, insn.dst, -128 <= insn.imm < 128), (insn.imm,), IMM
+        elif kind == "ja" or kind == "exit":
+            return (insn.opcode,), (), None
+        elif kind == "st":
+            return (insn.opcode, insn.dst, _disp(insn.off)), (insn.off, insn.imm), OFF_IMM
         if kind in ("alu", "end"):
             return (insn.opcode, insn.dst, insn.src, insn.off, insn.imm), (), None
         if kind == "lddw" and insn.src == Pseudo.IMM64:

@@ -24,7 +24,8 @@ immediates that fit no encoding (12-bit add/compare, bitmask logical, scaled or
 9-bit memory offsets) are materialised in x13/x10 with movz/movn/movk;
 conditional branches reach +-1 MiB and keystone silently truncates farther ones,
 so this module lays the code out itself (every line is one 4-byte instruction)
-and turns each out-of-range ``b.cond``/``cbz`` into the inverted branch over a ``b``.
+and turns each out-of-range ``b.cond``/``cbz`` into the inverted branch over a ``b``
+(the fast path's layout, backends/direct/patch.py, does the same).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from dataclasses import dataclass
 from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN
 
 from jitbpf.errors import BpfEngineError
-from jitbpf.isa import MASK64, MAX_CALL_DEPTH, STACK_SIZE, jump_target
+from jitbpf.isa import MASK64, MAX_CALL_DEPTH, SRC_X, STACK_SIZE, Pseudo, jump_target, to_s64
 
 from .. import abi
 from .emitter import Emitter
+from .patch import IMM, IMM64, OFF, OFF_IMM
 
 REGS = ("x7", "x0", "x1", "x2", "x3", "x4", "x19", "x20", "x21", "x22", "x25", "x6")
 FRAME = 112
@@ -126,6 +128,33 @@ def imm_lines(reg: str, value: int) -> list[str]:
         else:
             lines.append(f"movk {reg}, #{chunk}, lsl #{16 * i}")
     return lines or [f"movn {reg}, #0" if invert else f"movz {reg}, #0"]
+
+
+def chunks_shape(value: int) -> tuple:
+    """What imm_lines' text depends on besides the chunk values: movz or movn, and
+    which 16-bit chunks it skips."""
+    u = value & MASK64
+    chunks = [(u >> (16 * i)) & 0xFFFF for i in range(4)]
+    invert = chunks.count(0xFFFF) > chunks.count(0)
+    skip = 0xFFFF if invert else 0
+    return invert, tuple(c == skip for c in chunks)
+
+
+def add_shape(u: int, mask: int, src: int) -> tuple:
+    """The choice of add/sub/cmp/cmn with a 12-bit immediate (shifted or not), or x13."""
+    if add_imm_ok(u):
+        return "+", u < 4096
+    if add_imm_ok(-u & mask):
+        return "-", -u & mask < 4096
+    return "r", chunks_shape(src)
+
+
+def access_shape(off: int, size: int) -> tuple:
+    if 0 <= off < 4096 * size and off % size == 0:
+        return ("scaled",)
+    if -256 <= off < 256:
+        return ("unscaled",)
+    return "x10", chunks_shape(off)
 
 
 class Arm64Emitter(Emitter):
@@ -247,6 +276,49 @@ class Arm64Emitter(Emitter):
             self.call_external(symbol)
             self.emit("mov x7, x0", "ldp x0, x1, [sp, #16]", "ldp x2, x3, [sp, #32]", "ldr x4, [sp, #48]",
                       "ldp x29, x30, [sp], #64", "ret")
+
+    # ------------------------------------------------------------------ fast path
+    def shape(self, pc: int, insn, spec):
+        """The fast path's key (see Emitter.shape): the templates' choices of immediate
+        forms as classes; bitmask immediates and shifts by exact value."""
+        kind = spec.kind
+        if kind in ("ja", "exit"):
+            return (insn.opcode,), (), None
+        if kind in ("ldx", "stx"):
+            return (insn.opcode, insn.dst, insn.src, access_shape(insn.off, spec.width)), (insn.off,), OFF
+        if kind == "st":
+            value = "xzr" if insn.imm == 0 else chunks_shape(insn.imm)
+            return (insn.opcode, insn.dst, access_shape(insn.off, spec.width), value), (insn.off, insn.imm), OFF_IMM
+        w = spec.width
+        mask = (1 << w) - 1
+        if kind == "jcond":
+            if insn.opcode & SRC_X:
+                return (insn.opcode, insn.dst, insn.src), (), None
+            u = insn.imm & mask
+            if spec.op != "jset":
+                return (insn.opcode, insn.dst, add_shape(u, mask, insn.imm)), (insn.imm,), IMM
+            if not logical_imm_ok(u, w):
+                return (insn.opcode, insn.dst, chunks_shape(insn.imm)), (insn.imm,), IMM
+        if kind == "alu" and not insn.opcode & SRC_X:
+            op, imm = spec.op, insn.imm
+            u = imm & mask
+            tag = None
+            if op == "mov":
+                tag = chunks_shape(u if w == 32 else imm)
+            elif op in ("add", "sub"):
+                tag = add_shape(u, mask, imm)
+            elif op in LOGICAL and not logical_imm_ok(u, w) or op in ("mul", "div", "sdiv", "mod", "smod"):
+                tag = "r", chunks_shape(imm)
+            if tag is not None:
+                return (insn.opcode, insn.dst, insn.off, tag), (imm,), IMM
+        if kind == "jcond":
+            return (insn.opcode, insn.dst, insn.imm), (), None
+        if kind in ("alu", "end"):
+            return (insn.opcode, insn.dst, insn.src, insn.off, insn.imm), (), None
+        if kind == "lddw" and insn.src == Pseudo.IMM64:
+            v = to_s64(insn.imm64)
+            return (insn.opcode, insn.dst, chunks_shape(v)), (v,), IMM64
+        return None
 
     # ------------------------------------------------------------------ constants
     def load_imm(self, reg: str, value: int) -> None:

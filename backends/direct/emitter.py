@@ -1,11 +1,23 @@
 """Direct JITs: the shared skeleton of the x86_64 and arm64 template compilers.
 
 One pass over the BPF instructions writes assembler text (a template per
-instruction), and the whole image is assembled in ONE keystone call (keystone
-costs ~35 us per call, ~3 us per instruction). Offsets the linker needs
-(relocation sites, function entries, one per BPF instruction for ``pc_map``)
-come from a table of ``.long label - start`` words appended to the text and cut
-off again, so keystone's own branch relaxation stays the only layout authority.
+instruction). Two ways to turn it into code, with the same bytes:
+
+- the fast path (:mod:`backends.direct.patch`, the default): each instruction shape
+  is assembled by keystone once per process (from the second program that brings it,
+  with probes that locate its immediates and offsets) and later instructions of that
+  shape are written as its bytes with their values patched in, skipping the template;
+  other text is encoded from a per-line cache, and branches are laid out here. A
+  program makes no keystone call when it brings no new line, branch form or shape to
+  learn, at most two otherwise (new branch forms; new lines together with the probes
+  of the shapes it teaches).
+- the text path (``fast=False``, and the fallback when the fast path cannot handle a
+  program): the whole image assembled in ONE keystone call (keystone costs ~35 us per
+  call, ~3 us per instruction). Offsets the linker needs (relocation sites, function
+  entries, one per BPF instruction for ``pc_map``) come from a table of
+  ``.long label - start`` words appended to the text and cut off again, so keystone's
+  own branch relaxation is the layout authority.
+
 Relocation sites are fixed placeholder encodings (``.byte`` / ``.long``) that
 :func:`backends.link.link` patches: helper calls go through its stubs, maps are
 absolute 64-bit relocations. Nothing absolute is baked in: the image is relocatable.
@@ -41,6 +53,7 @@ from jitbpf.isa import Insn, OpInfo
 
 from .. import abi
 from ..link import Image, Reloc, Section, link
+from .patch import Assembler, Piece, Unsupported
 
 SENTINEL = 0x5EB0_F00D                            # last word of the assembled text: nothing was dropped
 
@@ -52,8 +65,11 @@ class Emitter:
 
     arch = ""
     ks_arch = ks_mode = 0
+    fast = True                             # the patching assembler; False: the text path
 
-    def __init__(self, program):
+    def __init__(self, program, fast: bool | None = None):
+        if fast is not None:
+            self.fast = fast
         self.program = program
         self.rt = program.runtime
         self.lines: list[Any] = []          # assembler lines (targets may add their own items)
@@ -62,9 +78,12 @@ class Emitter:
         self.relocs: list[tuple[str, int, str, str, int]] = []   # (mark, delta, kind, symbol, addend)
         self.symbols: dict[str, str] = {}   # image symbol -> label
         self.pc_marks: list[tuple[str, int]] = []
+        self.pcs: list[int] = []            # fast path: the BPF slots (labels L<pc>) in order
+        self.pc_offsets: list[int] = []     # and their offsets, after layout
         self.counter = 0
         self.uses_callx = self.uses_check = False
         self.errors: dict[tuple[int, int, int], str] = {}
+        self.requests: dict = {}            # fast path: shapes to learn after the walk
 
     # ------------------------------------------------------------------ text
     def emit(self, *lines: Any) -> None:
@@ -97,6 +116,14 @@ class Emitter:
 
     # ------------------------------------------------------------------ program walk
     def build(self) -> Image:
+        if not self.fast:
+            return self._build()
+        try:
+            return self._build()
+        except Unsupported:                          # the text path assembles it, or says why not
+            return type(self)(self.program, fast=False)._build()
+
+    def _build(self) -> Image:
         program = self.program
         self.label("K_start")
         for start, end in program.function_ranges():
@@ -113,26 +140,53 @@ class Emitter:
         symbols = {name: (".text", offsets[label]) for name, label in self.symbols.items()}
         relocs = [Reloc(".text", offsets[m] + delta, kind, symbol, addend)
                   for m, delta, kind, symbol, addend in self.relocs]
-        pc_map = [(".text", offsets[m], pc) for m, pc in self.pc_marks]
+        pc_map = [(".text", offsets[m], pc) for m, pc in self.pc_marks] + \
+            [(".text", offset, pc) for offset, pc in zip(self.pc_offsets, self.pcs)]
         return link(self.arch, [Section(".text", code, 16, executable=True)], symbols, relocs, pc_map)
 
     def function(self, start: int, end: int) -> None:
         self.prologue(start)
         insns, specs = self.program.insns, self.program.specs
+        marks, pc_marks, lines, pcs = self.marks, self.pc_marks, self.lines, self.pcs
+        fast = assembler(type(self)) if self.fast else None
+        shapes = fast.shapes if fast else None
+        shape_of = self.shape
         for pc in range(start, end):
             spec = specs[pc]
             if spec is None:                # second slot of an lddw
                 continue
-            self.marks.append(f"L{pc}")
-            self.pc_marks.append((f"L{pc}", pc))
-            self.label(f"L{pc}")
-            getattr(self, "op_" + spec.kind)(pc, insns[pc], spec)
+            insn = insns[pc]
+            if not fast:
+                label = f"L{pc}"
+                marks.append(label)
+                pc_marks.append((label, pc))
+                lines.append(label + ":")
+            else:
+                lines.append(pc)            # label L<pc>, its offset known after layout
+                pcs.append(pc)
+                shape = shape_of(pc, insn, spec)
+                if shape is not None:
+                    key, values, make = shape
+                    piece = shapes.get(key)
+                    if piece.__class__ is not Piece:
+                        parts = fast.piece(self, pc, insn, spec, key, values, make)
+                    elif piece.simple:
+                        parts = piece.parts
+                    else:
+                        parts = piece.instance(values, self.target(pc, isa.jump_target(insn, pc))
+                                               if piece.jumps else None)
+                    if parts is not None:
+                        lines.extend(parts)
+                        continue
+            getattr(self, "op_" + spec.kind)(pc, insn, spec)
         if end < len(insns):                # falling off a function continues in the next one
             self.jump(f"L{end}")
         self.lines.extend(self.cold)
         self.cold = []
 
     def assemble(self) -> tuple[bytes, dict[str, int]]:
+        if self.fast:
+            return assembler(type(self)).assemble(self)
         text = self.render()
         table = "\n".join(f".long {m} - K_start" for m in self.marks)
         source = f"{text}\n{table}\n.long {SENTINEL:#x}\n"
@@ -152,6 +206,14 @@ class Emitter:
         values = struct.unpack_from(f"<{len(self.marks)}I", blob, size)
         self.check_size(size)
         return blob[:size], dict(zip(self.marks, values))
+
+    def shape(self, pc: int, insn: Insn, spec: OpInfo):
+        """Hook for the fast path: ``(key, values, maker)`` where ``key`` determines the
+        template's text except for ``values`` (immediates/offsets, their classes in the
+        key) and, for jumps, the target label, or None (the template runs as text). See
+        :mod:`backends.direct.patch` (which refuses templates with side effects or text
+        that depends on pc)."""
+        return None
 
     def render(self) -> str:
         return "\n".join(self.lines)
@@ -251,6 +313,15 @@ class Emitter:
 
 
 _assemblers: dict[tuple[int, int], Any] = {}
+_fast: dict[type, Assembler] = {}
+
+
+def assembler(cls: type) -> Assembler:
+    """The fast path's caches for an emitter class (kept for the process)."""
+    fast = _fast.get(cls)
+    if fast is None:
+        fast = _fast[cls] = Assembler(cls)
+    return fast
 
 
 def _keystone(arch: int, mode: int, fresh: bool = False):
@@ -286,8 +357,9 @@ def _first_bad_line(arch: int, mode: int, text: str) -> str:
 EMITTERS = {"x86_64": "x86_64", "arm64": "arm64"}
 
 
-def lower(program, arch: str) -> Image:
-    """The direct JIT's linked image of ``program`` (as the passes left it) for ``arch``."""
+def lower(program, arch: str, fast: bool = True) -> Image:
+    """The direct JIT's linked image of ``program`` (as the passes left it) for ``arch``;
+    ``fast=False``: through the whole-text keystone path (the reference for the fast one)."""
     import importlib
     emitter = importlib.import_module(f"{__package__}.{EMITTERS[arch]}").EMITTER
-    return emitter(program).build()
+    return emitter(program, fast).build()

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from keystone import KS_ARCH_X86, KS_MODE_64
 
-from jitbpf.isa import MAX_CALL_DEPTH, STACK_SIZE, jump_target, to_s32
+from jitbpf.isa import MAX_CALL_DEPTH, SRC_X, STACK_SIZE, Pseudo, jump_target, to_s32, to_s64
 
 from .. import abi
 from .emitter import Emitter
+from .patch import IMM, IMM64, OFF, OFF_IMM
 
 REGS = ("rax", "rdi", "rsi", "rdx", "rcx", "r8", "rbx", "r13", "r14", "r15", "rbp", "r10")
 ARGS = REGS[1:6]
@@ -73,6 +74,11 @@ def sized(reg: str, bits: int) -> str:
 
 def mem(base: str, off: int) -> str:
     return f"[{base} + {off}]" if off >= 0 else f"[{base} - {-off}]"
+
+
+def _disp(off: int) -> int:
+    """keystone's displacement forms: none (except rbp/r13 bases), disp8, disp32."""
+    return 0 if off == 0 else 1 if -128 <= off < 128 else 2
 
 
 def _movabs(reg: str) -> str:
@@ -174,6 +180,36 @@ class X86Emitter(Emitter):
     def symbol_address(self, reg: str, symbol: str, addend: int) -> None:
         self.reloc("abs64", symbol, addend, 2)
         self.emit(_movabs(reg))
+
+    # ------------------------------------------------------------------ fast path
+    def shape(self, pc: int, insn, spec):
+        """The fast path's key (see Emitter.shape): the template's choices (zero, imm32 of
+        mov; keystone's imm8 / disp8 forms) as classes, the rest of the text exact."""
+        kind = spec.kind
+        if kind == "alu" and not insn.opcode & SRC_X:            # the most frequent kinds first
+            op, imm = spec.op, insn.imm
+            if op == "mov":
+                tag = (imm > 0) - (imm < 0) if spec.width == 64 else imm == 0
+                return (insn.opcode, insn.dst, insn.off, tag), (imm,), IMM
+            if op in ("add", "sub", "or", "and", "xor", "mul"):
+                return (insn.opcode, insn.dst, insn.off, -128 <= imm < 128), (imm,), IMM
+        elif kind == "ldx" or kind == "stx":
+            return (insn.opcode, insn.dst, insn.src, _disp(insn.off)), (insn.off,), OFF
+        elif kind == "jcond":
+            if insn.opcode & SRC_X:
+                return (insn.opcode, insn.dst, insn.src), (), None
+            return (insn.opcode, insn.dst, -128 <= insn.imm < 128), (insn.imm,), IMM
+        elif kind == "ja" or kind == "exit":
+            return (insn.opcode,), (), None
+        elif kind == "st":
+            return (insn.opcode, insn.dst, _disp(insn.off)), (insn.off, insn.imm), OFF_IMM
+        if kind in ("alu", "end"):
+            return (insn.opcode, insn.dst, insn.src, insn.off, insn.imm), (), None
+        if kind == "lddw" and insn.src == Pseudo.IMM64:
+            v = to_s64(insn.imm64)
+            tag = 0 if v == 0 else 1 if 0 < v < 1 << 32 else 2 if -(1 << 31) <= v < 0 else 3
+            return (insn.opcode, insn.dst, tag), (v,), IMM64
+        return None
 
     # ------------------------------------------------------------------ constants
     def imm_lines(self, reg: str, value: int) -> list[str]:

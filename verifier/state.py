@@ -356,11 +356,12 @@ def exact_hash(frames: list[Frame], refs: dict, lock) -> int:
 class IdMap:
     """A consistent renaming of ids between an old and a current state (check_ids)."""
 
-    __slots__ = ("old_to_cur", "cur_to_old", "tmp")
+    __slots__ = ("old_to_cur", "cur_to_old", "scalars", "tmp")
 
     def __init__(self) -> None:
         self.old_to_cur: dict[int, int] = {}
         self.cur_to_old: dict[int, int] = {}
+        self.scalars: dict[int, int] = {}        # linked scalar ids, old -> cur
         self.tmp = 1 << 62
 
     def check(self, old: int, cur: int) -> bool:
@@ -378,14 +379,17 @@ class IdMap:
         return True
 
     def check_scalar(self, old: int, cur: int) -> bool:
-        """Scalar ids: an unlinked value stands for a fresh id of its own."""
+        """Scalar ids: values linked in the old state must be linked in the current one
+        (old -> cur is a function); the current state may link more, being then only more
+        precise, its values among the old state's (Linux asks for a one-to-one renaming,
+        which never prunes a loop that links a fresh id each time round). An unlinked
+        current value stands for a fresh id of its own."""
         if not old:
-            self.tmp += 1
-            old = self.tmp
+            return True
         if not cur:
             self.tmp += 1
             cur = self.tmp
-        return self.check(old, cur)
+        return self.scalars.setdefault(old, cur) == cur
 
 
 def regs_exact(old: Reg, cur: Reg, idmap: IdMap) -> bool:

@@ -269,9 +269,19 @@ class Verifier:
                     add = False
             done = v.done
             i = len(done) - 1
+            frames = st.frames
+            nframes = len(frames)
             while i >= 0:                  # the newest first, as the kernel's list
                 cp = done[i]
-                if self.done_equal(cp, st):
+                q = cp.quick
+                if q is None:
+                    same = self.done_equal(cp, st)
+                elif len(cp.frames) != nframes:
+                    same = False
+                else:                      # its first check, a precise constant, inline
+                    c = frames[q[0]].regs[q[1]]
+                    same = c.tm == 0 and c.tv == q[2] and c.type is SCALAR and self.done_equal(cp, st)
+                if same:
                     self.hit(cp, st)
                     return True
                 if add:
@@ -492,6 +502,8 @@ class Verifier:
         regs.sort(key=lambda c: 0 if c[3] and c[2].type is SCALAR and c[2].tm == 0 else
                   1 if c[3] and c[2].type is SCALAR else 3 if c[4] else 2)
         cp.checks = (regs, slots)
+        if regs and regs[0][3] and regs[0][2].type is SCALAR and regs[0][2].tm == 0:
+            cp.quick = (regs[0][0], regs[0][1], regs[0][2].tv)
 
     def done_equal(self, old: Checkpoint, cur: State) -> bool:
         """states_equal(old, cur, NOT_EXACT) for a complete checkpoint, from its checks."""
@@ -626,12 +638,16 @@ class Verifier:
                 d[n] = (min(old[0], r.umin), max(old[1], r.umax))
 
     def note_nonnull(self, pc: int, st: State, regno: int) -> None:
+        prev = self.f_nonnull.get(pc)
+        if prev is not None and not prev:
+            return                             # NULL on some path already: stays so
         r = st.frames[-1].regs[regno]
         nonnull = (r.is_pointer and not r.null and r.type is not PKT_END
                    and not (r.type is MEM and r.base.size is None))       # raw memory may be absent (0)
-        prev = self.f_nonnull.get(pc, None) if pc in self.f_nonnull else frozenset({regno})
-        cur = prev & ({regno} if nonnull else set()) if prev is not None else frozenset()
-        self.f_nonnull[pc] = frozenset(cur)
+        if not nonnull:
+            self.f_nonnull[pc] = frozenset()
+        elif prev is None:
+            self.f_nonnull[pc] = frozenset((regno,))
 
     # ================================================================== ALU
 
@@ -642,7 +658,7 @@ class Verifier:
         loc = f.frameno * 128 + dst
         op = spec.op
         alu32 = spec.width == 32
-        x = insn.source == isa.SRC_X
+        x = insn.opcode & 0x08 == isa.SRC_X
         st.pc = pc + 1
         if op == "mov" or op == "movsx":
             if not x:
@@ -748,7 +764,7 @@ class Verifier:
 
     def pointer_alu(self, st: State, pc: int, insn, op: str, alu32: bool, d: Reg, s: Reg, loc: int) -> Reg:
         dst = insn.dst
-        x = insn.source == isa.SRC_X
+        x = insn.opcode & 0x08 == isa.SRC_X
         if d.type is not SCALAR and s.type is not SCALAR:
             if op == "sub" and self.priv:
                 return _unknown(loc)
@@ -873,7 +889,7 @@ class Verifier:
     # ================================================================== jumps
 
     def do_ja(self, st: State, pc: int, insn, spec) -> bool:
-        st.pc = isa.jump_target(insn, pc)
+        st.pc = pc + 1 + (insn.imm if insn.opcode == isa.OP_JA32 else insn.off)
         self.jmps += 1
         return False
 
@@ -881,12 +897,12 @@ class Verifier:
         self.jmps += 1
         f = st.frames[-1]
         regs = f.regs
-        x = insn.source == isa.SRC_X
+        x = insn.opcode & 0x08 == isa.SRC_X
         d = self.rd(st, insn.dst)
         s = self.rd(st, insn.src) if x else _immediate(insn.imm)
         op = spec.op
         jmp32 = spec.width == 32
-        target = isa.jump_target(insn, pc)
+        target = pc + 1 + insn.off
         self.note_ranges(pc, regs, (insn.dst, insn.src) if x else (insn.dst,))
         if not self.priv and x and s.is_pointer and not (d.type in PACKET_TYPES or d.type is PKT_END) :
             self.fail(f"R{insn.src} pointer comparison prohibited", pc)

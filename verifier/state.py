@@ -343,7 +343,7 @@ class Checkpoint:
     """A state remembered at a prune point, with the marks its exploration left."""
 
     __slots__ = ("frames", "refs", "lock", "pc", "seq", "parent", "branches", "read", "precise", "hash",
-                 "callback_depth", "hits", "misses", "done", "checks")
+                 "callback_depth", "hits", "misses", "done", "checks", "quick")
 
     def __init__(self, state: State, pc: int):
         self.frames = [f.copy() for f in state.frames]
@@ -360,6 +360,7 @@ class Checkpoint:
         self.hits = self.misses = 0
         self.done = False
         self.checks = None             # what pruning compares, once the exploration is complete
+        self.quick = None              # (frame, register, value): its first check, a precise constant
 
 
 # ----------------------------------------------------------------------------- equality

@@ -1425,6 +1425,10 @@ class Verifier:
                     and old.reg.tv == 0:
                 continue
             k0, k1 = max(lo - base, 0), min(hi - base, 8)
+            if old.reg is None and not old.subs:
+                seg = old.types[k0:k1]
+                if SPILL not in seg and SUB not in seg and (writing_zero or ZERO not in seg):
+                    continue               # data stays data: the slot is unchanged
             types, reg, subs = _overwrite(old, k0, k1 - k0)
             for k in range(k0, k1):
                 t = types[k]

@@ -582,14 +582,17 @@ class Verifier:
         top = st.parent
         if top is None:
             return
-        work = [(value, INF)]
+        # (value, ceiling, a checkpoint of the path at or above the first one older than
+        # the ceiling: the walk down the path starts there, not at the top again, so a
+        # long path of checkpoints is not walked once per value)
+        work = [(value, INF, top)]
         while work:
-            v, ceil = work.pop()
+            v, ceil, cp = work.pop()
+            while cp is not None and cp.seq >= ceil:
+                cp = cp.parent
+            first = cp
             if v.loc >= 0:
                 bit = 1 << v.loc
-                cp = top
-                while cp is not None and cp.seq >= ceil:
-                    cp = cp.parent
                 seq = v.seq
                 while cp is not None and cp.seq > seq:
                     if cp.precise & bit:
@@ -601,9 +604,11 @@ class Verifier:
             # checkpoints held them, so they need marking once
             if not v.pdone:
                 v.pdone = True
+                born = v.born
+                start = first if born < ceil else top
                 for p in v.parents:
                     if p.type is SCALAR:
-                        work.append((p, v.born))
+                        work.append((p, born, start))
 
     # ================================================================== facts
 

@@ -164,6 +164,88 @@ def test_liveness_reaches_back_through_calls():
     verifier.verify(asm(text.replace("mov %r6, 16", "mov %r6, -8")))
 
 
+def raw(text: str) -> jitbpf.Program:
+    return jitbpf.assemble(text).program()        # raw: r1 = memory, r2 = its length
+
+
+RAW_JOIN = """
+    mov %r3, 0
+    ldxb %r5, [%r1+0]
+    jne %r5, 7, join
+    mov %r3, {far}
+join:
+    mov %r4, 1
+    mov %r4, 2
+    mov %r6, %r10
+    add %r6, %r3
+    stb [%r6-8], 1
+    mov %r0, 0
+    exit
+"""
+
+
+def test_raw_programs_prune_by_what_is_read():
+    """Raw programs compare a complete checkpoint only where its exploration read: the
+    path with r3 = 100 (outside the stack once added to r10) reaches the join after the
+    one with r3 = 0 and must not be pruned, since r3 is read after it; r4, written
+    before it is read, does not matter (the dead-value diamonds stay linear)."""
+    verifier.verify(raw(RAW_JOIN.format(far=-8)))
+    with pytest.raises(jitbpf.BpfVerifierError, match="invalid write to stack R6 off=92 size=1"):
+        verifier.verify(raw(RAW_JOIN.format(far=100)))
+    body = "".join(f"ldxw %r2, [%r1+12]\njeq %r2, {i}, +2\nmov %r3, {i}\nja +1\nmov %r3, {i + 100}\n"
+                   for i in range(16))
+    assert verifier.verify(raw(body + "mov %r0, 2\nexit\n")).processed < 400
+
+
+def test_raw_loops_keep_values_read_after_the_loop():
+    """A loop pruned against an iteration still being explored: its checkpoints' marks
+    are not final, so r3, set to 100 in some iteration and read after the loop, still
+    decides the store there (the kernel's checkpoints of such a path read everything)."""
+    text = """
+        mov %r3, 0
+        mov %r4, 0
+    loop:
+        jge %r4, 3, out
+        ldxb %r5, [%r1+0]
+        jne %r5, 7, skip
+        mov %r3, {far}
+    skip:
+        add %r4, 1
+        ja loop
+    out:
+        mov %r6, %r10
+        add %r6, %r3
+        stb [%r6-8], 1
+        mov %r0, 0
+        exit
+    """
+    verifier.verify(raw(text.format(far=0)))
+    with pytest.raises(jitbpf.BpfVerifierError, match="invalid write to stack R6 off=92 size=1"):
+        verifier.verify(raw(text.format(far=100)))
+
+
+def test_long_classic_filters_verify_in_linear_time():
+    """An unoptimised libpcap host list jumps from every host's test to one accept
+    label: the comparisons per processed instruction must not grow with its length
+    (they did: every state reaching the label stayed a checkpoint, and 200 hosts ran
+    into the comparison budget)."""
+    from jitbpf import cbpf
+    from jitbpf.cbpf import libpcap
+    from jitbpf.verifier.core import Verifier
+    from jitbpf.verifier.log import Log
+    from jitbpf.verifier.progtypes import resolve
+    if not libpcap.available():
+        pytest.skip("libpcap is not installed")
+    per_insn = []
+    for hosts in (50, 200):
+        expr = " or ".join(f"host 10.0.{i // 250}.{i % 250 + 1}" for i in range(hosts))
+        prog = cbpf.compile(expr, optimize=False).program()
+        v = Verifier(prog, resolve("raw"), log=Log(0, prog), strict=False)
+        result = v.run()
+        per_insn.append(v.compared / result.processed)
+    assert per_insn[1] < per_insn[0] * 1.5, per_insn
+
+
 # --------------------------------------------------------------------------- facts
 
 def test_facts_for_a_map_value_and_a_null_check():

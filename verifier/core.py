@@ -33,8 +33,8 @@ from .progtypes import ProgType
 from .prototypes import Prototype, helper_prototype, kfunc_prototype, map_allows
 from .state import (CTX, EMPTY_SLOT, FUNC, INVALID, MAP_KEY, MAP_PTR, MAP_VALUE, MEM, MISC, NOT_INIT, SUB,
                     NOT_INIT_REG, PACKET_TYPES, PKT, PKT_END, PKT_META, SCALAR, SPILL, STACK, ZERO, Callback,
-                    Checkpoint, Frame, IdMap, Lock, MemInfo, Reg, Slot, State, describe, exact_hash, new,
-                    next_seq, reg_loc, regs_exact, regsafe, state_text)
+                    Checkpoint, Frame, IdMap, Lock, MemInfo, Reg, Slot, State, const, describe, exact_hash, new,
+                    next_seq, reg_loc, regs_exact, regsafe, state_text, unknown)
 
 BUDGET = 1_000_000                    # BPF_COMPLEXITY_LIMIT_INSNS
 #: State comparisons per verification: pruning against many checkpoints of one slot is
@@ -49,7 +49,7 @@ MAX_VAR_SIZ = 1 << 29                 # BPF_MAX_VAR_SIZ
 MAX_PACKET_OFF = 0xFFFF
 STACK_SIZE = isa.STACK_SIZE
 AT_PKT_END, BEYOND_PKT_END = -1, -2   # packet pointer ranges learned by comparing with pkt_end
-NOT_EXACT, RANGE_WITHIN, EXACT = 0, 1, 2
+NOT_EXACT, RANGE_WITHIN, EXACT, LIVE = 0, 1, 2, 3    # LIVE: read locations, all precise
 INF = 1 << 62
 ALU_TEXT = {"add": "+=", "sub": "-=", "mul": "*=", "div": "/=", "or": "|=", "and": "&=", "lsh": "<<=",
             "rsh": ">>=", "neg": "neg", "mod": "%=", "xor": "^=", "mov": "=", "arsh": "s>>=", "sdiv": "s/=",
@@ -122,6 +122,8 @@ class Verifier:
             "lddw": self.do_lddw, "ldabs": self.do_ldabs, "ldind": self.do_ldabs, "call": self.do_call,
             "callx": self.do_callx, "exit": self.do_exit,
         }
+        self.handler_at: list | None = None
+        self.prune_at = b""
 
     # ================================================================== driver
 
@@ -172,12 +174,16 @@ class Verifier:
 
     def explore(self, st: State) -> None:
         """Follow one path until it ends (exit, pruned, impossible)."""
-        prune, specs, insns, handlers = self.prune, self.specs, self.insns, self.handlers
+        specs, insns = self.specs, self.insns
+        if self.handler_at is None:            # decoded once: each slot's handler and prune flag
+            self.handler_at = [self.handlers[s.kind] if s is not None else None for s in specs]
+            self.prune_at = bytes(pc in self.prune for pc in range(len(specs)))
+        handler_at, prune_at = self.handler_at, self.prune_at
         visited = self.f_visited
         level = self.level
         while True:
             pc = st.pc
-            if pc in prune and self.is_state_visited(st, pc):
+            if prune_at[pc] and self.is_state_visited(st, pc):
                 if level:
                     self.log.add(f"{pc}: safe")
                 self.end_path(st)
@@ -185,14 +191,15 @@ class Verifier:
             self.processed += 1
             if self.processed > BUDGET:
                 self.fail(f"BPF program is too large. Processed {self.processed} insn", pc)
-            spec = specs[pc]
             visited[pc] = 1
             self.pc = pc
             if level:
                 at = self.log.insn(pc)
-            ended = handlers[spec.kind](st, pc, insns[pc], spec)
-            if level >= 2:
-                self.log.lines[at] += "  ; " + state_text(st)
+                ended = handler_at[pc](st, pc, insns[pc], specs[pc])
+                if level >= 2:
+                    self.log.lines[at] += "  ; " + state_text(st)
+            else:
+                ended = handler_at[pc](st, pc, insns[pc], specs[pc])
             if ended:
                 self.end_path(st)
                 return
@@ -262,9 +269,19 @@ class Verifier:
                     add = False
             done = v.done
             i = len(done) - 1
+            frames = st.frames
+            nframes = len(frames)
             while i >= 0:                  # the newest first, as the kernel's list
                 cp = done[i]
-                if self.done_equal(cp, st):
+                q = cp.quick
+                if q is None:
+                    same = self.done_equal(cp, st)
+                elif len(cp.frames) != nframes:
+                    same = False
+                else:                      # its first check, a precise constant, inline
+                    c = frames[q[0]].regs[q[1]]
+                    same = c.tm == 0 and c.tv == q[2] and c.type is SCALAR and self.done_equal(cp, st)
+                if same:
                     self.hit(cp, st)
                     return True
                 if add:
@@ -302,11 +319,20 @@ class Verifier:
                 for cp in bucket:
                     if self.states_equal(cp, st, RANGE_WITHIN):
                         self.terminates = False
+                        # cp's marks are not final (its exploration goes on): every
+                        # checkpoint of this path reads everything from now on
+                        anc = st.parent
+                        while anc is not None:
+                            anc.read = -1
+                            anc = anc.parent
                         return True
                     if len(cp.frames) == len(st.frames) and (latest is None or cp.seq > latest.seq):
                         latest = cp
             for cp in v.done:
-                if self.states_equal(cp, st, RANGE_WITHIN):
+                # a complete checkpoint's read marks are final: compare only what its
+                # exploration read (every scalar by its whole range: no precision here)
+                if self.states_equal(cp, st, LIVE):
+                    self.hit(cp, st)
                     return True
             if latest is not None and v.open_count >= WIDEN_AFTER:
                 self.widen(st, latest)
@@ -346,33 +372,41 @@ class Verifier:
         """``st`` is pruned by ``cp``: what cp's exploration read or needed precisely, the
         current path needs too (propagate_liveness and propagate_precision)."""
         cp.hits += 1
-        for loc, value in self.locations(st, cp.read | cp.precise):
-            self.mark_read_value(st, value)
-        for loc, value in self.locations(st, cp.precise):
-            if isinstance(value, Reg):
-                self.mark_precise(st, value)
-            else:
-                for r in ((value.reg,) if value.reg is not None else ()) + tuple(sub[2] for sub in value.subs):
-                    self.mark_precise(st, r)
+        mark = self.mark_read_value
+        for value in self.locations(st, cp.read | cp.precise):
+            mark(st, value)
+        if cp.precise:
+            for value in self.locations(st, cp.precise):
+                if isinstance(value, Reg):
+                    self.mark_precise(st, value)
+                else:
+                    for r in ((value.reg,) if value.reg is not None else ()) + tuple(sub[2] for sub in value.subs):
+                        self.mark_precise(st, r)
 
-    def locations(self, st: State, bits: int):
-        bits &= (1 << (128 * len(st.frames))) - 1          # (-1: every location)
-        while bits:
-            low = bits & -bits
-            loc = low.bit_length() - 1
-            bits ^= low
-            frameno, idx = divmod(loc, 128)
-            if frameno >= len(st.frames):
+    def locations(self, st: State, bits: int) -> list:
+        """The values (Regs and Slots) at the locations of ``bits`` (-1: every location)."""
+        out = []
+        if not bits:
+            return out
+        for fno, f in enumerate(st.frames):
+            chunk = (bits >> (fno * 128)) & _FRAME_BITS
+            if not chunk:
                 continue
-            f = st.frames[frameno]
-            if idx < 16:
-                r = f.regs[idx]
-                if r.type is not NOT_INIT:
-                    yield loc, r
-            else:
-                s = f.stack.get(idx - 16)
-                if s is not None:
-                    yield loc, s
+            rb = chunk & 0x7FF
+            if rb:
+                regs = f.regs
+                while rb:
+                    low = rb & -rb
+                    r = regs[low.bit_length() - 1]
+                    rb ^= low
+                    if r.type is not NOT_INIT:
+                        out.append(r)
+            sb = chunk >> 16
+            if sb:
+                for spi, slot in f.stack.items():
+                    if sb >> spi & 1:
+                        out.append(slot)
+        return out
 
     def states_equal(self, old: Checkpoint, cur: State, mode: int) -> bool:
         self.compared += 1
@@ -410,7 +444,7 @@ class Verifier:
                     if not regs_exact(o, c, idmap):
                         return False
                     continue
-                if mode == NOT_EXACT and not (read >> (base + i)) & 1:
+                if (mode == NOT_EXACT or mode == LIVE) and not (read >> (base + i)) & 1:
                     continue
                 if o.type is NOT_INIT and mode == RANGE_WITHIN and c.type is not NOT_INIT and not self.invariant:
                     return False
@@ -441,7 +475,7 @@ class Verifier:
             if o is c:
                 continue
             loc = base + spi
-            if mode == NOT_EXACT and not (read >> loc) & 1:
+            if (mode == NOT_EXACT or mode == LIVE) and not (read >> loc) & 1:
                 continue
             if not slot_safe(o, c, idmap, always_precise or bool((precise >> loc) & 1), regsafe):
                 return False
@@ -468,6 +502,8 @@ class Verifier:
         regs.sort(key=lambda c: 0 if c[3] and c[2].type is SCALAR and c[2].tm == 0 else
                   1 if c[3] and c[2].type is SCALAR else 3 if c[4] else 2)
         cp.checks = (regs, slots)
+        if regs and regs[0][3] and regs[0][2].type is SCALAR and regs[0][2].tm == 0:
+            cp.quick = (regs[0][0], regs[0][1], regs[0][2].tv)
 
     def done_equal(self, old: Checkpoint, cur: State) -> bool:
         """states_equal(old, cur, NOT_EXACT) for a complete checkpoint, from its checks."""
@@ -546,14 +582,17 @@ class Verifier:
         top = st.parent
         if top is None:
             return
-        work = [(value, INF)]
+        # (value, ceiling, a checkpoint of the path at or above the first one older than
+        # the ceiling: the walk down the path starts there, not at the top again, so a
+        # long path of checkpoints is not walked once per value)
+        work = [(value, INF, top)]
         while work:
-            v, ceil = work.pop()
+            v, ceil, cp = work.pop()
+            while cp is not None and cp.seq >= ceil:
+                cp = cp.parent
+            first = cp
             if v.loc >= 0:
                 bit = 1 << v.loc
-                cp = top
-                while cp is not None and cp.seq >= ceil:
-                    cp = cp.parent
                 seq = v.seq
                 while cp is not None and cp.seq > seq:
                     if cp.precise & bit:
@@ -565,9 +604,11 @@ class Verifier:
             # checkpoints held them, so they need marking once
             if not v.pdone:
                 v.pdone = True
+                born = v.born
+                start = first if born < ceil else top
                 for p in v.parents:
                     if p.type is SCALAR:
-                        work.append((p, v.born))
+                        work.append((p, born, start))
 
     # ================================================================== facts
 
@@ -602,12 +643,16 @@ class Verifier:
                 d[n] = (min(old[0], r.umin), max(old[1], r.umax))
 
     def note_nonnull(self, pc: int, st: State, regno: int) -> None:
+        prev = self.f_nonnull.get(pc)
+        if prev is not None and not prev:
+            return                             # NULL on some path already: stays so
         r = st.frames[-1].regs[regno]
         nonnull = (r.is_pointer and not r.null and r.type is not PKT_END
                    and not (r.type is MEM and r.base.size is None))       # raw memory may be absent (0)
-        prev = self.f_nonnull.get(pc, None) if pc in self.f_nonnull else frozenset({regno})
-        cur = prev & ({regno} if nonnull else set()) if prev is not None else frozenset()
-        self.f_nonnull[pc] = frozenset(cur)
+        if not nonnull:
+            self.f_nonnull[pc] = frozenset()
+        elif prev is None:
+            self.f_nonnull[pc] = frozenset((regno,))
 
     # ================================================================== ALU
 
@@ -618,7 +663,7 @@ class Verifier:
         loc = f.frameno * 128 + dst
         op = spec.op
         alu32 = spec.width == 32
-        x = insn.source == isa.SRC_X
+        x = insn.opcode & 0x08 == isa.SRC_X
         st.pc = pc + 1
         if op == "mov" or op == "movsx":
             if not x:
@@ -655,7 +700,7 @@ class Verifier:
                 if self.strict:
                     self.fail(f"invalid shift {imm}", pc)
                 imm &= spec.width - 1             # what every engine does (the ISA masks the count)
-            s = _const(imm, -1)
+            s = _immediate(imm)
         self.note_ranges(pc, regs, (dst, insn.src) if x else (dst,))
         if d.type is not SCALAR or s.type is not SCALAR:
             regs[dst] = self.pointer_alu(st, pc, insn, op, alu32, d, s, loc)
@@ -724,7 +769,7 @@ class Verifier:
 
     def pointer_alu(self, st: State, pc: int, insn, op: str, alu32: bool, d: Reg, s: Reg, loc: int) -> Reg:
         dst = insn.dst
-        x = insn.source == isa.SRC_X
+        x = insn.opcode & 0x08 == isa.SRC_X
         if d.type is not SCALAR and s.type is not SCALAR:
             if op == "sub" and self.priv:
                 return _unknown(loc)
@@ -849,7 +894,7 @@ class Verifier:
     # ================================================================== jumps
 
     def do_ja(self, st: State, pc: int, insn, spec) -> bool:
-        st.pc = isa.jump_target(insn, pc)
+        st.pc = pc + 1 + (insn.imm if insn.opcode == isa.OP_JA32 else insn.off)
         self.jmps += 1
         return False
 
@@ -857,12 +902,12 @@ class Verifier:
         self.jmps += 1
         f = st.frames[-1]
         regs = f.regs
-        x = insn.source == isa.SRC_X
+        x = insn.opcode & 0x08 == isa.SRC_X
         d = self.rd(st, insn.dst)
-        s = self.rd(st, insn.src) if x else _const(insn.imm, -1)
+        s = self.rd(st, insn.src) if x else _immediate(insn.imm)
         op = spec.op
         jmp32 = spec.width == 32
-        target = isa.jump_target(insn, pc)
+        target = pc + 1 + insn.off
         self.note_ranges(pc, regs, (insn.dst, insn.src) if x else (insn.dst,))
         if not self.priv and x and s.is_pointer and not (d.type in PACKET_TYPES or d.type is PKT_END) :
             self.fail(f"R{insn.src} pointer comparison prohibited", pc)
@@ -920,13 +965,7 @@ class Verifier:
         """Narrow dst (and src) on one side of a jump; False if that side cannot happen."""
         d2 = d.variant((s,) if x else ())
         s2 = s.variant((d,)) if x else s.clone(-1)
-        before = d2.bounds_key()
-        bd.refine(d2, s2, op, jmp32)
-        if d2.bounds_key() != before:
-            bd.sync(d2)
-        if x:
-            bd.sync(s2)
-        if not bd.valid(d2) or not bd.valid(s2):
+        if not bd.refine_sync(d2, s2, op, jmp32, x):
             return False
         regs[insn.dst] = d2
         if x:
@@ -1391,6 +1430,10 @@ class Verifier:
                     and old.reg.tv == 0:
                 continue
             k0, k1 = max(lo - base, 0), min(hi - base, 8)
+            if old.reg is None and not old.subs:
+                seg = old.types[k0:k1]
+                if SPILL not in seg and SUB not in seg and (writing_zero or ZERO not in seg):
+                    continue               # data stays data: the slot is unchanged
             types, reg, subs = _overwrite(old, k0, k1 - k0)
             for k in range(k0, k1):
                 t = types[k]
@@ -1445,24 +1488,32 @@ class Verifier:
         """Every byte of [lo, hi) is initialised (check_stack_range_initialized); True when
         all are zero. ``clobber``: a helper may write them (spills become data)."""
         all_zero = True
-        for addr in range(lo, hi):
+        stack = frame.stack
+        addr = lo
+        while addr < hi:                   # one slot at a time
             spi = (-addr - 1) // 8
             k = addr + 8 * (spi + 1)
-            slot = frame.stack.get(spi, EMPTY_SLOT)
-            t = slot.types[k]
-            if t == ZERO:
-                pass
-            elif t == MISC or t == SUB:
-                all_zero = False
-            elif t == SPILL and (slot.reg.type is SCALAR or self.priv):
-                all_zero = all_zero and slot.reg.type is SCALAR and slot.reg.tm == 0 and slot.reg.tv == 0
-            else:
-                if reg.tm == 0:
-                    self.fail(f"invalid{what} read from stack R{regno} off {lo}+{addr - lo} size {hi - lo}", pc)
-                self.fail(f"invalid{what} read from stack R{regno} var_off {tn.text((reg.tv, reg.tm))}+{addr - lo} "
-                          f"size {hi - lo}", pc)
+            end = min(8, k + hi - addr)
+            slot = stack.get(spi, EMPTY_SLOT)
+            seg = slot.types[k:end]
+            if INVALID in seg or (SPILL in seg and slot.reg.type is not SCALAR and not self.priv):
+                for i in range(k, end):    # the first byte that may not be read
+                    t = seg[i - k]
+                    if t == INVALID or t == SPILL and slot.reg.type is not SCALAR and not self.priv:
+                        bad = addr + i - k - lo
+                        if reg.tm == 0:
+                            self.fail(f"invalid{what} read from stack R{regno} off {lo}+{bad} size {hi - lo}", pc)
+                        self.fail(f"invalid{what} read from stack R{regno} var_off {tn.text((reg.tv, reg.tm))}+{bad} "
+                                  f"size {hi - lo}", pc)
+            if all_zero:
+                if MISC in seg or SUB in seg:
+                    all_zero = False
+                elif SPILL in seg:
+                    sr = slot.reg
+                    all_zero = sr.type is SCALAR and sr.tm == 0 and sr.tv == 0
             if slot is not EMPTY_SLOT:
                 self.mark_read_value(st, slot)
+            addr += end - k
         if clobber:
             self.stack_write_range(frame, lo, hi, keep_invalid=True)
         return all_zero
@@ -2072,6 +2123,7 @@ _PKT_CMP = {
     "jle": ((True, False, True), (False, True, False)),
 }
 _ZERO = new(SCALAR, -1)
+_FRAME_BITS = (1 << 128) - 1           # one frame's locations: r0-r10 (bits 0-10), slots (16-79)
 
 
 def _invariant_regsafe(old: Reg, cur: Reg, idmap: IdMap, precise: bool) -> bool:
@@ -2204,15 +2256,18 @@ def value_regno(value: Reg) -> int:
     return value.loc % 128 if value.loc >= 0 else 0
 
 
-def _const(v: int, loc: int, parents: tuple = ()) -> Reg:
-    r = new(SCALAR, loc, parents=parents)
-    bd.mark_known(r, v)
-    return r
+_const = const
+_unknown = unknown
+#: immediate operands (read-only, never stored: no location, never a parent)
+_IMMEDIATES: dict[int, Reg] = {}
 
 
-def _unknown(loc: int) -> Reg:
-    r = new(SCALAR, loc)
-    bd.mark_unknown(r)
+def _immediate(v: int) -> Reg:
+    r = _IMMEDIATES.get(v)
+    if r is None:
+        if len(_IMMEDIATES) >= 4096:
+            _IMMEDIATES.clear()
+        r = _IMMEDIATES[v] = const(v, -1)
     return r
 
 

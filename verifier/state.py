@@ -139,14 +139,36 @@ def new(type_: str, loc: int, *, base: Any = None, off: int = 0, null: bool = Fa
 
 
 def const(v: int, loc: int, parents: tuple = ()) -> Reg:
-    r = new(SCALAR, loc, parents=parents)
-    bd.mark_known(r, v)
+    """The scalar ``v`` (``new`` then ``bd.mark_known``, in one step: the commonest value)."""
+    r = Reg.__new__(Reg)
+    r.type, r.null, r.off = SCALAR, False, 0
+    v &= bd.M64
+    r.umin = r.umax = r.tv = v
+    r.tm = 0
+    r.smin = r.smax = v - (1 << 64) if v >> 63 else v
+    lo = v & bd.M32
+    r.u32min = r.u32max = lo
+    r.s32min = r.s32max = lo - (1 << 32) if lo >> 31 else lo
+    r.id, r.addc, r.ref, r.base, r.rng = 0, False, 0, None, 0
+    r.seq = r.born = next(_seq)
+    r.loc = loc
+    r.parents = parents
+    r.pdone = False
     return r
 
 
 def unknown(loc: int, parents: tuple = ()) -> Reg:
-    r = new(SCALAR, loc, parents=parents)
-    bd.mark_unknown(r)
+    """A wholly unknown scalar (``new`` then ``bd.mark_unknown``)."""
+    r = Reg.__new__(Reg)
+    r.type, r.null, r.off = SCALAR, False, 0
+    r.umin, r.umax, r.smin, r.smax = 0, bd.M64, bd.S64_MIN, bd.S64_MAX
+    r.u32min, r.u32max, r.s32min, r.s32max = 0, bd.M32, bd.S32_MIN, bd.S32_MAX
+    r.tv, r.tm = 0, bd.M64
+    r.id, r.addc, r.ref, r.base, r.rng = 0, False, 0, None, 0
+    r.seq = r.born = next(_seq)
+    r.loc = loc
+    r.parents = parents
+    r.pdone = False
     return r
 
 
@@ -321,7 +343,7 @@ class Checkpoint:
     """A state remembered at a prune point, with the marks its exploration left."""
 
     __slots__ = ("frames", "refs", "lock", "pc", "seq", "parent", "branches", "read", "precise", "hash",
-                 "callback_depth", "hits", "misses", "done", "checks")
+                 "callback_depth", "hits", "misses", "done", "checks", "quick")
 
     def __init__(self, state: State, pc: int):
         self.frames = [f.copy() for f in state.frames]
@@ -338,6 +360,7 @@ class Checkpoint:
         self.hits = self.misses = 0
         self.done = False
         self.checks = None             # what pruning compares, once the exploration is complete
+        self.quick = None              # (frame, register, value): its first check, a precise constant
 
 
 # ----------------------------------------------------------------------------- equality

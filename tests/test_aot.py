@@ -21,7 +21,7 @@ import jitbpf
 from jitbpf import aot
 from jitbpf.errors import BpfEngineError, BpfLoadError, BpfRuntimeError
 from jitbpf.aot.loader import map_picture
-from jitbpf.runtime.maps import BpfMapError
+from jitbpf.runtime.maps import H_COUNT, BpfMapError
 
 from conftest import FIXTURES, ROOT, cli
 from test_fixtures import eth, ipv4, tcp, udp
@@ -370,9 +370,12 @@ def test_hash_churn_keeps_maps_py_order(arch):
                 assert ours.update(key, value, flags) == _errno(lambda: theirs.update(key, value, flags)), (name, step)
             if step % 25 == 0:
                 assert _chain(ours.next_key) == _chain(theirs.get_next_key), (name, step)
-        slots = ours._field("slots")
-        assert ctypes.string_at(ours._field("storage"), 4 * slots) == bytes(theirs.view[:4 * slots]), name
-        assert map_picture(ours) == map_picture(theirs) and theirs._tombstones == ours._field("tombstones")
+        storage = ours._field("bytes")                  # index and elements: maps.py's layout
+        assert ctypes.string_at(ours._field("storage"), storage) == bytes(theirs.view[:storage]), name
+        fields = struct.unpack_from("<7I", theirs.buffer.view, H_COUNT)   # count .. lru_tail
+        assert [ours._field(f) for f in ("count", "tombstones", "free", "fresh")] == list(fields[:4]), name
+        assert [ours._field(f) for f in ("lru_head", "lru_tail")] == list(fields[5:]), name
+        assert map_picture(ours) == map_picture(theirs)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -21,7 +21,7 @@ import jitbpf
 from jitbpf import aot
 from jitbpf.errors import BpfEngineError, BpfLoadError, BpfRuntimeError
 from jitbpf.aot.loader import map_picture
-from jitbpf.runtime.maps import BpfMapError
+from jitbpf.runtime.maps import H_COUNT, BpfMapError
 
 from conftest import FIXTURES, ROOT, cli
 from test_fixtures import eth, ipv4, tcp, udp
@@ -370,9 +370,60 @@ def test_hash_churn_keeps_maps_py_order(arch):
                 assert ours.update(key, value, flags) == _errno(lambda: theirs.update(key, value, flags)), (name, step)
             if step % 25 == 0:
                 assert _chain(ours.next_key) == _chain(theirs.get_next_key), (name, step)
-        slots = ours._field("slots")
-        assert ctypes.string_at(ours._field("storage"), 4 * slots) == bytes(theirs.view[:4 * slots]), name
-        assert map_picture(ours) == map_picture(theirs) and theirs._tombstones == ours._field("tombstones")
+        storage = ours._field("bytes")                  # index and elements: maps.py's layout
+        assert ctypes.string_at(ours._field("storage"), storage) == bytes(theirs.view[:storage]), name
+        fields = struct.unpack_from("<7I", theirs.buffer.view, H_COUNT)   # count .. lru_tail
+        assert [ours._field(f) for f in ("count", "tombstones", "free", "fresh")] == list(fields[:4]), name
+        assert [ours._field(f) for f in ("lru_head", "lru_tail")] == list(fields[5:]), name
+        assert map_picture(ours) == map_picture(theirs)
+
+
+def _hash_ops(seed: int, max_entries: int, size: int, steps: int) -> list[tuple]:
+    """Random deletes and updates (all flags) over 3 x max_entries keys."""
+    import random
+    rng = random.Random(seed)
+    ops = []
+    for _ in range(steps):
+        key = struct.pack("<I", rng.randrange(3 * max_entries))
+        ops.append(("delete", key) if rng.random() < 0.4 else ("update", key, rng.randbytes(size),
+                                                               rng.choice((0, 0, 1, 2))))
+    return ops
+
+
+def _churned(fixture: str, name: str):
+    """The fixture with map ``name`` churned through maps.py's API, ending with a delete."""
+    obj = jitbpf.load(FIXTURES / f"{fixture}.bpf.o")
+    m = obj.maps[name]
+    size = m.ncpus * m.value_stride if m.percpu else m.value_size    # the C API's value
+    for op, key, *rest in _hash_ops(3, m.max_entries, size, 120):
+        try:
+            m.update(key, *rest) if op == "update" else m.delete(key)
+        except BpfMapError:
+            pass
+    m.delete(m.keys()[0])                       # a free list for the object to go on with
+    return obj
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_hash_state_when_compiled_carries_over(arch):
+    """Hash, LRU and per-CPU hashes churned through maps.py before compiling (deleted markers,
+    a free list, a changed LRU order), then churned further in the object and in maps.py: the
+    same results, storage bytes and header fields (count, tombstones, free, fresh, LRU ends)."""
+    for fixture, name in (("hash_ops", "table"), ("lru", "recent"), ("percpu", "pcpu_hash")):
+        theirs = _churned(fixture, name).maps[name]
+        assert bytes(theirs.buffer.view[H_COUNT + 8:H_COUNT + 12]) != bytes(4), name
+        ours = aot.load_compiled(aot.compile_programs(_churned(fixture, name), None, arch, "direct").elf()).maps[name]
+        for step, (op, *args) in enumerate(_hash_ops(4, theirs.max_entries, ours._field("user_value_size"), 150)):
+            if op == "update":
+                assert ours.update(*args) == _errno(lambda: theirs.update(*args)), (name, step)
+            else:
+                assert ours.delete(*args) == _errno(lambda: theirs.delete(*args)), (name, step)
+        storage = ours._field("bytes")
+        assert ctypes.string_at(ours._field("storage"), storage) == bytes(theirs.view[:storage]), name
+        fields = struct.unpack_from("<7I", theirs.buffer.view, H_COUNT)
+        assert [ours._field(f) for f in ("count", "tombstones", "free", "fresh")] == list(fields[:4]), name
+        assert [ours._field(f) for f in ("lru_head", "lru_tail")] == list(fields[5:]), name
+        assert _chain(ours.next_key) == _chain(theirs.get_next_key), name
 
 
 @pytest.mark.parametrize("arch", ARCHS)

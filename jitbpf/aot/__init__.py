@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .. import pipeline
 from ..errors import BpfEngineError
-from ..runtime.maps import BPF_F_RDONLY_PROG
+from ..runtime.maps import BPF_F_RDONLY_PROG, H_ELEMENTS
 from . import objfile, runtime_ir
 from .runtime_ir import ARRAY, BLOOM, HASH, LPM, PROG_ARRAY, QUEUE, RINGBUF, STACK, EntrySpec, MapSpec
 
@@ -85,7 +85,7 @@ def _map_specs(obj) -> list[MapSpec]:
             spec.clock, spec.head = m.producer, m.consumer
         elif kind == LPM:
             spec.aux = m.bits
-        if kind in (HASH, LPM, QUEUE, STACK) and len(m):
+        if kind == HASH or kind in (LPM, QUEUE, STACK) and len(m):
             _place_elements(spec, m)
         specs.append(spec)
     return specs
@@ -93,27 +93,19 @@ def _map_specs(obj) -> list[MapSpec]:
 
 def _place_elements(spec: MapSpec, m) -> None:
     """The storage of a map that holds elements when compiled (runtime_ir's layouts): a hash
-    map's index, elements, insertion order and free stack as maps.py has them, LRU stamps in
-    its recency order; LPM entries in any slots, queued values from the ring's start."""
+    map's storage and header fields copied as they are (the layout is maps.py's, see its
+    module docstring); LPM entries in any slots, queued values from the ring's start."""
+    if spec.kind == HASH:
+        elements, count, tombstones, free, fresh, _lock, head, tail = struct.unpack_from("<8I", m.buffer.view,
+                                                                                         H_ELEMENTS)
+        if (elements, m.stride, m.capacity) != (spec.pool, spec.stride, spec.slots):
+            raise BpfEngineError(f"internal error: map '{m.name}' is not laid out as the ahead-of-time "
+                                 "runtime's hash maps")
+        spec.initial, spec.count, spec.tombstones = bytes(m.view[:spec.storage_size]), count, tombstones
+        spec.free, spec.fresh, spec.lru_head, spec.lru_tail = free, fresh, head, tail
+        return
     storage = bytearray(spec.storage_size)
-    if spec.kind == HASH:                   # maps.py's index as it is, its elements re-laid
-        storage[:4 * spec.slots] = m.view[:4 * spec.slots]
-        recency = {k: i + 1 for i, k in enumerate(getattr(m, "_recency", ()))}
-        order = [m._elems[k] + 1 for k in m._slots]                  # insertion order
-        for i, key in enumerate(m._slots):
-            off = spec.pool + (order[i] - 1) * spec.stride
-            value = m.lookup(key)
-            storage[off:off + 8 + spec.key_size] = (1).to_bytes(8, "little") + key
-            storage[off + spec.value_offset:off + spec.value_offset + len(value)] = value
-            if spec.lru:
-                storage[off + spec.stride - 16:off + spec.stride - 8] = recency.get(key, 0).to_bytes(8, "little")
-            links = (order[i - 1] if i else 0, order[i + 1] if i + 1 < len(order) else 0)
-            storage[off + spec.stride - 8:off + spec.stride] = struct.pack("<II", *links)
-        for t, element in enumerate(m._free):
-            storage[spec.freelist + 4 * t:spec.freelist + 4 * t + 4] = (element + 1).to_bytes(4, "little")
-        spec.clock, spec.tombstones, spec.free_top = len(recency), m._tombstones, len(m._free)
-        spec.first, spec.last = (order[0], order[-1]) if order else (0, 0)
-    elif spec.kind == LPM:
+    if spec.kind == LPM:
         for i, (key, value) in enumerate(m.items()):
             off = i * spec.stride
             storage[off:off + 8 + spec.key_size] = (1).to_bytes(8, "little") + key

@@ -21,7 +21,7 @@ from ..runtime import HostBuffer, Region, Runtime
 from ..runtime.context import SK_BUFF_SIZE
 from ..targets import HOST_ARCH
 from . import objfile
-from ..runtime.maps import RB_BUSY, RB_DISCARD
+from ..runtime.maps import E_KEY, RB_BUSY, RB_DISCARD
 from .runtime_ir import (ARRAY, ERRORS, HASH, HEADER_FIELDS, JITBPF_XDP_MD_SIZE, KINDS, LPM, QUEUE, RINGBUF,
                          SKB_CONTEXTS, STACK)
 
@@ -61,7 +61,8 @@ class AotMap:
                 used = [pool + (v - 1) * self._field("stride") for v in index if v not in (0, 0xFFFF_FFFF)]
             else:
                 used = [self._slot(i) for i in range(slots) if ctypes.c_uint64.from_address(self._slot(i)).value == 1]
-            return sorted((ctypes.string_at(s + 8, self.key_size), ctypes.string_at(s + voff, size)) for s in used)
+            koff = E_KEY if kind == HASH else 8
+            return sorted((ctypes.string_at(s + koff, self.key_size), ctypes.string_at(s + voff, size)) for s in used)
         if kind in (QUEUE, STACK):
             head, count, limit = self._field("head"), self._field("count"), self._field("max_entries")
             order = range(count - 1, -1, -1) if kind == STACK else range(count)

@@ -19,12 +19,11 @@ interpreter's, which are Linux's), with this object's own layouts:
 
 - array / percpu_array: element i at ``storage + i * stride``, cpu c's value ``c *
   value_stride`` further (stride = ncpus x value_stride; programs run on cpu 0);
-- hash / percpu_hash / lru_hash / lru_percpu_hash: maps.py's index (``slots`` u32, linear
-  probing from FNV-1a of the key, re-placed in insertion order when deleted markers pile up)
-  over a pool of max_entries elements that never move while they live: u64 state, the key,
-  the values (8-byte aligned), in LRU maps the u64 time of the last use (``clock`` counts
-  uses; a full LRU map evicts the oldest), the insertion-order links; free elements are a
-  stack (runtime_lib's comment); so slots, elements and iteration order are maps.py's;
+- hash / percpu_hash / lru_hash / lru_percpu_hash: maps.py's storage byte for byte (its
+  module docstring: the index, the pool of elements with 16 bytes of state, free and LRU
+  links before the key); the header's ``count``, ``tombstones``, ``free``, ``fresh``,
+  ``lru_head`` and ``lru_tail`` are maps.py's header fields of those names, so slots,
+  elements, iteration and LRU order are maps.py's;
 - queue / stack: a ring of max_entries values from ``head`` (the oldest), ``count`` of them;
 - bloom_filter: ``slots`` bits, ``aux`` hash functions (FNV-1a seeded with the function's number);
 - lpm_trie: max_entries slots (u64 used, the key masked to its prefix, the value), scanned;
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from ..backends import abi
 from ..runtime.context import SK_BUFF_SIZE, SKB, SKB_SHARED_INFO, XDP_FRAME_SIZE, XDP_MD_SIZE
 from ..runtime.helpers import MAX_LOOPS, MAX_TAIL_CALLS
+from ..runtime.maps import E_KEY
 from . import runtime_lib
 
 #: map kinds (the header's type)
@@ -54,7 +54,7 @@ KINDS = {"array": ARRAY, "percpu_array": ARRAY, "hash": HASH, "percpu_hash": HAS
          "ringbuf": RINGBUF, "prog_array": PROG_ARRAY}
 HEADER_FIELDS = ("type", "key_size", "value_size", "max_entries", "count", "storage", "stride", "slots",
                  "value_offset", "readonly", "ncpus", "value_stride", "user_value_size", "clock", "head", "aux",
-                 "lru", "bytes", "percpu", "pool", "tombstones", "first", "last", "free_top", "freelist")
+                 "lru", "bytes", "percpu", "pool", "tombstones", "free", "fresh", "lru_head", "lru_tail")
 NUM_CPUS = 4              # runtime.Runtime's default: the per-CPU maps' CPUs
 XDP_HEADROOM = 256
 MAX_PACKET = 65536
@@ -134,12 +134,13 @@ class MapSpec:
     aux: int = 0                      # bloom_filter: hash functions; lpm_trie: the key's data bits
     initial: bytes | None = None      # the storage's bytes when compiled (None: zeroes)
     count: int = 0                    # elements in it
-    clock: int = 0                    # LRU maps: the last use stamped in it; ringbuf: the producer
+    clock: int = 0                    # ringbuf: the producer
     head: int = 0                     # ringbuf: the consumer
     tombstones: int = 0               # hash: its index's deleted markers,
-    first: int = 0                    # the insertion order's ends (1 + element number),
-    last: int = 0
-    free_top: int | None = None       # its free elements (None: all)
+    free: int = 0                     # 1 + the last freed element (0: none),
+    fresh: int = 0                    # the elements ever used,
+    lru_head: int = 0                 # the LRU list's ends (1 + element number)
+    lru_tail: int = 0
     programs: dict[int, str] = field(default_factory=dict)   # prog_array: slot -> entry symbol
 
     @property
@@ -161,13 +162,15 @@ class MapSpec:
 
     @property
     def value_offset(self) -> int:
-        return 8 + _round8(self.key_size) if self.kind in (HASH, LPM) else 0
+        if self.kind == HASH:             # maps.py's E_KEY: state, free and LRU links first
+            return E_KEY + _round8(self.key_size)
+        return 8 + _round8(self.key_size) if self.kind == LPM else 0
 
     @property
     def stride(self) -> int:
         kind = self.kind
-        if kind == HASH:                  # state, key, values, [LRU stamp], links
-            return self.value_offset + self.ncpus * self.value_stride + 8 * self.lru + 8
+        if kind == HASH:                  # fixed fields, key, values (maps.py's stride)
+            return self.value_offset + self.ncpus * self.value_stride
         if kind == LPM:
             return self.value_offset + self.value_stride
         if kind == PROG_ARRAY:
@@ -196,14 +199,9 @@ class MapSpec:
         return _round8(4 * self.slots) if self.kind == HASH else 0
 
     @property
-    def freelist(self) -> int:
-        """A hash map's stack of free elements (u32 each) follows its elements."""
-        return self.pool + self.max_entries * self.stride if self.kind == HASH else 0
-
-    @property
     def storage_size(self) -> int:
         if self.kind == HASH:
-            return self.freelist + _round8(4 * self.max_entries)
+            return self.pool + self.max_entries * self.stride
         if self.kind == BLOOM:
             return self.slots // 8
         if self.kind == RINGBUF:
@@ -222,9 +220,8 @@ class MapSpec:
                 "ncpus": self.ncpus, "value_stride": self.value_stride, "user_value_size": self.user_value_size,
                 "clock": self.clock, "head": self.head, "aux": self.aux, "lru": int(self.lru),
                 "bytes": self.storage_size, "percpu": int(self.percpu), "pool": self.pool,
-                "tombstones": self.tombstones, "first": self.first, "last": self.last,
-                "free_top": self.free_top if self.free_top is not None else self.max_entries,
-                "freelist": self.freelist}
+                "tombstones": self.tombstones, "free": self.free, "fresh": self.fresh,
+                "lru_head": self.lru_head, "lru_tail": self.lru_tail}
 
     def manifest(self) -> dict:
         return {"name": self.name, "type": self.type_name, "key_size": self.key_size,

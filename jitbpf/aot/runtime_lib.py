@@ -204,14 +204,13 @@ eexist:
 }
 
 ; ---------------------------------------------------------------- hash, percpu_hash, lru_hash
-; maps.py's own layout: an index of ``slots`` u32 (0 empty, 0xFFFFFFFF deleted, else 1 + an
-; element number; linear probing from fnv1a32(key) & (slots - 1)), then at ``pool`` the
-; max_entries elements of ``stride`` bytes: u64 state (1 used), the key, the values, in LRU
-; maps the u64 time of the last use, and u32 previous and next (1 + element number, 0: none)
-; in the order of insertion (``first``, ``last``), by which a rebuild re-places the index when
-; deleted markers pile up, as maps.py does. Free elements are a stack at ``freelist`` (u32 1 +
-; element number; 0 at position t: element max_entries - 1 - t, so it starts zeroed), popped
-; last-freed first, as maps.py's: the same elements, slots and order.
+; maps.py's layout (its module docstring), byte for byte: an index of ``slots`` u32 (0 empty,
+; 0xFFFFFFFF deleted, else 1 + an element number; linear probing from fnv1a32(key) & (slots -
+; 1)), then at ``pool`` max_entries elements of ``stride`` bytes: u32 state (1 used), u32 next
+; free, u32 prev and next of the LRU list, the key from byte 16, the values. Header: ``free``
+; (1 + the last freed element, 0: none), ``fresh`` (elements never used yet), ``lru_head``
+; (least recent) and ``lru_tail``; a rebuild re-places live elements in element order. So a
+; compiled object starts from a copy of maps.py's bytes and keeps its slots and order.
 
 define internal ptr @rt_index_at(ptr %h, i64 %slot) #1 {
   %st = call ptr @rt_storage(ptr %h)
@@ -229,6 +228,13 @@ define internal ptr @rt_elem(ptr %h, i64 %e) #1 {
   ret ptr %p
 }
 
+; the element 1 + number n names
+define internal ptr @rt_elem1(ptr %h, i64 %n) #1 {
+  %e = sub i64 %n, 1
+  %p = call ptr @rt_elem(ptr %h, i64 %e)
+  ret ptr %p
+}
+
 define internal i64 @rt_elem_number(ptr %h, ptr %p) #1 {
   %st = call ptr @rt_storage(ptr %h)
   %pool = call i64 @rt_field(ptr %h, i64 $pool)
@@ -239,6 +245,21 @@ define internal i64 @rt_elem_number(ptr %h, ptr %p) #1 {
   %d = sub i64 %d0, %pool
   %e = udiv i64 %d, %stride
   ret i64 %e
+}
+
+; an element's u32 field at byte off (0 state, 4 next free, 8 LRU prev, 12 LRU next)
+define internal i64 @rt_eword(ptr %e, i64 %off) #1 {
+  %p = getelementptr i8, ptr %e, i64 %off
+  %v = load i32, ptr %p
+  %r = zext i32 %v to i64
+  ret i64 %r
+}
+
+define internal void @rt_set_eword(ptr %e, i64 %off, i64 %v) #1 {
+  %p = getelementptr i8, ptr %e, i64 %off
+  %t = trunc i64 %v to i32
+  store i32 %t, ptr %p
+  ret void
 }
 
 ; the element index slot names, or null (empty, deleted)
@@ -252,8 +273,7 @@ entry:
   br i1 %none, label %null, label %elem
 elem:
   %v64 = zext i32 %v to i64
-  %e = sub i64 %v64, 1
-  %p = call ptr @rt_elem(ptr %h, i64 %e)
+  %p = call ptr @rt_elem1(ptr %h, i64 %v64)
   ret ptr %p
 null:
   ret ptr null
@@ -289,7 +309,7 @@ live:
   br i1 %deleted, label %next, label %cmp
 cmp:
   %e = call ptr @rt_slot_elem(ptr %h, i64 %j)
-  %kp = getelementptr i8, ptr %e, i64 8
+  %kp = getelementptr i8, ptr %e, i64 16
   %eq = call i1 @rt_memeq(ptr %kp, ptr %key, i64 %ks)
   br i1 %eq, label %found, label %next
 next:
@@ -300,60 +320,76 @@ none:
   ret i64 -1
 }
 
-; an LRU map's element was used now
-define internal void @rt_touch(ptr %h, ptr %e) #1 {
-entry:
+define internal i1 @rt_is_lru(ptr %h) #1 {
   %lru = call i64 @rt_field(ptr %h, i64 $lru)
   %islru = icmp ne i64 %lru, 0
   %is = and i1 %islru, $HAS_LRU
-  br i1 %is, label %stamp, label %out
-stamp:
-  %c = call i64 @rt_field(ptr %h, i64 $clock)
-  %c1 = add i64 %c, 1
-  call void @rt_set(ptr %h, i64 $clock, i64 %c1)
-  %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  %off = sub i64 %stride, 16
-  %p = getelementptr i8, ptr %e, i64 %off
-  store i64 %c1, ptr %p
+  ret i1 %is
+}
+
+; take an element out of the LRU list (maps.py's _lru_unlink)
+define internal void @rt_lru_unlink(ptr %h, ptr %e) #0 {
+entry:
+  %prev = call i64 @rt_eword(ptr %e, i64 8)
+  %next = call i64 @rt_eword(ptr %e, i64 12)
+  %hasprev = icmp ne i64 %prev, 0
+  br i1 %hasprev, label %p_elem, label %p_head
+p_elem:
+  %pe = call ptr @rt_elem1(ptr %h, i64 %prev)
+  call void @rt_set_eword(ptr %pe, i64 12, i64 %next)
+  br label %nx
+p_head:
+  call void @rt_set(ptr %h, i64 $lru_head, i64 %next)
+  br label %nx
+nx:
+  %hasnext = icmp ne i64 %next, 0
+  br i1 %hasnext, label %n_elem, label %n_tail
+n_elem:
+  %ne = call ptr @rt_elem1(ptr %h, i64 %next)
+  call void @rt_set_eword(ptr %ne, i64 8, i64 %prev)
+  br label %out
+n_tail:
+  call void @rt_set(ptr %h, i64 $lru_tail, i64 %prev)
+  br label %out
+out:
+  call void @rt_set_eword(ptr %e, i64 8, i64 0)
+  call void @rt_set_eword(ptr %e, i64 12, i64 0)
+  ret void
+}
+
+; append an element to the LRU list as the most recent (maps.py's _lru_push)
+define internal void @rt_lru_push(ptr %h, ptr %e) #0 {
+entry:
+  %n = call i64 @rt_elem_number(ptr %h, ptr %e)
+  %n1 = add i64 %n, 1
+  %tail = call i64 @rt_field(ptr %h, i64 $lru_tail)
+  call void @rt_set_eword(ptr %e, i64 8, i64 %tail)
+  call void @rt_set_eword(ptr %e, i64 12, i64 0)
+  %has = icmp ne i64 %tail, 0
+  br i1 %has, label %link, label %head
+link:
+  %te = call ptr @rt_elem1(ptr %h, i64 %tail)
+  call void @rt_set_eword(ptr %te, i64 12, i64 %n1)
+  br label %out
+head:
+  call void @rt_set(ptr %h, i64 $lru_head, i64 %n1)
+  br label %out
+out:
+  call void @rt_set(ptr %h, i64 $lru_tail, i64 %n1)
+  ret void
+}
+
+; an LRU map's (live) element was used now: it becomes the most recent
+define internal void @rt_touch(ptr %h, ptr %e) #0 {
+entry:
+  %is = call i1 @rt_is_lru(ptr %h)
+  br i1 %is, label %move, label %out
+move:
+  call void @rt_lru_unlink(ptr %h, ptr %e)
+  call void @rt_lru_push(ptr %h, ptr %e)
   br label %out
 out:
   ret void
-}
-
-; an element's u32 link: 0 previous, 1 next (1 + element number, 0: none)
-define internal ptr @rt_link(ptr %h, ptr %e, i64 %which) #1 {
-  %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  %o0 = sub i64 %stride, 8
-  %o1 = mul i64 %which, 4
-  %off = add i64 %o0, %o1
-  %p = getelementptr i8, ptr %e, i64 %off
-  ret ptr %p
-}
-
-; set link `which` of element number n (0: the list's end, first or last) to v
-define internal void @rt_relink(ptr %h, i64 %n, i64 %which, i64 %v) #0 {
-entry:
-  %end = icmp eq i64 %n, 0
-  br i1 %end, label %ends, label %elem
-ends:
-  %isnext = icmp eq i64 %which, 1
-  %f = select i1 %isnext, i64 $first, i64 $last
-  call void @rt_set(ptr %h, i64 %f, i64 %v)
-  ret void
-elem:
-  %e1 = sub i64 %n, 1
-  %p = call ptr @rt_elem(ptr %h, i64 %e1)
-  %lp = call ptr @rt_link(ptr %h, ptr %p, i64 %which)
-  %v32 = trunc i64 %v to i32
-  store i32 %v32, ptr %lp
-  ret void
-}
-
-define internal i64 @rt_get_link(ptr %h, ptr %e, i64 %which) #1 {
-  %lp = call ptr @rt_link(ptr %h, ptr %e, i64 %which)
-  %v = load i32, ptr %lp
-  %r = zext i32 %v to i64
-  ret i64 %r
 }
 
 define internal ptr @rt_hash_value(ptr %h, ptr %key, i64 %cpu, i1 %touch) #0 {
@@ -376,88 +412,61 @@ none:
   ret ptr null
 }
 
-; maps.py's _delete: the element leaves the insertion list and goes on the free stack
+; maps.py's _remove: the slot is marked deleted, the element heads the free list
 define internal void @rt_hash_remove(ptr %h, i64 %slot) #0 {
+entry:
   %e = call ptr @rt_slot_elem(ptr %h, i64 %slot)
-  %prev = call i64 @rt_get_link(ptr %h, ptr %e, i64 0)
-  %next = call i64 @rt_get_link(ptr %h, ptr %e, i64 1)
-  call void @rt_relink(ptr %h, i64 %prev, i64 1, i64 %next)
-  call void @rt_relink(ptr %h, i64 %next, i64 0, i64 %prev)
+  %is = call i1 @rt_is_lru(ptr %h)
+  br i1 %is, label %unlink, label %free
+unlink:
+  call void @rt_lru_unlink(ptr %h, ptr %e)
+  br label %free
+free:
   %ip = call ptr @rt_index_at(ptr %h, i64 %slot)
   store i32 -1, ptr %ip
-  store i64 0, ptr %e
+  call void @rt_set_eword(ptr %e, i64 0, i64 0)
+  %head = call i64 @rt_field(ptr %h, i64 $free)
+  call void @rt_set_eword(ptr %e, i64 4, i64 %head)
   %n = call i64 @rt_elem_number(ptr %h, ptr %e)
   %n1 = add i64 %n, 1
-  %n32 = trunc i64 %n1 to i32
-  %top = call i64 @rt_field(ptr %h, i64 $free_top)
-  %sp = call ptr @rt_free_at(ptr %h, i64 %top)
-  store i32 %n32, ptr %sp
-  %top1 = add i64 %top, 1
-  call void @rt_set(ptr %h, i64 $free_top, i64 %top1)
-  %t = call i64 @rt_field(ptr %h, i64 $tombstones)
-  %t1 = add i64 %t, 1
-  call void @rt_set(ptr %h, i64 $tombstones, i64 %t1)
+  call void @rt_set(ptr %h, i64 $free, i64 %n1)
   %c = call i64 @rt_field(ptr %h, i64 $count)
   %c1 = sub i64 %c, 1
   call void @rt_set(ptr %h, i64 $count, i64 %c1)
+  %t = call i64 @rt_field(ptr %h, i64 $tombstones)
+  %t1 = add i64 %t, 1
+  call void @rt_set(ptr %h, i64 $tombstones, i64 %t1)
   ret void
 }
 
-define internal ptr @rt_free_at(ptr %h, i64 %t) #1 {
-  %st = call ptr @rt_storage(ptr %h)
-  %fl = call i64 @rt_field(ptr %h, i64 $freelist)
-  %base = getelementptr i8, ptr %st, i64 %fl
-  %p = getelementptr i32, ptr %base, i64 %t
-  ret ptr %p
-}
-
-; pop the free stack (non-empty): an element number
+; a new element (the map has room): the last freed, else the next fresh one
 define internal i64 @rt_pop_free(ptr %h) #0 {
-  %top = call i64 @rt_field(ptr %h, i64 $free_top)
-  %t = sub i64 %top, 1
-  call void @rt_set(ptr %h, i64 $free_top, i64 %t)
-  %sp = call ptr @rt_free_at(ptr %h, i64 %t)
-  %v = load i32, ptr %sp
-  %v64 = zext i32 %v to i64
-  %given = sub i64 %v64, 1
-  %max = call i64 @rt_field(ptr %h, i64 $max_entries)
-  %m1 = sub i64 %max, 1
-  %initial = sub i64 %m1, %t
-  %zero = icmp eq i32 %v, 0
-  %e = select i1 %zero, i64 %initial, i64 %given
+entry:
+  %head = call i64 @rt_field(ptr %h, i64 $free)
+  %has = icmp ne i64 %head, 0
+  br i1 %has, label %reuse, label %fresh
+reuse:
+  %e = sub i64 %head, 1
+  %p = call ptr @rt_elem(ptr %h, i64 %e)
+  %next = call i64 @rt_eword(ptr %p, i64 4)
+  call void @rt_set(ptr %h, i64 $free, i64 %next)
   ret i64 %e
+fresh:
+  %f = call i64 @rt_field(ptr %h, i64 $fresh)
+  %f1 = add i64 %f, 1
+  call void @rt_set(ptr %h, i64 $fresh, i64 %f1)
+  ret i64 %f
 }
 
-; an LRU map is full: remove the least recently used element
+; an LRU map is full: remove the least recently used element (the list's head)
 define internal void @rt_evict(ptr %h) #0 {
 entry:
-  %max = call i64 @rt_field(ptr %h, i64 $max_entries)
-  %stride = call i64 @rt_field(ptr %h, i64 $stride)
-  %soff = sub i64 %stride, 16
-  br label %loop
-loop:
-  %i = phi i64 [0, %entry], [%i1, %look]
-  %best = phi ptr [null, %entry], [%best1, %look]
-  %bstamp = phi i64 [-1, %entry], [%bstamp1, %look]
-  %done = icmp uge i64 %i, %max
-  br i1 %done, label %out, label %look
-look:
-  %e = call ptr @rt_elem(ptr %h, i64 %i)
-  %state = load i64, ptr %e
-  %sp = getelementptr i8, ptr %e, i64 %soff
-  %stamp = load i64, ptr %sp
-  %used = icmp eq i64 %state, 1
-  %older = icmp ult i64 %stamp, %bstamp
-  %take = and i1 %used, %older
-  %best1 = select i1 %take, ptr %e, ptr %best
-  %bstamp1 = select i1 %take, i64 %stamp, i64 %bstamp
-  %i1 = add i64 %i, 1
-  br label %loop
-out:
-  %none = icmp eq ptr %best, null
+  %head = call i64 @rt_field(ptr %h, i64 $lru_head)
+  %none = icmp eq i64 %head, 0
   br i1 %none, label %ret, label %removeit
 removeit:
-  %kp = getelementptr i8, ptr %best, i64 8
+  %e = call ptr @rt_elem1(ptr %h, i64 %head)
+  %kp = getelementptr i8, ptr %e, i64 16
   %slot = call i64 @rt_probe(ptr %h, ptr %kp, i1 1)
   call void @rt_hash_remove(ptr %h, i64 %slot)
   br label %ret
@@ -465,28 +474,33 @@ ret:
   ret void
 }
 
-; re-place every live element in the index, in insertion order (maps.py's _rebuild)
+; re-place every live element in the index, in element order (maps.py's _rebuild)
 define internal void @rt_hash_rebuild(ptr %h) #0 {
 entry:
   %st = call ptr @rt_storage(ptr %h)
   %pool = call i64 @rt_field(ptr %h, i64 $pool)
   call void @rt_memzero(ptr %st, i64 %pool)
   call void @rt_set(ptr %h, i64 $tombstones, i64 0)
-  %first = call i64 @rt_field(ptr %h, i64 $first)
+  %fresh = call i64 @rt_field(ptr %h, i64 $fresh)
   br label %loop
 loop:
-  %n = phi i64 [%first, %entry], [%next, %place]
-  %end = icmp eq i64 %n, 0
-  br i1 %end, label %out, label %place
+  %n = phi i64 [0, %entry], [%n1, %next]
+  %end = icmp uge i64 %n, %fresh
+  br i1 %end, label %out, label %look
+look:
+  %e = call ptr @rt_elem(ptr %h, i64 %n)
+  %n1 = add i64 %n, 1
+  %state = call i64 @rt_eword(ptr %e, i64 0)
+  %live = icmp eq i64 %state, 1
+  br i1 %live, label %place, label %next
 place:
-  %e1 = sub i64 %n, 1
-  %e = call ptr @rt_elem(ptr %h, i64 %e1)
-  %kp = getelementptr i8, ptr %e, i64 8
+  %kp = getelementptr i8, ptr %e, i64 16
   %slot = call i64 @rt_probe(ptr %h, ptr %kp, i1 0)
   %ip = call ptr @rt_index_at(ptr %h, i64 %slot)
-  %n32 = trunc i64 %n to i32
+  %n32 = trunc i64 %n1 to i32
   store i32 %n32, ptr %ip
-  %next = call i64 @rt_get_link(ptr %h, ptr %e, i64 1)
+  br label %next
+next:
   br label %loop
 out:
   ret void
@@ -500,18 +514,23 @@ entry:
 replace:
   %noexist = icmp eq i64 %flags, 1
   %old = call ptr @rt_slot_elem(ptr %h, i64 %slot)
-  br i1 %noexist, label %eexist, label %write
+  br i1 %noexist, label %eexist, label %touchold
+touchold:
+  call void @rt_touch(ptr %h, ptr %old)
+  br label %write
 insert:
   %exist = icmp eq i64 %flags, 2
   br i1 %exist, label %enoent, label %room
 room:
-  %top = call i64 @rt_field(ptr %h, i64 $free_top)
-  %full = icmp eq i64 %top, 0
+  %freehead = call i64 @rt_field(ptr %h, i64 $free)
+  %fresh = call i64 @rt_field(ptr %h, i64 $fresh)
+  %max = call i64 @rt_field(ptr %h, i64 $max_entries)
+  %nofree = icmp eq i64 %freehead, 0
+  %used = icmp uge i64 %fresh, %max
+  %full = and i1 %nofree, %used
   br i1 %full, label %isfull, label %place
 isfull:
-  %lru = call i64 @rt_field(ptr %h, i64 $lru)
-  %islru = icmp ne i64 %lru, 0
-  %canevict = and i1 %islru, $HAS_LRU
+  %canevict = call i1 @rt_is_lru(ptr %h)
   br i1 %canevict, label %evict, label %e2big
 evict:
   call void @rt_evict(ptr %h)
@@ -545,26 +564,23 @@ fill:
   %new = call ptr @rt_elem(ptr %h, i64 %n)
   %stride = call i64 @rt_field(ptr %h, i64 $stride)
   call void @rt_memzero(ptr %new, i64 %stride)
-  store i64 1, ptr %new
+  call void @rt_set_eword(ptr %new, i64 0, i64 1)
   %ks = call i64 @rt_field(ptr %h, i64 $key_size)
-  %kp = getelementptr i8, ptr %new, i64 8
+  %kp = getelementptr i8, ptr %new, i64 16
   call void @rt_memcopy(ptr %kp, ptr %key, i64 %ks)
   %n1 = add i64 %n, 1
   %n32 = trunc i64 %n1 to i32
   store i32 %n32, ptr %ip
-  %last = call i64 @rt_field(ptr %h, i64 $last)
-  %prevp = call ptr @rt_link(ptr %h, ptr %new, i64 0)
-  %l32 = trunc i64 %last to i32
-  store i32 %l32, ptr %prevp
-  call void @rt_relink(ptr %h, i64 %last, i64 1, i64 %n1)
-  call void @rt_set(ptr %h, i64 $last, i64 %n1)
   %c0 = call i64 @rt_field(ptr %h, i64 $count)
   %c1 = add i64 %c0, 1
   call void @rt_set(ptr %h, i64 $count, i64 %c1)
+  %islru = call i1 @rt_is_lru(ptr %h)
+  br i1 %islru, label %push, label %write
+push:
+  call void @rt_lru_push(ptr %h, ptr %new)
   br label %write
 write:
-  %e = phi ptr [%old, %replace], [%new, %fill]
-  call void @rt_touch(ptr %h, ptr %e)
+  %e = phi ptr [%old, %touchold], [%new, %fill], [%new, %push]
   %voff = call i64 @rt_field(ptr %h, i64 $value_offset)
   %v = getelementptr i8, ptr %e, i64 %voff
   call void @rt_memcopy(ptr %v, ptr %value, i64 %nbytes)
@@ -650,7 +666,7 @@ scan:
   br i1 %none, label %enoent, label %copy
 copy:
   %e = call ptr @rt_slot_elem(ptr %h, i64 %i)
-  %kp = getelementptr i8, ptr %e, i64 8
+  %kp = getelementptr i8, ptr %e, i64 16
   %ks = call i64 @rt_field(ptr %h, i64 $key_size)
   call void @rt_memcopy(ptr %next, ptr %kp, i64 %ks)
   ret i64 0
@@ -1509,7 +1525,7 @@ call:
   %slot = phi ptr [%as, %aslot], [%hs, %hslot]
   %i32 = trunc i64 %i to i32
   store i32 %i32, ptr @jitbpf_iter_key
-  %hkey = getelementptr i8, ptr %slot, i64 8
+  %hkey = getelementptr i8, ptr %slot, i64 16
   %key = select i1 %isarray, ptr @jitbpf_iter_key, ptr %hkey
   %value = getelementptr i8, ptr %slot, i64 %voff
   call void @rt_touch(ptr %h, ptr %slot)

@@ -22,11 +22,6 @@ from .targets import ENGINE_NAMES, EngineSpec, parse_engine  # noqa: F401  (the 
 BATCH_CHUNK = 32
 
 
-def _calls_out(program) -> bool:
-    """Whether ``program`` calls a helper or kfunc (bpf-to-bpf calls stay inside)."""
-    return any(i.opcode == isa.OP_CALL and i.src != isa.CALL_LOCAL for i in program.insns)
-
-
 def available_engines() -> list[str]:
     """The engine names usable here: ``kernel`` only where bpf(2) works."""
     return [n for n in ENGINE_NAMES if n != "kernel" or _kernel_works()]
@@ -143,20 +138,26 @@ class CompiledProgram:
                         r0 = self.invoke(inv)
                     out.append(r0)
                 continue
-            run = rt.run
-            outer = run.engine, run.tail_calls
-            run.engine, run.tail_calls = self.engine_name, 0
-            try:
-                with contextlib.ExitStack() as stack:
-                    for inv in invs:
-                        stack.enter_context(inv.active(rt))
-                    out.extend(batched([inv.args for inv in invs], repeat))
-            except BpfError as e:
-                self._name_source(e)
-                raise
-            finally:
-                run.engine, run.tail_calls = outer
+            with self._native_runs(), contextlib.ExitStack() as stack:
+                for inv in invs:
+                    stack.enter_context(inv.active(rt))
+                out.extend(batched([inv.args for inv in invs], repeat))
         return out
+
+    @contextlib.contextmanager
+    def _native_runs(self):
+        """Runs of this engine in one native call: the run knows its engine, tail calls
+        start from zero, and an error names the loaded program's slot."""
+        run = self.program.runtime.run
+        outer = run.engine, run.tail_calls
+        run.engine, run.tail_calls = self.engine_name, 0
+        try:
+            yield
+        except BpfError as e:
+            self._name_source(e)
+            raise
+        finally:
+            run.engine, run.tail_calls = outer
 
     def run_records(self, data, *, header: int = 16, length_at: int = 8) -> list[int]:
         """The r0 of one run per record of ``data`` (bytes, or a runtime.memory.RecordBuffer
@@ -172,18 +173,9 @@ class CompiledProgram:
             raise BpfEngineError(f"run_records takes raw-memory programs, not {self.program.prog_type} programs")
         buffer = data if isinstance(data, RecordBuffer) else RecordBuffer(data, header, length_at)
         native = getattr(self.executable, "run_records", None)
-        if native is not None and self.prepared is not None and not _calls_out(self.prepared):
-            rt = self.program.runtime
-            run = rt.run
-            outer = run.engine, run.tail_calls
-            run.engine, run.tail_calls = self.engine_name, 0
-            try:
+        if native is not None and self.prepared is not None and not any(isa.external_calls(self.prepared.insns)):
+            with self._native_runs():
                 results = native(buffer)
-            except BpfError as e:
-                self._name_source(e)
-                raise
-            finally:
-                run.engine, run.tail_calls = outer
             if results is not None:
                 return results
         return self.run_many(buffer.records())

@@ -191,6 +191,11 @@ def lddw(dst: int, value: int, src: int = Pseudo.IMM64) -> list[Insn]:
 
 # --------------------------------------------------------------------------- numbers
 
+def external_calls(insns: list[Insn]) -> list[Insn]:
+    """The calls that leave the program: helpers (src 0) and kfuncs, not bpf-to-bpf calls."""
+    return [i for i in insns if i.opcode == OP_CALL and i.src != CALL_LOCAL]
+
+
 def to_s32(x: int) -> int:
     x &= MASK32
     return x - (1 << 32) if x & 0x8000_0000 else x

@@ -358,13 +358,12 @@ def reads_own_stack(program) -> bool:
     """Whether a verified ``program`` reads only stack bytes it wrote: no helper it calls
     may leave part of a buffer unwritten, and it calls no kfunc. Such code needs no
     cleared stack before a run (and ``stack_fill`` is how the fuzzer checks it)."""
-    for insn in program.insns:
-        if insn.opcode == isa.OP_CALL and insn.src != isa.CALL_LOCAL:
-            if insn.src != 0:
-                return False
-            helper = program.runtime.helpers.by_id.get(insn.imm)
-            if helper is None or _PARTIAL_WRITES.intersection(helper.args or ()):
-                return False
+    for insn in isa.external_calls(program.insns):
+        if insn.src != 0:
+            return False
+        helper = program.runtime.helpers.by_id.get(insn.imm)
+        if helper is None or _PARTIAL_WRITES.intersection(helper.args or ()):
+            return False
     return True
 
 

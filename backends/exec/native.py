@@ -164,12 +164,9 @@ class NativeCode(LoadedCode):
             for j, value in enumerate(a[:batch.ARGS_PER_INPUT]):
                 args[batch.ARGS_PER_INPUT * i + j] = value & abi.MASK64
         out = (ctypes.c_uint64 * n)()
-        b = batch.Fields()
-        b[batch.B_ENTRY], b[batch.B_RS], b[batch.B_ARGS] = self.entry_address, state.address, ctypes.addressof(args)
-        b[batch.B_COUNT], b[batch.B_REPEAT], b[batch.B_OUT] = n, repeat, ctypes.addressof(out)
-        b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
-        b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
-        b[batch.B_CLEAR] = self._clear_bytes()
+        b = self._batch_fields(state)
+        b[batch.B_ARGS], b[batch.B_COUNT], b[batch.B_REPEAT], b[batch.B_OUT] = \
+            ctypes.addressof(args), n, repeat, ctypes.addressof(out)
         address = b.address
         while True:
             self._call(loop.address, (address,), state)
@@ -188,22 +185,24 @@ class NativeCode(LoadedCode):
                 return list(out)
             b[batch.B_I], b[batch.B_K] = i, k
 
-    def _clear_bytes(self) -> int:
-        """Stack bytes zeroed before each batch run: none for code proven to read only
-        stack it wrote, all of it otherwise (unwritten stack reads as zero)."""
-        return 0 if self.options.stack_proven else STACK_BYTES
+    def _batch_fields(self, state: RunState) -> batch.Fields:
+        """What both native loops take from this code and the run state. Stack bytes are
+        zeroed before each run unless the code is proven to read only stack it wrote."""
+        b = batch.Fields()
+        b[batch.B_ENTRY], b[batch.B_RS] = self.entry_address, state.address
+        b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
+        b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
+        b[batch.B_CLEAR] = 0 if self.options.stack_proven else STACK_BYTES
+        return b
 
     def _records(self, buffer, chunk: int, state: RunState) -> list[int]:
         """One run per record of ``buffer`` (a RecordBuffer) from the native records loop
         (backends.exec.batch); a budget or stop request ends it with the run's error."""
         loop, out = batch.batch_loop(), (ctypes.c_uint64 * chunk)()
-        b = batch.Fields()
-        b[batch.B_ENTRY], b[batch.B_RS], b[batch.B_ARGS] = self.entry_address, state.address, buffer.address
-        b[batch.B_COUNT], b[batch.B_OUT], b[batch.B_SIZE] = chunk, ctypes.addressof(out), buffer.size
+        b = self._batch_fields(state)
+        b[batch.B_ARGS], b[batch.B_COUNT], b[batch.B_OUT], b[batch.B_SIZE] = \
+            buffer.address, chunk, ctypes.addressof(out), buffer.size
         b[batch.B_HEADER], b[batch.B_LENGTH_AT] = buffer.header, buffer.length_at
-        b[batch.B_BUDGET] = abi.UNLIMITED if state.budget is None else state.budget
-        b[batch.B_STACK], b[batch.B_STACK_BYTES] = state.stack.address, STACK_BYTES
-        b[batch.B_CLEAR] = self._clear_bytes()
         state.fill_table(self.rt.memory.regions, first=(0, 0, True))    # entry 0: the record (the loop sets it)
         results: list[int] = []
         while True:

@@ -7,6 +7,7 @@ by the loaded program's slot and C source line) and the cross-check against ``in
 
 from __future__ import annotations
 
+import array
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -159,7 +160,7 @@ class CompiledProgram:
         finally:
             run.engine, run.tail_calls = outer
 
-    def run_records(self, data, *, header: int = 16, length_at: int = 8) -> list[int]:
+    def run_records(self, data, *, header: int = 16, length_at: int = 8, as_array: bool = False):
         """The r0 of one run per record of ``data`` (bytes, or a runtime.memory.RecordBuffer
         to reuse one copy over several programs; a little-endian pcap file's body by
         default), each with r1 = the record and r2 = its length: what a raw-memory program
@@ -167,7 +168,9 @@ class CompiledProgram:
 
         Native code walks the records in one native call when the program calls no
         helpers (nothing outside the program can see the records then); otherwise each
-        record is one ``run_many`` input. Equal results either way."""
+        record is one ``run_many`` input. Equal results either way: a list, or with
+        ``as_array`` an array('Q'), which spares a Python int per record (the native
+        loop's results are copied as bytes)."""
         from .runtime.memory import RecordBuffer
         if context.context_kind(self.program.prog_type) != "raw":
             raise BpfEngineError(f"run_records takes raw-memory programs, not {self.program.prog_type} programs")
@@ -177,8 +180,9 @@ class CompiledProgram:
             with self._native_runs():
                 results = native(buffer)
             if results is not None:
-                return results
-        return self.run_many(buffer.records())
+                return results if as_array else results.tolist()
+        results = self.run_many(buffer.records())
+        return array.array("Q", results) if as_array else results
 
     def _run(self, inv: context.Invocation) -> Result:
         rt = self.program.runtime

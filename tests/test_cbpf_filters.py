@@ -80,6 +80,8 @@ def test_translated_filters_match_libpcap(compiled_cases, engine):
         fn = flt.program().compile(engine)
         got = cbpf.run_filter(fn, [record(data, wirelen) for data, wirelen in PACKETS])
         assert got == expected, f"{engine}: {expr}"
+        arr = cbpf.run_filter(fn, [record(data, wirelen) for data, wirelen in PACKETS], as_array=True)
+        assert arr.typecode == "Q" and arr.tolist() == expected, f"{engine} as_array: {expr}"
 
 
 @pytest.mark.parametrize("engine", EMULATED)

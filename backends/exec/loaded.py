@@ -89,9 +89,9 @@ class LoadedCode:
             return out
         return self._outermost(lambda s: batch(args_list, repeat, s))
 
-    def run_records(self, buffer, chunk: int = 1 << 16) -> list[int] | None:
-        """The r0 of one run per record of ``buffer`` (a jitbpf.runtime.RecordBuffer)
-        from a native records loop, or None where this code has none (the caller then
+    def run_records(self, buffer, chunk: int = 1 << 16):
+        """The r0 of one run per record of ``buffer`` (a jitbpf.runtime.RecordBuffer), an
+        array('Q') from a native records loop, or None where this code has none (the caller then
         runs the records one by one)."""
         records = getattr(self, "_records", None)
         if records is None or self.run_state().active:

@@ -120,6 +120,25 @@ def test_address_dependent_raw_programs_are_not_compared():
     assert run_case(case, parse_configs("interp,direct")).address_dependent
 
 
+def test_a_loop_on_how_the_stack_and_input_lie_is_address_dependent():
+    # seed 2030 case 16516: w10 >= w1 holds on interp's layout (stack above input), not
+    # on the native engines'; both reference runs used to share one layout and agree.
+    loop = gen.Case(jitbpf.assemble("jge32 %r10, %r1, -1\nexit").program().insns, bytes([1] + [0] * 7),
+                    level="raw", kernel_safe=False)
+    verdict = run_case(loop, parse_configs("interp,llvm,direct"))
+    assert verdict.address_dependent and verdict.mismatches == []
+    same = gen.Case(jitbpf.assemble("jge32 %r1, %r1, -1\nexit").program().insns, bytes(8), level="raw",
+                    kernel_safe=False)         # loops on every layout: compared as usual
+    assert not run_case(same, parse_configs("interp,direct")).address_dependent
+
+
+def test_placed_low_buffers_lie_below_4_gib_with_gaps():
+    from jitbpf.runtime.memory import PAGE_SIZE, HostBuffer, placed_low
+    with placed_low():
+        a, b = HostBuffer(PAGE_SIZE), HostBuffer(8)
+    assert b.address > a.address + PAGE_SIZE and b.address + 8 < 1 << 32
+
+
 # --------------------------------------------------------------------------- minimiser
 
 def test_without_reaims_jumps():

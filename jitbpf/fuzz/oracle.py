@@ -11,8 +11,9 @@ The ``kernel`` engine joins where its verifier accepts the program; a rejection 
 the kernel's verifier or ours, on by default for generated code) is recorded, not a
 mismatch. Raw programs run unverified, so the run time's own checks are what is tested.
 Raw and mutated programs may compute on pointers, whose values differ from runtime to
-runtime, so the reference runs twice on two runtimes first: if those two disagree the
-case is address-dependent and only crashes count.
+runtime, so the reference runs twice first, the second time with every buffer below
+4 GiB in ascending order (the default is high, descending: other high and low 32 bits,
+other order): if those two disagree the case is address-dependent and only crashes count.
 
 Our verifier is an oracle too: a program it accepts (told the input's exact size, so
 every access is proven, none left to run-time checks) that then goes out of bounds or
@@ -32,6 +33,7 @@ from ..runtime import Runtime
 from ..runtime import maps as bpfmaps
 from ..runtime.helpers import MAX_LOOPS
 from ..runtime.maps import E2BIG
+from ..runtime.memory import placed_low
 from .generate import Case
 
 FIXED_CLOCK_NS = 1_000_000_007
@@ -253,7 +255,8 @@ def run_case(case: Case, configs: list[Config], reference: Config | None = None)
     if ref.error is not None and ref.error[0] == "BpfValidationError":
         return verdict                          # the same validator runs for every engine
     if untrusted:
-        second = run_config(case, reference, budget)
+        with placed_low():                      # input, stack and maps elsewhere, in another order
+            second = run_config(case, reference, budget)
         if second.fields() != ref.fields():
             verdict.address_dependent = True
     for config in configs:

@@ -16,8 +16,9 @@ import mmap
 import sys
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import BpfRuntimeError
 
@@ -42,9 +43,10 @@ class HostBuffer:
     def __init__(self, size: int, data: bytes | None = None, *, low: bool = False, guard: bool = False):
         self.size = size
         self.capacity = page_round(size)
+        low = low or getattr(_placement, "low", False)
         if low or guard:
             extra = PAGE_SIZE if guard else 0
-            start = _mmap_low(self.capacity) if low else _mmap_anywhere(self.capacity + 2 * extra)
+            start = (_mmap_low if low else _mmap_anywhere)(self.capacity + 2 * extra)
             if guard and (_libc.mprotect(start, extra, PROT_NONE)
                           or _libc.mprotect(start + extra + self.capacity, extra, PROT_NONE)):
                 _libc.munmap(start, self.capacity + 2 * extra)
@@ -74,6 +76,22 @@ class HostBuffer:
         ctypes.memset(self.address, 0, self.size)
 
 
+_placement = threading.local()
+
+
+@contextmanager
+def placed_low() -> Iterator[None]:
+    """Every buffer made inside (this thread) goes below 4 GiB, in ascending order: a
+    layout unlike the default (high, descending), for finding out whether a program's
+    outcome depends on where its memory is (the fuzz oracle's second reference run)."""
+    before = getattr(_placement, "low", False)
+    _placement.low = True
+    try:
+        yield
+    finally:
+        _placement.low = before
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
@@ -99,7 +117,7 @@ def _mmap_low(capacity: int) -> int:
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED_NOREPLACE
     for _ in range((_LOW_END - _LOW_START) >> 24):
         hint = _low_cursor if _low_cursor + capacity <= _LOW_END else _LOW_START
-        _low_cursor = hint + capacity
+        _low_cursor = hint + capacity + PAGE_SIZE     # a gap: no buffer ends where the next begins
         addr = _libc.mmap(hint, capacity, prot, flags, -1, 0)
         if addr is None or addr == ctypes.c_void_p(-1).value:
             _low_cursor = hint + (1 << 24)        # occupied: skip ahead 16 MiB
